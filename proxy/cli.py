@@ -1,0 +1,114 @@
+"""`llm-rollout-proxy`: the sidecar's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from proxy.config import ConfigError, load_file
+from proxy.server.serve import Address, Sidecar
+
+DESCRIPTION = """\
+The llm-rollout sidecar: an LLM proxy on the pod's loopback. Apps point their
+OpenAI / Anthropic / Gemini SDK base URL at it; it routes each request to a real
+provider or to the mock by the rollout's weight, and answers in the SDK's own
+wire format, streams included.
+"""
+
+EPILOG = """\
+environment:
+  LLM_ROLLOUT_FORCE_MOCK=true   send every request to the mock (kill switch)
+  LLM_ROLLOUT_SECRETS_DIR=DIR   where apiKey.secretRef files are mounted
+                                (default /var/run/secrets/llm-rollout)
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="llm-rollout-proxy",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="LLMRollout YAML (a whole LLMRollout document or just its spec); "
+        "watched: valid changes apply live, invalid ones are refused and logged",
+    )
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:8100",
+        type=Address.parse,
+        metavar="HOST:PORT",
+        help="data port the apps' SDKs call (default %(default)s: loopback only, the pod's "
+        "private door)",
+    )
+    parser.add_argument(
+        "--admin-listen",
+        default="0.0.0.0:8101",
+        type=Address.parse,
+        metavar="HOST:PORT",
+        help="admin port with /healthz, /readyz, /metrics and /config (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        default=10 * 1024 * 1024,
+        type=int,
+        metavar="N",
+        help="largest request body accepted; larger gets 413 in the client's dialect "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity (default %(default)s); prompts and keys are never logged",
+    )
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    spec = load_file(args.config)
+    sidecar = Sidecar(
+        spec,
+        args.config,
+        listen=args.listen,
+        admin_listen=args.admin_listen,
+        max_body_bytes=args.max_body_bytes,
+    )
+    await sidecar.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sidecar.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is pinned, but not on Windows
+        pass
+    try:
+        asyncio.run(run(args))
+    except ConfigError as error:
+        print(f"llm-rollout-proxy: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"llm-rollout-proxy: cannot listen: {error}", file=sys.stderr)
+        return 1
+    return 0

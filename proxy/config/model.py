@@ -1,0 +1,273 @@
+"""The `LLMRollout` spec as typed, validated objects.
+
+This module is the one contract between the sidecar and the operator: the
+sidecar's standalone config file, the operator's CRD schema and the control
+channel's payload are all this model. It is pure (pydantic only) so that the
+operator can import it without pulling in aiohttp.
+
+Field names are the Kubernetes ones (camelCase) on the wire and snake_case in
+Python; every model forbids unknown fields so that a typo in a config file is an
+error that names the field, not a setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+ProviderType = Literal["openai", "anthropic", "gemini"]
+
+#: The one name in `fallback` that is not a provider.
+MOCK = "mock"
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Kubernetes-style duration such as ``30s``, ``10m``, ``1h30m``."""
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f"{text!r} is not a duration like '30s', '10m' or '1h'")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+class Model(BaseModel):
+    """Base: camelCase aliases, unknown fields rejected, immutable once loaded."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+def _check_duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+#: A duration string; the pattern is for the CRD schema, the validator for the message.
+Duration = Annotated[
+    str, AfterValidator(_check_duration), Field(json_schema_extra={"pattern": _DURATION.pattern})
+]
+Percent = Annotated[int, Field(ge=0, le=100)]
+USD = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=6)]
+
+
+class SecretRef(Model):
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class ApiKey(Model):
+    """Where a provider's key comes from: exactly one of the three sources.
+
+    `secretRef` is what the operator uses in a cluster (it mounts the Secret as a
+    file into the sidecar); `env` and `file` are for standalone mode.
+    """
+
+    env: str | None = None
+    file: str | None = None
+    secret_ref: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApiKey:
+        given = [n for n in ("env", "file", "secret_ref") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of env, file or secretRef")
+        return self
+
+
+class RateLimit(Model):
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class Timeouts(Model):
+    connect_ms: int = Field(default=2000, ge=1)
+    first_byte_ms: int = Field(default=30000, ge=1)
+    total_ms: int = Field(default=120000, ge=1)
+
+
+class Provider(Model):
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    type: ProviderType
+    base_url: str = Field(alias="baseURL", pattern=r"^https?://")
+    api_key: ApiKey | None = None
+    rate_limit: RateLimit | None = None
+    timeouts: Timeouts = Timeouts()
+
+    @field_validator("name")
+    @classmethod
+    def _not_mock(cls, value: str) -> str:
+        if value == MOCK:
+            raise ValueError("'mock' is reserved for the mock backend")
+        return value
+
+
+class LatencyPercentiles(Model):
+    p50: int = Field(default=0, ge=0)
+    p95: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyPercentiles:
+        if self.p95 < self.p50:
+            raise ValueError("p95 must be >= p50")
+        return self
+
+
+class MockLatency(Model):
+    first_token_ms: LatencyPercentiles = LatencyPercentiles()
+    tokens_per_second: float = Field(default=0, ge=0, description="0 streams as fast as possible")
+
+
+class MockErrors(Model):
+    rate: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class MockSpec(Model):
+    seed: int = 0
+    latency: MockLatency = MockLatency()
+    errors: MockErrors = MockErrors()
+
+
+class StickyKey(Model):
+    header: str = Field(min_length=1)
+
+
+class Traffic(Model):
+    real_weight: Percent = 0
+    sticky_key: StickyKey | None = None
+
+
+class Pause(Model):
+    duration: Duration | None = None
+
+
+class Step(Model):
+    set_weight: Percent | None = None
+    pause: Pause | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Step:
+        if (self.set_weight is None) == (self.pause is None):
+            raise ValueError("a step is either setWeight or pause")
+        return self
+
+
+class PrometheusSource(Model):
+    address: str = Field(pattern=r"^https?://")
+    query: str = Field(min_length=1)
+
+
+class AnalysisMetric(Model):
+    name: str = Field(min_length=1)
+    max: float | None = None
+    min: float | None = None
+    prometheus: PrometheusSource | None = None
+
+
+class Analysis(Model):
+    interval: Duration = "1m"
+    failure_limit: int = Field(default=2, ge=1)
+    min_requests: int = Field(default=20, ge=1)
+    metrics: list[AnalysisMetric] = []
+
+
+class Strategy(Model):
+    steps: list[Step] = Field(min_length=1)
+    analysis: Analysis | None = None
+
+
+class CircuitBreaker(Model):
+    failure_ratio: float = Field(default=0.5, gt=0.0, le=1.0)
+    min_requests: int = Field(default=20, ge=1)
+    window_seconds: int = Field(default=30, ge=1)
+    open_seconds: int = Field(default=30, ge=1)
+    half_open_probes: int = Field(default=3, ge=1)
+
+
+class Retry(Model):
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    initial_backoff_ms: int = Field(default=200, ge=0)
+    max_backoff_ms: int = Field(default=5000, ge=0)
+
+
+class Budget(Model):
+    daily_usd: USD | None = Field(default=None, alias="dailyUSD")
+    monthly_usd: USD | None = Field(default=None, alias="monthlyUSD")
+    on_exhausted: Literal["mock", "reject"] = "mock"
+
+
+class TenantQuota(Model):
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    daily_usd: USD | None = Field(default=None, alias="dailyUSD")
+
+
+class Tenants(Model):
+    header: str = Field(min_length=1)
+    default: TenantQuota = TenantQuota()
+
+
+class LLMRolloutSpec(Model):
+    """`spec` of an `LLMRollout`: everything a sidecar needs to route a request."""
+
+    selector: dict[str, dict[str, str]] | None = None
+    providers: list[Provider] = []
+    fallback: list[str] = []
+    mock: MockSpec = MockSpec()
+    traffic: Traffic = Traffic()
+    strategy: Strategy | None = None
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    retry: Retry = Retry()
+    budget: Budget = Budget()
+    tenants: Tenants | None = None
+    force_mock: bool = False
+
+    @model_validator(mode="after")
+    def _names_resolve(self) -> LLMRolloutSpec:
+        names = [p.name for p in self.providers]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"provider names must be unique; repeated: {', '.join(duplicates)}")
+        unknown = [n for n in self.fallback if n != MOCK and n not in names]
+        if unknown:
+            raise ValueError(
+                f"fallback names unknown provider(s) {', '.join(unknown)}; "
+                f"known: {', '.join(names) or 'none'} and 'mock'"
+            )
+        return self
+
+    def provider(self, name: str) -> Provider | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+
+class ObjectMeta(BaseModel):
+    """The parts of Kubernetes metadata a standalone file may carry; others are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    name: str = "standalone"
+    namespace: str | None = None
+
+
+class LLMRollout(Model):
+    """A whole `LLMRollout` document (status is the operator's and not read here)."""
+
+    model_config = ConfigDict(extra="ignore")
+    api_version: Literal["llm-rollout.io/v1alpha1"] = "llm-rollout.io/v1alpha1"
+    kind: Literal["LLMRollout"] = "LLMRollout"
+    metadata: ObjectMeta = ObjectMeta()
+    spec: LLMRolloutSpec

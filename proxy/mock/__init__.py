@@ -1,0 +1,9 @@
+"""The mock backend: answers in every dialect with no network and no key.
+
+Pure: `answer` turns a parsed request into an `Answer` (a body, or SSE events with
+the pause before each). The server writes it out; nothing here does I/O.
+"""
+
+from proxy.mock.answer import Answer, answer
+
+__all__ = ["Answer", "answer"]

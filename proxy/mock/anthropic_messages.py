@@ -1,0 +1,62 @@
+"""Mock answers in the Anthropic Messages shape (object and named-event stream)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from proxy.dialects import ParsedRequest
+from proxy.dialects.base import dumps
+from proxy.mock.text import split_for_stream
+from proxy.sse import encode
+
+if TYPE_CHECKING:
+    from proxy.mock.answer import Draft
+
+
+def _event(name: str, payload: dict[str, Any]) -> bytes:
+    return encode(dumps({"type": name} | payload).decode(), event=name)
+
+
+def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
+    message: dict[str, Any] = {
+        "id": f"msg_{draft.ident}",
+        "type": "message",
+        "role": "assistant",
+        "model": request.model,
+        "stop_sequence": None,
+    }
+    if not request.stream:
+        return dumps(
+            message
+            | {
+                "content": [{"type": "text", "text": draft.text}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": draft.input_tokens, "output_tokens": draft.output_tokens},
+            }
+        ), []
+    start = message | {
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": draft.input_tokens, "output_tokens": 1},
+    }
+    events = [
+        _event("message_start", {"message": start}),
+        _event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+        _event("ping", {}),
+    ]
+    events += [
+        _event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+        for piece in split_for_stream(draft.text)
+    ]
+    events += [
+        _event("content_block_stop", {"index": 0}),
+        _event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": draft.output_tokens},
+            },
+        ),
+        _event("message_stop", {}),
+    ]
+    return b"", events

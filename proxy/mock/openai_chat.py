@@ -1,0 +1,59 @@
+"""Mock answers in the OpenAI Chat Completions shape (object and chunk stream)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from proxy.dialects import ParsedRequest
+from proxy.dialects.base import dumps
+from proxy.mock.text import split_for_stream
+from proxy.sse import encode
+
+if TYPE_CHECKING:
+    from proxy.mock.answer import Draft
+
+
+def _usage(draft: Draft) -> dict[str, int]:
+    return {
+        "prompt_tokens": draft.input_tokens,
+        "completion_tokens": draft.output_tokens,
+        "total_tokens": draft.input_tokens + draft.output_tokens,
+    }
+
+
+def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
+    ident = f"chatcmpl-{draft.ident}"
+    head: dict[str, Any] = {"id": ident, "created": draft.created, "model": request.model}
+    if not request.stream:
+        return dumps(
+            head
+            | {
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": draft.text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": _usage(draft),
+                "system_fingerprint": "fp_llm_rollout_mock",
+            }
+        ), []
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return encode(
+            dumps(head | {"object": "chat.completion.chunk", "choices": [choice]}).decode()
+        )
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in split_for_stream(draft.text)]
+    events.append(chunk({}, "stop"))
+    options = request.payload.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage"):
+        tail = head | {"object": "chat.completion.chunk", "choices": [], "usage": _usage(draft)}
+        events.append(encode(dumps(tail).decode()))
+    events.append(encode("[DONE]"))
+    return b"", events

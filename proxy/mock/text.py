@@ -1,0 +1,82 @@
+"""Deterministic, plausible answer text.
+
+Same seed and same request give the same words, so a failing test or demo can be
+replayed; different prompts give different text, so an app sees variety.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from typing import Any
+
+_OPENERS = [
+    "Here is a draft for {topic}.",
+    "A short take on {topic}:",
+    "Thanks for asking about {topic}.",
+    "Let's look at {topic}.",
+]
+_SENTENCES = [
+    "It focuses on what matters most to the reader and keeps the message clear.",
+    "Each point is concrete, specific and easy to act on.",
+    "The tone stays friendly and confident without overpromising.",
+    "A clear next step closes it, so the reader knows what to do.",
+    "It balances detail with brevity so it reads well on any screen.",
+    "Key benefits come first, supporting facts follow.",
+]
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
+_STOP = {"the", "and", "for", "with", "about", "that", "this", "please", "write", "you", "your"}
+
+
+def request_rng(seed: int, raw_request: bytes) -> random.Random:
+    """A random source fixed by the configured seed and the request bytes."""
+    digest = hashlib.blake2b(raw_request, digest_size=8, key=str(seed).encode()[:64]).digest()
+    return random.Random(int.from_bytes(digest, "big"))
+
+
+def last_user_text(messages: Any) -> str:
+    """The text of the last user turn, whatever the content shape (string or parts)."""
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return content_text(message.get("content"))
+    return ""
+
+
+def content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict) and "text" in part
+        )
+    return ""
+
+
+def topic_of(prompt: str) -> str:
+    words = [w for w in _WORD.findall(prompt) if w.lower() not in _STOP]
+    return " ".join(words[:4]) if words else "your request"
+
+
+def compose(rng: random.Random, prompt: str, max_words: int | None = None) -> str:
+    """A few sentences about the prompt's topic, cut to `max_words` when given."""
+    text = rng.choice(_OPENERS).format(topic=topic_of(prompt))
+    text += " " + " ".join(rng.sample(_SENTENCES, k=rng.randint(2, 4)))
+    if max_words is not None:
+        text = " ".join(text.split()[: max(1, max_words)])
+    return text
+
+
+def count_tokens(text: str) -> int:
+    """Approximate tokens: about four characters each, as the providers document."""
+    return max(1, (len(text) + 3) // 4)
+
+
+def split_for_stream(text: str) -> list[str]:
+    """Chunks the size real streams send: a word with its leading space."""
+    words = text.split(" ")
+    return [words[0]] + [" " + w for w in words[1:]]

@@ -1,0 +1,78 @@
+"""Real or mock, and which provider: the routing decision, as a pure function.
+
+Stickiness: a sticky key is hashed to a fixed bucket in [0, 10000). A request is
+real when its bucket is below ``realWeight * 100``. Because the bucket never
+changes and the threshold only moves up as the weight grows, raising the weight
+only moves keys from mock to real, never back -- a user on real at 25% stays on
+real at 50%. Without a sticky key each request draws its own number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from proxy.config import MOCK, LLMRolloutSpec, Provider, ProviderType
+
+BUCKETS = 10_000
+
+Reason = Literal["weight", "sticky", "force-mock", "no-provider"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where one request goes and why (the why is echoed in `x-llm-route-reason`)."""
+
+    provider: Provider | None  # None: the mock
+    reason: Reason
+
+    @property
+    def backend(self) -> str:
+        return self.provider.name if self.provider else MOCK
+
+
+def bucket(sticky_value: str) -> int:
+    """The fixed bucket of a sticky key; stable across processes and restarts."""
+    digest = hashlib.blake2b(sticky_value.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+def candidates(spec: LLMRolloutSpec, provider_type: ProviderType) -> list[Provider]:
+    """Providers that can serve a dialect, in preference order.
+
+    `fallback` gives the order; providers it does not name come after, in the
+    order they are declared. Only providers of the dialect's own type qualify
+    (no cross-dialect translation yet).
+    """
+    ordered = [p for n in spec.fallback if n != MOCK and (p := spec.provider(n)) is not None]
+    ordered += [p for p in spec.providers if p not in ordered]
+    return [p for p in ordered if p.type == provider_type]
+
+
+def decide(
+    spec: LLMRolloutSpec,
+    provider_type: ProviderType,
+    *,
+    sticky_value: str | None,
+    draw: float,
+    force_mock: bool = False,
+) -> Decision:
+    """Route one request.
+
+    `draw` is a uniform number in [0, 1) supplied by the caller (so tests are
+    deterministic); it is used only when the request has no sticky key.
+    """
+    if force_mock or spec.force_mock:
+        return Decision(None, "force-mock")
+    threshold = spec.traffic.real_weight * (BUCKETS // 100)
+    if sticky_value is not None and spec.traffic.sticky_key is not None:
+        real, reason = bucket(sticky_value) < threshold, "sticky"
+    else:
+        real, reason = int(draw * BUCKETS) < threshold, "weight"
+    if not real:
+        return Decision(None, reason)  # type: ignore[arg-type]
+    providers = candidates(spec, provider_type)
+    if not providers:
+        return Decision(None, "no-provider")
+    return Decision(providers[0], reason)  # type: ignore[arg-type]

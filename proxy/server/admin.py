@@ -1,0 +1,63 @@
+"""The admin port: health, readiness, Prometheus metrics and the effective config.
+
+Separate from the data port so that probes and scrapes work from outside the pod
+while the data port stays on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from proxy.server.runtime import Runtime
+
+ADMIN_RUNTIME = web.AppKey("admin_runtime", Runtime)
+READY = web.AppKey("ready", dict)
+
+
+def effective_config(runtime: Runtime) -> dict[str, Any]:
+    """The config in force as JSON. Keys are never in it: only where they are read from."""
+    snapshot = runtime.snapshot
+    return {
+        "version": snapshot.version,
+        "source": snapshot.source,
+        "loadedAt": snapshot.loaded_at,
+        "forceMockEnv": runtime.force_mock_env,
+        "lastRejected": runtime.last_error,
+        "spec": snapshot.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[READY].get("data"):
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "starting"}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[ADMIN_RUNTIME].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def config(request: web.Request) -> web.Response:
+    return web.json_response(
+        effective_config(request.app[ADMIN_RUNTIME]), dumps=lambda o: json.dumps(o, indent=2)
+    )
+
+
+def build_admin_app(runtime: Runtime) -> web.Application:
+    app = web.Application()
+    app[ADMIN_RUNTIME] = runtime
+    app[READY] = {}
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/config", config)
+    return app

@@ -1,0 +1,203 @@
+"""The data port: one route per provider path, all served by one thin handler.
+
+The handler reads the body, asks the pure core what to do (dialect parse, routing
+decision, mock answer) and does the I/O: relay to the provider or write the mock's
+answer. Every exit, error or not, answers in the client's dialect and says which
+backend answered (`x-llm-backend`) and why (`x-llm-route-reason`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+
+import aiohttp
+from aiohttp import web
+
+from proxy import mock
+from proxy.dialects import ROUTES, BadRequest, Dialect, ErrorKind, ParsedRequest, guess_dialect
+from proxy.routing import Decision, decide
+from proxy.server.keys import MissingKey
+from proxy.server.relay import UpstreamFailure, open_upstream, relay
+from proxy.server.runtime import Runtime, Snapshot
+
+log = logging.getLogger("llm_rollout.request")
+
+RUNTIME = web.AppKey("runtime", Runtime)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+
+
+def error_response(
+    dialect: Dialect, kind: ErrorKind, message: str, headers: dict[str, str]
+) -> web.Response:
+    request_id = headers.get("x-request-id")
+    return web.Response(
+        status=kind.status,
+        body=dialect.error_body(kind, message, request_id),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class Handler:
+    """Serves one dialect's path."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        runtime = request.app[RUNTIME]
+        snapshot = runtime.snapshot
+        started = asyncio.get_running_loop().time()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
+        dialect = self.dialect
+        try:
+            body = await _read_body(request, runtime.max_body_bytes)
+            parsed = dialect.parse(
+                body,
+                path_model=request.match_info.get("model"),
+                query_stream=request.match_info.get("method") == "streamGenerateContent",
+            )
+        except BadRequest as error:
+            self._count(runtime, "none", "none", error.kind.status)
+            return error_response(dialect, error.kind, str(error), headers)
+
+        decision = self._route(request, snapshot, runtime.force_mock_env)
+        headers["x-llm-backend"] = decision.backend
+        headers["x-llm-route-reason"] = decision.reason
+        response: web.StreamResponse
+        if decision.provider is None:
+            response = await self._serve_mock(request, snapshot, parsed, headers)
+        else:
+            response = await self._serve_real(request, runtime, decision, parsed, headers)
+        elapsed = asyncio.get_running_loop().time() - started
+        runtime.metrics.duration.labels(
+            dialect.operation, dialect.otel_provider, parsed.model, decision.backend
+        ).observe(elapsed)
+        return response
+
+    def _route(self, request: web.Request, snapshot: Snapshot, force_mock: bool) -> Decision:
+        sticky = snapshot.spec.traffic.sticky_key
+        return decide(
+            snapshot.spec,
+            self.dialect.provider_type,
+            sticky_value=request.headers.get(sticky.header) if sticky else None,
+            draw=random.random(),
+            force_mock=force_mock,
+        )
+
+    async def _serve_mock(
+        self,
+        request: web.Request,
+        snapshot: Snapshot,
+        parsed: ParsedRequest,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        runtime = request.app[RUNTIME]
+        answer = mock.answer(self.dialect.name, parsed, snapshot.spec.mock)
+        runtime.metrics.record_usage(
+            self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
+        )
+        self._count(runtime, "mock", "mock", answer.status)
+        if not parsed.stream:
+            return web.Response(
+                status=answer.status, body=answer.body, content_type=answer.content_type,
+                headers=headers,
+            )  # fmt: skip
+        response = web.StreamResponse(status=answer.status, headers=headers)
+        response.content_type = answer.content_type
+        await response.prepare(request)
+        for delay, event in zip(answer.delays, answer.events, strict=True):
+            if delay:
+                await asyncio.sleep(delay)
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+    async def _serve_real(
+        self,
+        request: web.Request,
+        runtime: Runtime,
+        decision: Decision,
+        parsed: ParsedRequest,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        provider = decision.provider
+        assert provider is not None
+        dialect = self.dialect
+        if provider.api_key is None:
+            key = ""
+        else:
+            try:
+                key = runtime.keys.get(provider.api_key)
+            except MissingKey as error:
+                message = (
+                    f"llm-rollout: provider '{provider.name}' has no API key ({error}); "
+                    "the request was not sent. Fix the provider's apiKey in the config."
+                )
+                self._count(runtime, provider.name, "real", ErrorKind.UPSTREAM.status)
+                return error_response(dialect, ErrorKind.UPSTREAM, message, headers)
+        session = request.app[SESSION]
+        try:
+            upstream = await open_upstream(session, request, dialect, provider, key, parsed.raw)
+            response, outcome = await relay(request, upstream, dialect, headers)
+        except UpstreamFailure as failure:
+            log.warning("request %s: %s", headers["x-request-id"], failure)
+            self._count(runtime, provider.name, "real", failure.kind.status)
+            return error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers)
+        if outcome.stream_error:
+            runtime.metrics.stream_errors.labels(
+                dialect.name, provider.name, outcome.stream_error
+            ).inc()
+        runtime.metrics.record_usage(
+            dialect.operation, dialect.otel_provider, parsed.model, provider.name, outcome.usage
+        )
+        self._count(runtime, provider.name, "real", outcome.status)
+        return response
+
+    def _count(self, runtime: Runtime, backend: str, arm: str, status: int) -> None:
+        runtime.metrics.requests.labels(self.dialect.name, backend, arm, str(status)).inc()
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    try:
+        return await request.read()  # the app's client_max_size is `limit`
+    except web.HTTPRequestEntityTooLarge:
+        raise BadRequest(
+            f"request body exceeds the sidecar's limit of {limit} bytes (--max-body-bytes)",
+            ErrorKind.TOO_LARGE,
+        ) from None
+
+
+async def not_found(request: web.Request) -> web.Response:
+    dialect = guess_dialect(request.path, dict(request.headers))
+    headers = {"x-llm-backend": "none"}
+    served = ", ".join(path for path, _ in ROUTES)
+    return error_response(
+        dialect,
+        ErrorKind.NOT_FOUND,
+        f"llm-rollout serves no {request.method} {request.path}; it serves POST {served}",
+        headers,
+    )
+
+
+def build_data_app(runtime: Runtime) -> web.Application:
+    app = web.Application(client_max_size=runtime.max_body_bytes)
+    app[RUNTIME] = runtime
+    for path, dialect in ROUTES:
+        app.router.add_post(path, Handler(dialect))
+    app.router.add_route("*", "/{tail:.*}", not_found)
+
+    async def session_context(app: web.Application):  # type: ignore[no-untyped-def]
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        app[SESSION] = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
+        )
+        yield
+        await app[SESSION].close()
+
+    app.cleanup_ctx.append(session_context)
+    return app

@@ -1,0 +1,80 @@
+"""Prometheus metrics of one sidecar, with OpenTelemetry GenAI names where one exists.
+
+Each `Metrics` has its own registry so that several sidecars can live in one test
+process without their counters mixing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from proxy.dialects import Usage
+
+# OpenTelemetry's advised buckets for gen_ai.client.token.usage and .operation.duration.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
+DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "llm_rollout_requests",
+            "Requests answered, by dialect, backend (provider name or mock), arm and HTTP status.",
+            ["dialect", "backend", "arm", "status"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Request to last byte of the answer (OTel gen_ai.client.operation.duration).",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "backend"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.first_chunk = Histogram(
+            "llm_rollout_time_to_first_chunk_seconds",
+            "Time from request to the first byte of a streamed answer.",
+            ["dialect", "backend"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Histogram(
+            "gen_ai_client_token_usage",
+            "Tokens per answer (OTel gen_ai.client.token.usage), by gen_ai_token_type.",
+            ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model",
+             "gen_ai_token_type", "backend"],
+            buckets=TOKEN_BUCKETS,
+            registry=r,
+        )  # fmt: skip
+        self.stream_errors = Counter(
+            "llm_rollout_stream_errors",
+            "Streams that failed after the first byte and ended with the dialect's error event.",
+            ["dialect", "backend", "reason"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "llm_rollout_config_reloads",
+            "Config changes seen: applied, or rejected (the last good config kept serving).",
+            ["result"],
+            registry=r,
+        )
+        self.config_version = Gauge(
+            "llm_rollout_config_version",
+            "Version of the config in force (increments on each applied change).",
+            registry=r,
+        )
+        self.real_weight = Gauge(
+            "llm_rollout_real_weight_percent",
+            "Percent of requests routed to real providers by the config in force.",
+            registry=r,
+        )
+
+    def record_usage(
+        self, operation: str, provider: str, model: str, backend: str, usage: Usage
+    ) -> None:
+        for token_type, count in (("input", usage.input_tokens), ("output", usage.output_tokens)):
+            if count:
+                self.tokens.labels(operation, provider, model, token_type, backend).observe(count)

@@ -1,0 +1,157 @@
+"""Talking to a real provider: open the upstream call, then relay its answer.
+
+Two steps on purpose. `open_upstream` ends when the provider's status and headers
+are in and nothing has been sent to the client yet -- the point up to which a
+failure can still be retried or routed elsewhere. `relay` then copies the answer
+to the client: bodies as bytes, streams chunk by chunk as they arrive (never
+buffered), reading usage on the way and ending a cut stream with the dialect's
+error event instead of a clean-looking truncated 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from proxy.config import Provider
+from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.sse import SSEParser
+
+log = logging.getLogger("llm_rollout.relay")
+
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+     "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length"}
+)  # fmt: skip
+#: App headers never sent upstream: the app's own credentials (the sidecar sets the
+#: provider key) and encodings (usage is read from the body, so ask for identity).
+_DROP_REQUEST = _HOP_BY_HOP | {"authorization", "x-api-key", "x-goog-api-key", "accept-encoding"}
+_DROP_RESPONSE = _HOP_BY_HOP | {"content-encoding", "set-cookie", "server", "date"}
+
+
+class UpstreamFailure(Exception):
+    """The provider could not be reached or did not answer in time; nothing was relayed."""
+
+    def __init__(self, kind: ErrorKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the relay learned while copying an answer."""
+
+    status: int
+    usage: Usage = field(default_factory=Usage)
+    first_byte_at: float | None = None
+    stream_error: str | None = None
+
+
+def upstream_headers(app_headers: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, str]:
+    headers = {k: v for k, v in app_headers.items() if k.lower() not in _DROP_REQUEST}
+    headers = {k: v for k, v in headers.items() if not k.lower().startswith("x-llm-")}
+    headers["Accept-Encoding"] = "identity"
+    headers.update(auth)
+    return headers
+
+
+def client_headers(upstream: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in upstream.items() if k.lower() not in _DROP_RESPONSE}
+
+
+def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> str:
+    query = "&".join(
+        f"{k}={v}" for k, v in request.rel_url.query.items() if k != "key"
+    )  # Gemini's ?key= is the app's credential: dropped like the headers
+    url = provider.base_url.rstrip("/") + dialect.upstream_path(request.path)
+    return f"{url}?{query}" if query else url
+
+
+async def open_upstream(
+    session: aiohttp.ClientSession,
+    request: web.Request,
+    dialect: Dialect,
+    provider: Provider,
+    key: str,
+    body: bytes,
+) -> aiohttp.ClientResponse:
+    timeouts = provider.timeouts
+    timeout = aiohttp.ClientTimeout(
+        total=timeouts.total_ms / 1000,
+        sock_connect=timeouts.connect_ms / 1000,
+        sock_read=timeouts.first_byte_ms / 1000,
+    )
+    try:
+        return await session.post(
+            upstream_url(provider, dialect, request),
+            data=body,
+            headers=upstream_headers(request.headers, dialect.auth_headers(key)),
+            timeout=timeout,
+            allow_redirects=False,
+        )
+    except TimeoutError:
+        raise UpstreamFailure(
+            ErrorKind.TIMEOUT, f"provider '{provider.name}' did not answer in time"
+        ) from None
+    except aiohttp.ClientError as error:
+        raise UpstreamFailure(
+            ErrorKind.UPSTREAM, f"provider '{provider.name}' is unreachable: {error}"
+        ) from None
+
+
+async def relay(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    dialect: Dialect,
+    extra_headers: Mapping[str, str],
+) -> tuple[web.StreamResponse, Outcome]:
+    headers = client_headers(upstream.headers)
+    headers.update(extra_headers)
+    outcome = Outcome(upstream.status)
+    loop = asyncio.get_running_loop()
+    if upstream.content_type != "text/event-stream":
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            upstream.release()
+            raise UpstreamFailure(ErrorKind.UPSTREAM, f"answer cut short: {error}") from None
+        outcome.first_byte_at = loop.time()
+        if upstream.status == 200:
+            outcome.usage.merge(dialect.usage_from_body(body) or Usage())
+        return web.Response(status=upstream.status, body=body, headers=headers), outcome
+
+    response = web.StreamResponse(status=upstream.status, headers=headers)
+    await response.prepare(request)
+    parser = SSEParser()
+    complete = False
+    try:
+        async for chunk in upstream.content.iter_any():
+            if outcome.first_byte_at is None:
+                outcome.first_byte_at = loop.time()
+            await response.write(chunk)
+            for event in parser.feed(chunk):
+                complete = complete or dialect.is_terminal(event)
+                usage = dialect.usage_from_event(event)
+                if usage is not None:
+                    outcome.usage.merge(usage)
+        if not complete and upstream.status == 200:
+            outcome.stream_error = "truncated"
+    except TimeoutError:
+        outcome.stream_error = "stalled"
+    except aiohttp.ClientError:
+        outcome.stream_error = "cut"
+    except ConnectionResetError:
+        return response, outcome  # the app went away: nobody to tell
+    finally:
+        upstream.release()
+    if outcome.stream_error:
+        message = f"upstream stream {outcome.stream_error} before completion"
+        log.warning("%s: %s", dialect.name, message)
+        await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
+    await response.write_eof()
+    return response, outcome

@@ -1,0 +1,76 @@
+"""The sidecar's live state: the config in force and what goes with it.
+
+The config is an immutable `Snapshot` behind one attribute. A reload builds a new
+snapshot and assigns it; a request reads the attribute once at its start and
+keeps that snapshot to its end, so a change never tears a request in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proxy.config import ConfigError, LLMRolloutSpec, load_file
+from proxy.server.keys import KeyStore
+from proxy.server.metrics import Metrics
+
+log = logging.getLogger("llm_rollout.config")
+
+FORCE_MOCK_ENV = "LLM_ROLLOUT_FORCE_MOCK"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    spec: LLMRolloutSpec
+    version: int
+    source: str
+    loaded_at: float = field(default_factory=time.time)
+
+
+def env_force_mock() -> bool:
+    return os.environ.get(FORCE_MOCK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Runtime:
+    def __init__(self, spec: LLMRolloutSpec, source: str, *, max_body_bytes: int) -> None:
+        self.metrics = Metrics()
+        self.keys = KeyStore()
+        self.force_mock_env = env_force_mock()
+        self.max_body_bytes = max_body_bytes
+        self.last_error: str | None = None
+        self.snapshot = Snapshot(spec, 1, source)
+        self._publish()
+
+    def apply(self, spec: LLMRolloutSpec, source: str) -> Snapshot:
+        """Swap in a new valid config; requests in flight keep the one they started with."""
+        self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
+        self.last_error = None
+        self.metrics.config_reloads.labels("applied").inc()
+        self._publish()
+        log.info(
+            "config applied: version=%d source=%s realWeight=%d",
+            self.snapshot.version, source, spec.traffic.real_weight,
+        )  # fmt: skip
+        return self.snapshot
+
+    def reject(self, error: ConfigError) -> None:
+        """Refuse a bad config: log why, count it, keep serving the last good one."""
+        self.last_error = str(error)
+        self.metrics.config_reloads.labels("rejected").inc()
+        log.error("%s\nkeeping config version %d", error, self.snapshot.version)
+
+    def reload_file(self, path: Path) -> bool:
+        try:
+            spec = load_file(path)
+        except ConfigError as error:
+            self.reject(error)
+            return False
+        self.apply(spec, str(path))
+        return True
+
+    def _publish(self) -> None:
+        self.metrics.config_version.set(self.snapshot.version)
+        self.metrics.real_weight.set(self.snapshot.spec.traffic.real_weight)

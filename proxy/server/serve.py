@@ -1,0 +1,95 @@
+"""Running the sidecar: both ports, the config watcher, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from proxy.config import LLMRolloutSpec
+from proxy.server.admin import READY, build_admin_app
+from proxy.server.data import build_data_app
+from proxy.server.runtime import Runtime
+from proxy.server.watch import watch_config
+
+log = logging.getLogger("llm_rollout")
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        host, sep, port = text.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{text!r} is not HOST:PORT (for example 127.0.0.1:8100)")
+        return cls(host.strip("[]") or "0.0.0.0", int(port))
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class Sidecar:
+    """Both servers of one sidecar; `start` returns once they listen."""
+
+    def __init__(
+        self,
+        spec: LLMRolloutSpec,
+        config_path: Path | None,
+        *,
+        listen: Address,
+        admin_listen: Address,
+        max_body_bytes: int = 10 * 1024 * 1024,
+        watch_interval: float = 1.0,
+    ) -> None:
+        self.runtime = Runtime(spec, str(config_path or "<memory>"), max_body_bytes=max_body_bytes)
+        self.config_path = config_path
+        self.listen = listen
+        self.admin_listen = admin_listen
+        self.watch_interval = watch_interval
+        self.data_app = build_data_app(self.runtime)
+        self.admin_app = build_admin_app(self.runtime)
+        self._runners: list[web.AppRunner] = []
+        self._watcher: asyncio.Task[None] | None = None
+        self.data_port = 0
+        self.admin_port = 0
+
+    async def start(self) -> None:
+        self.admin_port = await self._serve(self.admin_app, self.admin_listen)
+        self.data_port = await self._serve(self.data_app, self.listen)
+        if self.config_path is not None:
+            self._watcher = asyncio.create_task(
+                watch_config(self.runtime, self.config_path, self.watch_interval)
+            )
+        self.admin_app[READY]["data"] = True
+        log.info(
+            "llm-rollout sidecar ready: data http://%s:%d admin http://%s:%d config version %d",
+            self.listen.host, self.data_port, self.admin_listen.host, self.admin_port,
+            self.runtime.snapshot.version,
+        )  # fmt: skip
+
+    async def _serve(self, app: web.Application, address: Address) -> int:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+        await site.start()
+        self._runners.append(runner)
+        server = site._server
+        assert server is not None
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else address.port
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
