@@ -47,7 +47,7 @@ class Handler:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
         snapshot = runtime.snapshot
         started = asyncio.get_running_loop().time()
@@ -188,7 +188,7 @@ def build_data_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=runtime.max_body_bytes)
     app[RUNTIME] = runtime
     for path, dialect in ROUTES:
-        app.router.add_post(path, Handler(dialect))
+        app.router.add_post(path, Handler(dialect).handle)
     app.router.add_route("*", "/{tail:.*}", not_found)
 
     async def session_context(app: web.Application):  # type: ignore[no-untyped-def]
