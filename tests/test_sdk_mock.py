@@ -17,7 +17,8 @@ async def test_openai_chat_create(start_sidecar: StartSidecar) -> None:
     assert raw.headers["x-llm-backend"] == "mock"
     assert completion.choices[0].message.role == "assistant"
     assert "shoes" in (completion.choices[0].message.content or "")
-    assert completion.usage is not None and completion.usage.completion_tokens > 0
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens > 0
     assert completion.model == "gpt-4o-mini"
 
 
@@ -37,7 +38,8 @@ async def test_openai_chat_stream_with_usage(start_sidecar: StartSidecar) -> Non
         if chunk.usage:
             usage = chunk.usage
     assert "running shoe" in text
-    assert usage is not None and usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage is not None
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
 async def test_mock_is_deterministic_for_a_seed(start_sidecar: StartSidecar) -> None:

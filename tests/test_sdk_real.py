@@ -41,7 +41,8 @@ async def test_openai_stream_relays_chunks_and_reads_usage(
     chunks = [chunk async for chunk in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Real OpenAI answer."
-    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 11
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens == 11
     tokens = sidecar.runtime.metrics.tokens
     output = tokens.labels("chat", "openai", "gpt-4o-mini", "output", "openai-primary")
     assert output._sum.get() == 4, "usage read from the stream is in gen_ai_client_token_usage"
@@ -133,7 +134,8 @@ async def test_unreachable_provider_gets_a_dialect_502(
     with pytest.raises(openai.APIStatusError) as raised:
         await client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
     assert raised.value.status_code == 502
-    assert "openai-primary" in str(raised.value) and "unreachable" in str(raised.value)
+    assert "openai-primary" in str(raised.value)
+    assert "unreachable" in str(raised.value)
 
 
 async def test_missing_key_is_reported_without_calling_the_provider(
