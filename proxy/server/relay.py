@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
@@ -37,9 +38,11 @@ _DROP_RESPONSE = _HOP_BY_HOP | {"content-encoding", "set-cookie", "server", "dat
 class UpstreamFailure(Exception):
     """The provider could not be reached or did not answer in time; nothing was relayed."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, *, outcome: str = "unreachable") -> None:
         super().__init__(message)
         self.kind = kind
+        #: Short label for metrics: timeout, unreachable, cut, no-key.
+        self.outcome = outcome
 
 
 @dataclass(slots=True)
@@ -96,7 +99,10 @@ async def open_upstream(
         )
     except TimeoutError:
         raise UpstreamFailure(
-            ErrorKind.TIMEOUT, f"provider '{provider.name}' did not answer in time"
+            ErrorKind.TIMEOUT,
+            f"provider '{provider.name}' did not answer in time (its timeouts: "
+            f"connectMs {timeouts.connect_ms}, firstByteMs {timeouts.first_byte_ms})",
+            outcome="timeout",
         ) from None
     except aiohttp.ClientError as error:
         raise UpstreamFailure(
@@ -110,8 +116,12 @@ async def relay(
     dialect: Dialect,
     extra_headers: Mapping[str, str],
 ) -> tuple[web.StreamResponse, Outcome]:
-    headers = client_headers(upstream.headers)
-    headers.update(extra_headers)
+    headers = CIMultiDict(client_headers(upstream.headers))
+    for name, value in extra_headers.items():
+        if name == "x-should-retry":
+            headers[name] = value  # the sidecar retried: its word replaces the provider's
+        else:
+            headers.add(name, value)
     outcome = Outcome(upstream.status)
     loop = asyncio.get_running_loop()
     if upstream.content_type != "text/event-stream":
@@ -119,7 +129,9 @@ async def relay(
             body = await upstream.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             upstream.release()
-            raise UpstreamFailure(ErrorKind.UPSTREAM, f"answer cut short: {error}") from None
+            raise UpstreamFailure(
+                ErrorKind.UPSTREAM, f"answer cut short: {error}", outcome="cut"
+            ) from None
         outcome.first_byte_at = loop.time()
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())

@@ -1,0 +1,222 @@
+"""Executing one request's attempt chain against real providers.
+
+`proxy.resilience.chain.Chain` decides (which provider, how long to wait, when to
+fall back, when to give up); this module only does what it says: sleeps, calls
+`open_upstream`, discards a failed answer that will be retried, relays the one
+that is final. Retries happen only before anything was relayed: once `relay`
+starts writing, the answer is the client's, and a stream that then dies ends with
+the dialect's error event (and counts against the provider's breaker).
+
+`serve_real` is the one place where a request's real call starts and ends: a
+budget reservation wraps it (reserve before, settle with `Served.usage` after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from proxy.config import Provider
+from proxy.dialects import Dialect, ErrorKind, ParsedRequest, Usage
+from proxy.resilience import retry
+from proxy.resilience.chain import Chain, GiveUp, UseMock
+from proxy.resilience.ratelimit import estimate_tokens
+from proxy.routing import Decision
+from proxy.server.keys import MissingKey
+from proxy.server.relay import UpstreamFailure, open_upstream, relay
+from proxy.server.runtime import Runtime
+
+log = logging.getLogger("llm_rollout.attempts")
+
+
+@dataclass(slots=True)
+class Served:
+    """How a real request ended. `response` None: the chain reached the mock."""
+
+    response: web.StreamResponse | None
+    backend: str
+    status: int
+    usage: Usage = field(default_factory=Usage)
+    stream_error: str | None = None
+    first_byte_at: float | None = None
+
+
+def error_response(
+    dialect: Dialect, kind: ErrorKind, message: str, headers: dict[str, str]
+) -> web.Response:
+    return web.Response(
+        status=kind.status,
+        body=dialect.error_body(kind, message, headers.get("x-request-id")),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def serve_real(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    runtime: Runtime,
+    dialect: Dialect,
+    decision: Decision,
+    parsed: ParsedRequest,
+    headers: dict[str, str],
+    started: float,
+) -> Served:
+    """Walk the chain until an answer is relayed, the mock is due, or nothing is left.
+
+    `headers` (the sidecar's own response headers) are updated with the backend
+    that answered, the route reason and `x-should-retry: false` once retried.
+    """
+    assert decision.provider is not None
+    clock = runtime.clock
+    chain = Chain(
+        runtime.snapshot.spec,
+        decision.provider,
+        runtime.resilience,
+        started=started,
+        tokens=estimate_tokens(len(parsed.raw), parsed.max_tokens),
+        draw=random.random,
+    )
+    request_id = headers["x-request-id"]
+    last: UpstreamFailure | None = None
+
+    def stamp(backend: str) -> None:
+        headers["x-llm-backend"] = backend
+        headers["x-llm-route-reason"] = chain.reason or decision.reason
+        if chain.retried:
+            headers["x-should-retry"] = "false"
+
+    while True:
+        step = chain.next(clock())
+        if isinstance(step, UseMock):
+            stamp("mock")
+            return Served(None, "mock", 0)
+        if isinstance(step, GiveUp):
+            return _give_up(runtime, dialect, chain, last, headers)
+        provider = step.provider
+        if step.wait:
+            await asyncio.sleep(step.wait)
+        try:
+            key = runtime.keys.get(provider.api_key) if provider.api_key else ""
+        except MissingKey as error:
+            last = UpstreamFailure(
+                ErrorKind.UPSTREAM,
+                f"provider '{provider.name}' has no API key ({error}); the request was not "
+                "sent. Fix the provider's apiKey in the config.",
+                outcome="no-key",
+            )
+            log.error("request %s: %s", request_id, last)
+            if chain.skip(provider):
+                continue
+            stamp(provider.name)
+            return Served(
+                error_response(dialect, last.kind, f"llm-rollout: {last}", headers),
+                provider.name,
+                last.kind.status,
+            )
+        try:
+            upstream = await _attempt(
+                session, request, dialect, provider, key, parsed, chain.deadline - clock()
+            )
+            status = upstream.status
+            runtime.metrics.attempts.labels(provider.name, str(status)).inc()
+            if (
+                status != 200
+                and retry.retryable(status)
+                and chain.failed(provider, status, upstream.headers, clock(), time.time())
+            ):
+                log.info("request %s: provider '%s' answered %d; next step of the chain",
+                         request_id, provider.name, status)  # fmt: skip
+                upstream.release()
+                continue
+            stamp(provider.name)
+            response, outcome = await relay(request, upstream, dialect, headers)
+        except UpstreamFailure as failure:
+            last = failure
+            runtime.metrics.attempts.labels(provider.name, failure.outcome).inc()
+            log.warning("request %s: %s", request_id, failure)
+            if chain.failed(provider, None, {}, clock(), time.time()):
+                continue
+            stamp(provider.name)
+            return Served(
+                error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers),
+                provider.name,
+                failure.kind.status,
+            )
+        chain.done(
+            provider,
+            outcome.status,
+            upstream.headers,
+            outcome.stream_error is None,
+            outcome.usage.input_tokens + outcome.usage.output_tokens,
+            clock(),
+            time.time(),
+        )
+        if outcome.stream_error:
+            runtime.metrics.attempts.labels(provider.name, f"stream-{outcome.stream_error}").inc()
+        return Served(
+            response,
+            provider.name,
+            outcome.status,
+            outcome.usage,
+            outcome.stream_error,
+            outcome.first_byte_at,
+        )
+
+
+async def _attempt(
+    session: aiohttp.ClientSession,
+    request: web.Request,
+    dialect: Dialect,
+    provider: Provider,
+    key: str,
+    parsed: ParsedRequest,
+    remaining: float,
+) -> aiohttp.ClientResponse:
+    """One call to a provider, cut short when the chain's deadline comes first."""
+    try:
+        async with asyncio.timeout(max(remaining, 0.001)):
+            return await open_upstream(session, request, dialect, provider, key, parsed.raw)
+    except TimeoutError:
+        raise UpstreamFailure(
+            ErrorKind.TIMEOUT,
+            f"provider '{provider.name}' did not answer before the retry deadline "
+            "(spec.retry.deadlineMs)",
+            outcome="timeout",
+        ) from None
+
+
+def _give_up(
+    runtime: Runtime,
+    dialect: Dialect,
+    chain: Chain,
+    last: UpstreamFailure | None,
+    headers: dict[str, str],
+) -> Served:
+    """No backend left: the last failure, or 503 when no provider could even be tried."""
+    now = runtime.clock()
+    reopen = min(
+        (runtime.resilience.get(p.name).breaker.reopens_in(now) for p in chain.entries if p),
+        default=0.0,
+    )
+    headers["x-llm-backend"] = "none"
+    headers["x-llm-route-reason"] = chain.reason or "no-provider"
+    headers["retry-after"] = str(max(1, math.ceil(reopen)))
+    if chain.retried:
+        headers["x-should-retry"] = "false"
+    runtime.metrics.refused.labels(dialect.name, "no-backend").inc()
+    kind = last.kind if last is not None else ErrorKind.UNAVAILABLE
+    names = ", ".join(p.name for p in chain.entries if p)
+    message = (
+        f"llm-rollout: no provider could answer ({names}; {chain.reason}); "
+        f"last failure: {last or 'none, none could be tried'}. "
+        f"Retry after {headers['retry-after']} s."
+    )
+    return Served(error_response(dialect, kind, message, headers), "none", kind.status)
