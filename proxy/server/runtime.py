@@ -88,6 +88,9 @@ class Runtime:
         self.metrics.config_version.set(self.snapshot.version)
         self.metrics.real_weight.set(self.snapshot.spec.traffic.real_weight)
         self.resilience.sync(self.snapshot.spec, self.clock())
+        self.refresh_breaker_gauges()
+
+    def refresh_breaker_gauges(self) -> None:
         for provider, state in self.resilience.states(self.clock()).items():
             self.metrics.breaker_state.labels(provider).set(state.value)
 
