@@ -116,7 +116,9 @@ class Chain:
                 self._move_on(("breaker-open:" if first_visit else "fallback:") + provider.name)
                 continue
             max_wait = min(state.limiter.limit.max_wait_ms / 1000, room)
-            reserved = state.limiter.reserve(self.tokens, now + wait, max_wait)
+            reserved = state.limiter.reserve(
+                self.tokens, now + wait, max_wait, self.policy.max_backoff_ms / 1000
+            )
             if reserved is None:
                 self._move_on(f"fallback:{provider.name}")
                 continue

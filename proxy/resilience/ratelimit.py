@@ -2,7 +2,8 @@
 
 Two token buckets per provider (RPM and TPM), each holding at most one minute of
 this sidecar's share of the cluster-wide limit (standalone: the whole limit) and
-refilling continuously. A request *reserves* one request and its estimated tokens
+refilling continuously. A provider that asked for a pause (429 with
+`retry-after`) is waited for only up to `retry.maxBackoffMs`, like a retry. A request *reserves* one request and its estimated tokens
 (`reserve`): when the buckets hold enough it goes at once; when they will within
 `maxWaitMs` it takes them on credit and waits that long (bounded, the same
 reservation every later request queues behind, so waits are fair and never
@@ -61,13 +62,20 @@ class Limiter:
         self.paused_until = 0.0
         self.refused = 0
 
-    def reserve(self, tokens: int, now: float, max_wait: float) -> float | None:
+    def reserve(
+        self, tokens: int, now: float, max_wait: float, max_pause: float | None = None
+    ) -> float | None:
         """Reserve one request of `tokens` estimated tokens: the wait, or None if refused.
 
         `max_wait` is the most the caller can wait (the smaller of `maxWaitMs` and
-        what is left of the request's deadline).
+        what is left of the request's deadline); `max_pause` the most it waits out
+        a pause the provider asked for (the chain uses `retry.maxBackoffMs`, the
+        same bound as for a `retry-after` on a retry).
         """
         wait = max(0.0, self.paused_until - now)
+        if max_pause is not None and wait > max_pause:
+            self.refused += 1
+            return None
         for bucket, amount in ((self.requests, 1.0), (self.tokens, float(tokens))):
             if bucket is not None:
                 wait = max(wait, bucket.wait_for(amount, now))

@@ -125,10 +125,11 @@ class FakeProvider:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> FakeProvider:
+    async def start(self, port: int = 0) -> FakeProvider:
+        """Listen on `port` (0: a free one; a stopped fake's old port brings it back)."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         server = site._server
         assert server is not None
