@@ -93,12 +93,13 @@ class Lab:
         """One OpenAI chat request, recorded in the report."""
         self.report.sent += 1
         extra = {"x-tenant-id": tenant} if tenant else None
+        headers: Any = {}
         try:
             raw = await self.openai.chat.completions.with_raw_response.create(
                 model="gpt-4o-mini", messages=ASK, stream=stream, extra_headers=extra
             )  # type: ignore[call-overload]
             headers = raw.headers
-            result = raw.parse()
+            result = await _parsed(raw)
             if stream:
                 text = "".join(
                     [c.choices[0].delta.content or "" async for c in result if c.choices]
@@ -112,12 +113,13 @@ class Lab:
         except openai.APIConnectionError as error:
             self.report.lost.append(f"connection: {error}")
         except openai.APIError as error:  # an error event inside the stream
-            self._stream_error(str(error))
+            self._stream_error(headers, str(error))
 
     async def message(self, *, stream: bool = False) -> None:
         """One Anthropic messages request, recorded in the report."""
         self.report.sent += 1
         client = self.anthropic
+        headers: Any = {}
         try:
             if stream:
                 raw = await client.messages.with_raw_response.create(
@@ -136,24 +138,41 @@ class Lab:
             self.report.note(headers["x-llm-backend"], headers["x-llm-route-reason"], None)
         except anthropic.APIStatusError as error:
             if error.response.status_code == 200:  # `event: error` inside a stream
-                self._stream_error(str(error))
+                self._stream_error(headers, str(error))
             else:
                 self._error(error.response.headers, f"http-{error.status_code}", error.body)
         except anthropic.APIConnectionError as error:
             self.report.lost.append(f"connection: {error}")
 
     def _error(self, headers: Any, label: str, body: object) -> None:
-        if not isinstance(body, dict) or not body.get("message") and not body.get("error"):
+        if not isinstance(body, dict) or (not body.get("message") and not body.get("error")):
             self.report.lost.append(f"{label} with a foreign body: {body!r}")
             return
         self.report.note(headers.get("x-llm-backend", "?"), headers.get("x-llm-route-reason", "?"),
                          label)  # fmt: skip
 
-    def _stream_error(self, message: str) -> None:
+    def _stream_error(self, headers: Any, message: str) -> None:
         if "before completion" not in message:
             self.report.lost.append(f"unexpected stream error: {message}")
             return
-        self.report.note("stream", "stream-error", "stream-error-event")
+        self.report.note(
+            headers.get("x-llm-backend", "?"), headers.get("x-llm-route-reason", "?"),
+            "stream-error-event",
+        )  # fmt: skip
+
+    def calls(self, provider: str) -> int:
+        """Calls the sidecar made to a provider (refused connections included)."""
+        metric = self.sidecar.runtime.metrics.attempts
+        return int(
+            sum(
+                sample.value
+                for family in metric.collect()
+                for sample in family.samples
+                if sample.name.endswith("_total")
+                and sample.labels["provider"] == provider
+                and not sample.labels["outcome"].startswith("stream-")
+            )
+        )
 
 
 async def _parsed(raw: Any) -> Any:
@@ -163,7 +182,9 @@ async def _parsed(raw: Any) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def lab(name: str, spec: dict[str, Any], fakes: dict[str, FakeProvider]) -> AsyncIterator[Lab]:
+async def lab(
+    name: str, spec: dict[str, Any], fakes: dict[str, FakeProvider]
+) -> AsyncIterator[Lab]:
     """Fakes started, a sidecar over `spec` started; figures collected on the way out."""
     for env, value in KEY_ENV.items():
         os.environ.setdefault(env, value)
@@ -171,12 +192,14 @@ async def lab(name: str, spec: dict[str, Any], fakes: dict[str, FakeProvider]) -
         await fake.start()
     providers = []
     for provider_name, fake in fakes.items():
-        if isinstance(fake, FakeOpenAI):
-            providers.append({"name": provider_name, "type": "openai", "baseURL": f"{fake.base}/v1",
-                              "apiKey": {"env": "CHAOS_OPENAI_KEY"}, "timeouts": TIMEOUTS})  # fmt: skip
-        else:
-            providers.append({"name": provider_name, "type": "anthropic", "baseURL": fake.base,
-                              "apiKey": {"env": "CHAOS_ANTHROPIC_KEY"}, "timeouts": TIMEOUTS})  # fmt: skip
+        is_openai = isinstance(fake, FakeOpenAI)
+        providers.append({
+            "name": provider_name,
+            "type": "openai" if is_openai else "anthropic",
+            "baseURL": f"{fake.base}/v1" if is_openai else fake.base,
+            "apiKey": {"env": "CHAOS_OPENAI_KEY" if is_openai else "CHAOS_ANTHROPIC_KEY"},
+            "timeouts": TIMEOUTS,
+        })  # fmt: skip
     full = {"providers": providers, "traffic": {"realWeight": 100},
             "circuitBreaker": BREAKER, "retry": RETRY} | spec  # fmt: skip
     sidecar = Sidecar(
@@ -189,7 +212,7 @@ async def lab(name: str, spec: dict[str, Any], fakes: dict[str, FakeProvider]) -
         yield world
     finally:
         world.report.seconds = round(time.monotonic() - started, 2)
-        world.report.attempts = {n: len(f.requests) for n, f in fakes.items()}
+        world.report.attempts = {n: world.calls(n) for n in fakes}
         world.report.transitions = {
             n: {to: world.transitions(n, to) for to in ("open", "half-open", "closed")}
             for n in fakes
@@ -204,7 +227,9 @@ async def lab(name: str, spec: dict[str, Any], fakes: dict[str, FakeProvider]) -
 async def wait_until_half_open(world: Lab, provider: str, limit: float = 3.0) -> None:
     """Real time passes until the breaker lets a probe through (openSeconds is 1)."""
     deadline = time.monotonic() + limit
-    while world.breaker(provider) == "open" and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        if world.breaker(provider) != "open":
+            return
         await asyncio.sleep(0.05)
 
 
@@ -282,7 +307,7 @@ async def mid_stream(kind: str) -> Result:
     )
     primary.faults.extend(fault for _ in range(200))
     spec = {"fallback": ["primary", "backup"]}
-    name = f"stream {kind}ed mid-way → error event, then fallback"
+    name = f"stream {'stalled' if kind == 'stall' else 'cut'} mid-way → error event, fallback"
     async with lab(name, spec, {"primary": primary, "backup": backup}) as world:
         for _ in range(10):
             await world.chat(stream=True)
@@ -291,7 +316,9 @@ async def mid_stream(kind: str) -> Result:
         facts: dict[str, Any] = {
             "outage_attempts": len(primary.requests),
             "open_during_outage": world.breaker("primary"),
-            "stream_errors_counted": int(metric.labels("openai.chat", "primary", label)._value.get()),
+            "stream_errors_counted": int(
+                metric.labels("openai.chat", "primary", label)._value.get()
+            ),
         }
     return Result(world.report, facts)
 
@@ -321,7 +348,9 @@ async def connection_refused() -> Result:
     """Primary is down (nothing listens on its port): fallback, breaker opens, comes back."""
     primary, backup = FakeOpenAI(), FakeOpenAI()
     spec = {"fallback": ["primary", "backup", "mock"]}
-    async with lab("connection refused → fallback", spec, {"primary": primary, "backup": backup}) as w:
+    async with lab(
+        "connection refused → fallback", spec, {"primary": primary, "backup": backup}
+    ) as w:
         port = primary.port
         await primary.stop()
         for i in range(12):
@@ -344,7 +373,9 @@ async def concurrent_5xx() -> Result:
     primary, backup = FakeOpenAI(), FakeOpenAI()
     primary.faults.extend(Fault(status=503) for _ in range(500))
     spec = {"fallback": ["primary", "backup", "mock"]}
-    async with lab("concurrent 503s (12 in flight)", spec, {"primary": primary, "backup": backup}) as w:
+    async with lab(
+        "concurrent 503s (12 in flight)", spec, {"primary": primary, "backup": backup}
+    ) as w:
         gate = asyncio.Semaphore(12)
 
         async def one(i: int) -> None:

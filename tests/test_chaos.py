@@ -29,7 +29,8 @@ async def test_burst_of_5xx_falls_back_and_the_breaker_opens_then_closes() -> No
     assert facts["open_during_outage"] == "open"
     assert facts["after_recovery"] == "closed"
     assert report.transitions["primary"] == {"open": 1, "half-open": 1, "closed": 1}
-    assert report.by_backend["backup"] == 20 and report.by_backend["primary"] == 10
+    assert report.by_backend["backup"] == 20
+    assert report.by_backend["primary"] == 10
     assert report.reasons["fallback:primary"] == MIN // ATTEMPTS
     assert report.reasons["breaker-open:primary"] == 20 - MIN // ATTEMPTS
 
@@ -65,6 +66,8 @@ async def test_stream_stalled_midway_ends_with_the_dialects_error_event() -> Non
     assert facts["outage_attempts"] == MIN, "one call per stream: nothing relayed is retried"
     assert facts["open_during_outage"] == "open"
     assert report.by_backend["backup"] == report.sent - MIN
+    assert report.by_backend["primary"] == MIN, "the error event came from the primary's stream"
+    assert report.attempts == {"primary": MIN, "backup": report.sent - MIN}
 
 
 async def test_stream_cut_midway_ends_with_the_dialects_error_event() -> None:
@@ -98,6 +101,7 @@ async def test_connection_refused_falls_back_and_recovers() -> None:
     assert facts["open_during_outage"] == "open"
     assert facts["after_recovery"] == "closed"
     assert facts["served_by_primary_after"] == 5
+    assert report.attempts["primary"] == MIN + 5, "calls while down (refused) + after"
 
 
 async def test_concurrent_503s_lose_nothing_and_bound_the_primary_calls() -> None:

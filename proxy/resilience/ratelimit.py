@@ -2,9 +2,8 @@
 
 Two token buckets per provider (RPM and TPM), each holding at most one minute of
 this sidecar's share of the cluster-wide limit (standalone: the whole limit) and
-refilling continuously. A provider that asked for a pause (429 with
-`retry-after`) is waited for only up to `retry.maxBackoffMs`, like a retry. A request *reserves* one request and its estimated tokens
-(`reserve`): when the buckets hold enough it goes at once; when they will within
+refilling continuously. A request *reserves* one request and its estimated
+tokens (`reserve`): when the buckets hold enough it goes at once; when they will within
 `maxWaitMs` it takes them on credit and waits that long (bounded, the same
 reservation every later request queues behind, so waits are fair and never
 over-admit); when they will not, it is refused and the chain moves on to the
@@ -13,7 +12,8 @@ next backend. Estimates are corrected with the usage read from the answer.
 The provider's own view wins when it is stricter. Low remaining quota in
 `x-ratelimit-remaining-*` (OpenAI) or `anthropic-ratelimit-*-remaining` drains the
 local buckets down to it; a 429, or a remaining count of 0, pauses the provider
-until its `retry-after` (or one second when it gives none).
+until its `retry-after` (or one second when it gives none). A paused provider is
+waited for only up to `retry.maxBackoffMs`, like a `retry-after` on a retry.
 """
 
 from __future__ import annotations

@@ -117,6 +117,8 @@ class FakeProvider:
                 return response
             if fault.stall_after_chunks is not None and index == fault.stall_after_chunks:
                 await asyncio.sleep(fault.stall_seconds)
+                if request.transport is None or request.transport.is_closing():
+                    return response  # the client gave up on the silence
             await response.write(chunk)
         await response.write_eof()
         return response
