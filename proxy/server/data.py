@@ -156,7 +156,8 @@ class Handler:
             log.warning("request %s: %s", headers["x-request-id"], failure)
             self._count(runtime, provider.name, "real", failure.kind.status)
             return error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers)
-        request[FIRST_BYTE_AT] = outcome.first_byte_at
+        if outcome.first_byte_at is not None:
+            request[FIRST_BYTE_AT] = outcome.first_byte_at
         if outcome.stream_error:
             runtime.metrics.stream_errors.labels(
                 dialect.name, provider.name, outcome.stream_error
