@@ -236,3 +236,15 @@ def test_registry_keeps_state_of_unchanged_providers() -> None:
     )
     registry.sync(moved, 2.0)
     assert registry.states(2.0) == {"a": State.CLOSED}, "a redefined provider starts fresh"
+
+
+def test_half_open_probe_without_verdict_is_not_stuck_forever() -> None:
+    breaker = Breaker("p", POLICY)
+    for _ in range(4):
+        breaker.record(False, 0.0)
+    assert breaker.allow(5.0)
+    assert breaker.allow(5.0)
+    breaker.cancel()  # one probe's request went away before an answer
+    assert breaker.allow(5.1), "its slot is free again"
+    assert not breaker.allow(5.2)
+    assert breaker.allow(10.2), "probes silent for openSeconds: a new round may probe"

@@ -47,6 +47,7 @@ class Breaker:
         self._state = State.CLOSED
         self._buckets: deque[list[int]] = deque()  # [second, successes, failures]
         self._opened_at = 0.0
+        self._half_open_at = 0.0
         self._probes_started = 0
         self._probes_ok = 0
         self.opened_count = 0
@@ -55,7 +56,15 @@ class Breaker:
         """The state at `now` (an open breaker turns half-open once `openSeconds` passed)."""
         if self._state is State.OPEN and now - self._opened_at >= self.policy.open_seconds:
             self._move(State.HALF_OPEN)
+            self._half_open_at = now
             self._probes_started = self._probes_ok = 0
+        elif (
+            self._state is State.HALF_OPEN
+            and now - self._half_open_at >= self.policy.open_seconds
+            and self._probes_started > self._probes_ok
+        ):  # probes with no verdict for a whole openSeconds: let a new round through
+            self._half_open_at = now
+            self._probes_started = self._probes_ok
         return self._state
 
     def reopens_in(self, now: float) -> float:

@@ -150,6 +150,10 @@ class Chain:
         self._move_on(f"fallback:{provider.name}")
         return self._index < len(self.entries)
 
+    def abandon(self, provider: Provider) -> None:
+        """The request went away mid-attempt: no verdict on the provider."""
+        self.registry.get(provider.name).breaker.cancel()
+
     def skip(self, provider: Provider) -> bool:
         """The provider cannot be called at all (no key); True if another step exists."""
         self.attempts[provider.name] -= 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from proxy.config import Provider
+from proxy.config import LLMRolloutSpec, Provider
 from proxy.dialects import Dialect, ErrorKind, ParsedRequest, Usage
 from proxy.resilience import retry
 from proxy.resilience.chain import Chain, GiveUp, UseMock
@@ -63,6 +63,7 @@ async def serve_real(
     request: web.Request,
     session: aiohttp.ClientSession,
     runtime: Runtime,
+    spec: LLMRolloutSpec,
     dialect: Dialect,
     decision: Decision,
     parsed: ParsedRequest,
@@ -73,102 +74,131 @@ async def serve_real(
 
     `headers` (the sidecar's own response headers) are updated with the backend
     that answered, the route reason and `x-should-retry: false` once retried.
+    `started` is the request's arrival on `runtime.clock`: the deadline counts from it.
     """
     assert decision.provider is not None
-    clock = runtime.clock
     chain = Chain(
-        runtime.snapshot.spec,
+        spec,
         decision.provider,
         runtime.resilience,
         started=started,
         tokens=estimate_tokens(len(parsed.raw), parsed.max_tokens),
         draw=random.random,
     )
-    request_id = headers["x-request-id"]
-    last: UpstreamFailure | None = None
+    walk = _Walk(request, session, runtime, dialect, decision, parsed, headers, chain)
+    return await walk.run()
 
-    def stamp(backend: str) -> None:
-        headers["x-llm-backend"] = backend
-        headers["x-llm-route-reason"] = chain.reason or decision.reason
-        if chain.retried:
-            headers["x-should-retry"] = "false"
 
-    while True:
-        step = chain.next(clock())
-        if isinstance(step, UseMock):
-            stamp("mock")
-            return Served(None, "mock", 0)
-        if isinstance(step, GiveUp):
-            return _give_up(runtime, dialect, chain, last, headers)
-        provider = step.provider
-        if step.wait:
-            await asyncio.sleep(step.wait)
+class _Walk:
+    """One request's walk along its chain: the I/O half of `resilience.chain.Chain`."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        session: aiohttp.ClientSession,
+        runtime: Runtime,
+        dialect: Dialect,
+        decision: Decision,
+        parsed: ParsedRequest,
+        headers: dict[str, str],
+        chain: Chain,
+    ) -> None:
+        self.request, self.session, self.runtime = request, session, runtime
+        self.dialect, self.decision, self.parsed = dialect, decision, parsed
+        self.headers, self.chain = headers, chain
+        self.clock = runtime.clock
+        self.request_id = headers["x-request-id"]
+        self.last: UpstreamFailure | None = None
+
+    async def run(self) -> Served:
+        while True:
+            step = self.chain.next(self.clock())
+            if isinstance(step, UseMock):
+                self._stamp("mock")
+                return Served(None, "mock", 0)
+            if isinstance(step, GiveUp):
+                return _give_up(self.runtime, self.dialect, self.chain, self.last, self.headers)
+            try:
+                if step.wait:
+                    await asyncio.sleep(step.wait)
+                served = await self._call(step.provider)
+            except asyncio.CancelledError:
+                self.chain.abandon(step.provider)  # no verdict: free a half-open probe
+                raise
+            if served is not None:
+                return served
+
+    async def _call(self, provider: Provider) -> Served | None:
+        """One real call to a provider: where it starts and where it ends.
+
+        Returns how the request ended, or None when the call failed before anything
+        was relayed and the chain has another step.
+        """
         try:
-            key = runtime.keys.get(provider.api_key) if provider.api_key else ""
+            key = self.runtime.keys.get(provider.api_key) if provider.api_key else ""
         except MissingKey as error:
-            last = UpstreamFailure(
+            self.last = UpstreamFailure(
                 ErrorKind.UPSTREAM,
                 f"provider '{provider.name}' has no API key ({error}); the request was not "
                 "sent. Fix the provider's apiKey in the config.",
                 outcome="no-key",
             )
-            log.error("request %s: %s", request_id, last)
-            if chain.skip(provider):
-                continue
-            stamp(provider.name)
-            return Served(
-                error_response(dialect, last.kind, f"llm-rollout: {last}", headers),
-                provider.name,
-                last.kind.status,
-            )
+            log.error("request %s: %s", self.request_id, self.last)
+            return None if self.chain.skip(provider) else self._failure(provider, self.last)
         try:
             upstream = await _attempt(
-                session, request, dialect, provider, key, parsed, chain.deadline - clock()
-            )
+                self.session, self.request, self.dialect, provider, key, self.parsed,
+                self.chain.deadline - self.clock(),
+            )  # fmt: skip
             status = upstream.status
-            runtime.metrics.attempts.labels(provider.name, str(status)).inc()
+            self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
             if (
                 status != 200
                 and retry.retryable(status)
-                and chain.failed(provider, status, upstream.headers, clock(), time.time())
+                and self.chain.failed(provider, status, upstream.headers, self.clock(), time.time())
             ):
                 log.info("request %s: provider '%s' answered %d; next step of the chain",
-                         request_id, provider.name, status)  # fmt: skip
+                         self.request_id, provider.name, status)  # fmt: skip
                 upstream.release()
-                continue
-            stamp(provider.name)
-            response, outcome = await relay(request, upstream, dialect, headers)
+                return None
+            self._stamp(provider.name)
+            response, outcome = await relay(self.request, upstream, self.dialect, self.headers)
         except UpstreamFailure as failure:
-            last = failure
-            runtime.metrics.attempts.labels(provider.name, failure.outcome).inc()
-            log.warning("request %s: %s", request_id, failure)
-            if chain.failed(provider, None, {}, clock(), time.time()):
-                continue
-            stamp(provider.name)
-            return Served(
-                error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers),
-                provider.name,
-                failure.kind.status,
-            )
-        chain.done(
+            self.last = failure
+            self.runtime.metrics.attempts.labels(provider.name, failure.outcome).inc()
+            log.warning("request %s: %s", self.request_id, failure)
+            if self.chain.failed(provider, None, {}, self.clock(), time.time()):
+                return None
+            return self._failure(provider, failure)
+        self.chain.done(
             provider,
             outcome.status,
             upstream.headers,
             outcome.stream_error is None,
             outcome.usage.input_tokens + outcome.usage.output_tokens,
-            clock(),
+            self.clock(),
             time.time(),
         )
         if outcome.stream_error:
-            runtime.metrics.attempts.labels(provider.name, f"stream-{outcome.stream_error}").inc()
+            self.runtime.metrics.attempts.labels(
+                provider.name, f"stream-{outcome.stream_error}"
+            ).inc()
         return Served(
-            response,
-            provider.name,
-            outcome.status,
-            outcome.usage,
-            outcome.stream_error,
+            response, provider.name, outcome.status, outcome.usage, outcome.stream_error,
             outcome.first_byte_at,
-        )
+        )  # fmt: skip
+
+    def _failure(self, provider: Provider, failure: UpstreamFailure) -> Served:
+        """The last failure as the answer, in the client's dialect."""
+        self._stamp(provider.name)
+        body = error_response(self.dialect, failure.kind, f"llm-rollout: {failure}", self.headers)
+        return Served(body, provider.name, failure.kind.status)
+
+    def _stamp(self, backend: str) -> None:
+        self.headers["x-llm-backend"] = backend
+        self.headers["x-llm-route-reason"] = self.chain.reason or self.decision.reason
+        if self.chain.retried:
+            self.headers["x-should-retry"] = "false"
 
 
 async def _attempt(

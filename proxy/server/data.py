@@ -67,7 +67,7 @@ class Handler:
             response = await self._serve_mock(request, snapshot, parsed, headers)
         else:
             response = await self._serve_real(
-                request, runtime, decision, parsed, headers, chain_started
+                request, runtime, snapshot, decision, parsed, headers, chain_started
             )
         backend = headers["x-llm-backend"]
         runtime.metrics.duration.labels(
@@ -96,13 +96,15 @@ class Handler:
         snapshot: Snapshot,
         parsed: ParsedRequest,
         headers: dict[str, str],
+        arm: str = "mock",
     ) -> web.StreamResponse:
+        """The mock's answer; `arm` is "real" when a real request fell back to the mock."""
         runtime = request.app[RUNTIME]
         answer = mock.answer(self.dialect.name, parsed, snapshot.spec.mock)
         runtime.metrics.record_usage(
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
-        self._count(runtime, "mock", "mock", answer.status)
+        self._count(runtime, "mock", arm, answer.status)
         if not parsed.stream:
             return web.Response(
                 status=answer.status, body=answer.body, content_type=answer.content_type,
@@ -123,18 +125,24 @@ class Handler:
         self,
         request: web.Request,
         runtime: Runtime,
+        snapshot: Snapshot,
         decision: Decision,
         parsed: ParsedRequest,
         headers: dict[str, str],
         started: float,
     ) -> web.StreamResponse:
-        """The attempt chain (retries, fallback, breakers: `attempts.serve_real`), then mock."""
+        """The attempt chain (retries, fallback, breakers: `attempts.serve_real`), then mock.
+
+        A real request answered by the mock at the end of the chain still counts in
+        the real arm (backend "mock"), so a step's analysis sees the fallbacks.
+        """
         dialect = self.dialect
         served = await serve_real(
-            request, request.app[SESSION], runtime, dialect, decision, parsed, headers, started
-        )
+            request, request.app[SESSION], runtime, snapshot.spec, dialect, decision, parsed,
+            headers, started,
+        )  # fmt: skip
         if served.response is None:
-            return await self._serve_mock(request, runtime.snapshot, parsed, headers)
+            return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
         if served.first_byte_at is not None:
             request[FIRST_BYTE_AT] = served.first_byte_at
         if served.stream_error:
