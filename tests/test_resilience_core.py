@@ -6,6 +6,8 @@ import email.utils
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from proxy.config import parse_spec
@@ -248,3 +250,42 @@ def test_half_open_probe_without_verdict_is_not_stuck_forever() -> None:
     assert breaker.allow(5.1), "its slot is free again"
     assert not breaker.allow(5.2)
     assert breaker.allow(10.2), "probes silent for openSeconds: a new round may probe"
+
+
+@given(
+    rpm=st.integers(min_value=1, max_value=600),
+    gaps=st.lists(st.floats(min_value=0, max_value=2, allow_nan=False), max_size=300),
+    max_wait=st.floats(min_value=0, max_value=1, allow_nan=False),
+)
+def test_rate_limit_never_admits_more_than_a_minute_allows(
+    rpm: int, gaps: list[float], max_wait: float
+) -> None:
+    """Over any run, requests sent by time T never exceed the burst plus the refill by T."""
+    limiter = Limiter(RateLimit(requests_per_minute=rpm), now=0.0)
+    now, sends = 0.0, []
+    for gap in gaps:
+        now += gap
+        wait = limiter.reserve(1, now, max_wait)
+        if wait is not None:
+            assert wait <= max_wait + 1e-9
+            sends.append(now + wait)
+    for i, at in enumerate(sorted(sends)):
+        assert i + 1 <= rpm + at * rpm / 60 + 1e-6
+
+
+@given(outcomes=st.lists(st.booleans(), max_size=200))
+def test_breaker_opens_by_min_requests_consecutive_failures(outcomes: list[bool]) -> None:
+    """Whatever came before, minRequests failures in a row (within the window) open it."""
+    breaker = Breaker("p", POLICY)
+    for ok in outcomes:
+        breaker.record(ok, 0.0)
+    breaker.state(100.0)  # let any earlier opening run out
+    streak = 0
+    for _ in range(POLICY.min_requests * 3):
+        if breaker.state(100.0) is State.OPEN:
+            break
+        assert breaker.allow(100.0)
+        breaker.record(False, 100.0)
+        streak += 1
+    assert breaker.state(100.0) is State.OPEN
+    assert streak <= POLICY.min_requests
