@@ -10,7 +10,13 @@ from typing import Any
 
 from proxy.config.model import MockSpec
 from proxy.dialects import ParsedRequest, Usage
-from proxy.mock import anthropic_messages, openai_chat
+from proxy.mock import (
+    anthropic_messages,
+    gemini,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+)
 from proxy.mock.text import compose, count_tokens, last_user_text, request_rng
 
 
@@ -50,7 +56,12 @@ def _messages_prompt(payload: dict[str, Any]) -> str:
 DIALECTS: dict[str, tuple[PromptReader, Renderer]] = {
     "openai.chat": (_messages_prompt, openai_chat.render),
     "anthropic.messages": (_messages_prompt, anthropic_messages.render),
+    "openai.responses": (openai_responses.prompt, openai_responses.render),
+    "openai.embeddings": (openai_embeddings.prompt, openai_embeddings.render),
+    "gemini.generate_content": (gemini.prompt, gemini.render),
 }
+#: Dialects that answer with vectors, not generated text: they produce no output tokens.
+_NO_OUTPUT = frozenset({"openai.embeddings"})
 
 
 def answer(dialect: str, request: ParsedRequest, spec: MockSpec) -> Answer:
@@ -66,7 +77,8 @@ def answer(dialect: str, request: ParsedRequest, spec: MockSpec) -> Answer:
         ident="".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24)),
     )
     body, events = render(request, draft)
-    usage = Usage(input_tokens=draft.input_tokens, output_tokens=draft.output_tokens)
+    output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
+    usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
     if not request.stream:
         return Answer(
             200,
