@@ -195,3 +195,58 @@ async def test_real_stream_cut_midway_raises_in_the_sdk(
         "gemini.generate_content", "gemini-primary", "cut"
     )
     assert cuts._value.get() == 1
+
+
+async def test_mock_response_schema_gives_valid_json(start_sidecar: StartSidecar) -> None:
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Recipe
+    )
+    async with gemini_client(await start_sidecar(MOCK_ONLY)).aio as client:
+        response = await client.models.generate_content(
+            model=MODEL, contents="A quick recipe", config=config
+        )
+        chunks = [
+            chunk
+            async for chunk in await client.models.generate_content_stream(
+                model=MODEL, contents="A quick recipe", config=config
+            )
+        ]
+    assert isinstance(response.parsed, Recipe)
+    streamed = "".join(chunk.text or "" for chunk in chunks)
+    assert Recipe.model_validate_json(streamed)
+
+
+async def test_mock_function_call(start_sidecar: StartSidecar) -> None:
+    weather = types.FunctionDeclaration(
+        name="get_weather",
+        description="Weather in a city",
+        parameters=types.Schema(
+            type=types.Type.OBJECT,
+            properties={"city": types.Schema(type=types.Type.STRING)},
+            required=["city"],
+        ),
+    )
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[weather])],
+        tool_config=types.ToolConfig(
+            function_calling_config=types.FunctionCallingConfig(
+                mode=types.FunctionCallingConfigMode.ANY
+            )
+        ),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    async with gemini_client(await start_sidecar(MOCK_ONLY)).aio as client:
+        response = await client.models.generate_content(
+            model=MODEL, contents="Weather in Oslo?", config=config
+        )
+        chunks = [
+            chunk
+            async for chunk in await client.models.generate_content_stream(
+                model=MODEL, contents="Weather in Oslo?", config=config
+            )
+        ]
+    assert response.function_calls is not None
+    assert response.function_calls[0].name == "get_weather"
+    assert isinstance((response.function_calls[0].args or {})["city"], str)
+    assert chunks[-1].function_calls is not None
+    assert chunks[-1].function_calls[0].name == "get_weather"

@@ -166,3 +166,47 @@ async def test_stream_cut_midway_raises_in_the_sdk(
     assert "response.completed" not in received
     cuts = sidecar.runtime.metrics.stream_errors.labels("openai.responses", "openai-primary", "cut")
     assert cuts._value.get() == 1
+
+
+async def test_mock_parse_gives_json_valid_for_the_model(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    response = await client.responses.parse(
+        model="gpt-4.1-mini", input="A product for a shoe shop", text_format=Product
+    )
+    assert isinstance(response.output_parsed, Product)
+    async with client.responses.stream(
+        model="gpt-4.1-mini", input="Another product", text_format=Product
+    ) as stream:
+        final = await stream.get_final_response()
+    assert isinstance(final.output_parsed, Product)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+async def test_mock_function_call_plain_and_streamed(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    ask = {"model": "gpt-4.1-mini", "input": "Weather in Oslo?", "tools": [WEATHER_TOOL],
+           "tool_choice": "required"}  # fmt: skip
+    response = await client.responses.create(**ask)  # type: ignore[call-overload]
+    call = response.output[0]
+    assert call.type == "function_call"
+    assert call.name == "get_weather"
+    assert isinstance(json.loads(call.arguments)["city"], str)
+    async with client.responses.stream(**ask) as stream:
+        types = [event.type async for event in stream]
+        final = await stream.get_final_response()
+    assert "response.function_call_arguments.delta" in types
+    assert final.output[0].type == "function_call"
+    assert isinstance(json.loads(final.output[0].arguments)["city"], str)

@@ -37,18 +37,21 @@ def _usage(draft: Draft, output_tokens: int) -> dict[str, Any]:
 def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
     tail = {"modelVersion": request.model, "responseId": draft.ident}
 
-    def chunk(text: str, finish: bool, output_tokens: int) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+    def chunk(parts: list[dict[str, Any]], finish: bool, output_tokens: int) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
         if finish:
-            candidate["finishReason"] = "STOP"
+            candidate["finishReason"] = "STOP"  # Gemini ends function calls with STOP too
         candidate["index"] = 0
         return {"candidates": [candidate], "usageMetadata": _usage(draft, output_tokens)} | tail
 
+    calls = [{"functionCall": {"name": c.name, "args": c.input}} for c in draft.tool_calls]
     if not request.stream:
-        return dumps(chunk(draft.text, True, draft.output_tokens)), []
-    # Gemini streams a few words per chunk; intermediate chunks count the prompt only.
-    words = split_for_stream(draft.text)
+        return dumps(chunk(calls or [{"text": draft.text}], True, draft.output_tokens)), []
+    if calls:  # Gemini sends a function call whole, in one chunk
+        return b"", [encode(dumps(chunk(calls, True, draft.output_tokens)).decode())]
+    # A few words per chunk, as Gemini streams; intermediate chunks count the prompt only.
+    words = split_for_stream(draft.text, structured=draft.structured)
     pieces = ["".join(words[i : i + 4]) for i in range(0, len(words), 4)]
-    events = [encode(dumps(chunk(piece, False, 0)).decode()) for piece in pieces[:-1]]
-    events.append(encode(dumps(chunk(pieces[-1], True, draft.output_tokens)).decode()))
+    events = [encode(dumps(chunk([{"text": p}], False, 0)).decode()) for p in pieces[:-1]]
+    events.append(encode(dumps(chunk([{"text": pieces[-1]}], True, draft.output_tokens)).decode()))
     return b"", events

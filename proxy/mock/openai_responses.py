@@ -65,17 +65,35 @@ def _response(request: ParsedRequest, draft: Draft, status: str) -> dict[str, An
     }
 
 
+def _items(draft: Draft) -> list[dict[str, Any]]:
+    """The output items: the mock's function calls, or one assistant message."""
+    if draft.tool_calls:
+        return [
+            {
+                "id": f"fc_{call.ident}",
+                "type": "function_call",
+                "status": "completed",
+                "call_id": f"call_{call.ident}",
+                "name": call.name,
+                "arguments": call.arguments,
+            }
+            for call in draft.tool_calls
+        ]
+    part = {"type": "output_text", "text": draft.text, "annotations": []}
+    return [
+        {
+            "id": f"msg_{draft.ident}",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [part],
+        }
+    ]
+
+
 def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
-    item_id = f"msg_{draft.ident}"
-    part: dict[str, Any] = {"type": "output_text", "text": draft.text, "annotations": []}
-    item: dict[str, Any] = {
-        "id": item_id,
-        "type": "message",
-        "status": "completed",
-        "role": "assistant",
-        "content": [part],
-    }
-    done = _response(request, draft, "completed") | {"output": [item], "usage": _usage(draft)}
+    items = _items(draft)
+    done = _response(request, draft, "completed") | {"output": items, "usage": _usage(draft)}
     if not request.stream:
         return dumps(done), []
 
@@ -85,18 +103,26 @@ def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
         event = {"type": name} | body | {"sequence_number": len(events)}
         events.append(encode(dumps(event).decode(), event=name))
 
-    where = {"item_id": item_id, "output_index": 0, "content_index": 0}
     emit("response.created", {"response": _response(request, draft, "in_progress")})
     emit("response.in_progress", {"response": _response(request, draft, "in_progress")})
-    emit(
-        "response.output_item.added",
-        {"output_index": 0, "item": item | {"status": "in_progress", "content": []}},
-    )
-    emit("response.content_part.added", where | {"part": part | {"text": ""}})
-    for piece in split_for_stream(draft.text):
-        emit("response.output_text.delta", where | {"delta": piece, "logprobs": []})
-    emit("response.output_text.done", where | {"text": draft.text, "logprobs": []})
-    emit("response.content_part.done", where | {"part": part})
-    emit("response.output_item.done", {"output_index": 0, "item": item})
+    for index, item in enumerate(items):
+        if item["type"] == "function_call":
+            opened = item | {"status": "in_progress", "arguments": ""}
+            emit("response.output_item.added", {"output_index": index, "item": opened})
+            where: dict[str, Any] = {"item_id": item["id"], "output_index": index}
+            for piece in split_for_stream(item["arguments"], structured=True):
+                emit("response.function_call_arguments.delta", where | {"delta": piece})
+            emit("response.function_call_arguments.done", where | {"arguments": item["arguments"]})
+        else:
+            part = item["content"][0]
+            opened = item | {"status": "in_progress", "content": []}
+            emit("response.output_item.added", {"output_index": index, "item": opened})
+            where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            emit("response.content_part.added", where | {"part": part | {"text": ""}})
+            for piece in split_for_stream(draft.text, structured=draft.structured):
+                emit("response.output_text.delta", where | {"delta": piece, "logprobs": []})
+            emit("response.output_text.done", where | {"text": draft.text, "logprobs": []})
+            emit("response.content_part.done", where | {"part": part})
+        emit("response.output_item.done", {"output_index": index, "item": item})
     emit("response.completed", {"response": done})
     return b"", events
