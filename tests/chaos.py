@@ -26,15 +26,22 @@ from typing import Any
 
 import anthropic
 import openai
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types as genai_types
 
 from proxy.config import parse_spec
 from proxy.server.serve import Address, Sidecar
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import FakeProvider, Fault
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 
 ASK = [{"role": "user", "content": "Write a tagline for running shoes"}]
-KEY_ENV = {"CHAOS_OPENAI_KEY": "sk-real-openai", "CHAOS_ANTHROPIC_KEY": "sk-ant-real"}
+KEY_ENV = {"CHAOS_OPENAI_KEY": "sk-real-openai", "CHAOS_ANTHROPIC_KEY": "sk-ant-real",
+           "CHAOS_GEMINI_KEY": "real-gemini-key"}  # fmt: skip
+KEY_ENV_OF = {"openai": "CHAOS_OPENAI_KEY", "anthropic": "CHAOS_ANTHROPIC_KEY",
+              "gemini": "CHAOS_GEMINI_KEY"}  # fmt: skip
 
 #: Small numbers so that a breaker opens and closes within a second or two.
 BREAKER = {"failureRatio": 0.5, "minRequests": 4, "windowSeconds": 10, "openSeconds": 1,
@@ -76,11 +83,15 @@ class Lab:
     report: Report
     openai: openai.AsyncOpenAI = field(init=False)
     anthropic: anthropic.AsyncAnthropic = field(init=False)
+    gemini: genai.Client = field(init=False)
 
     def __post_init__(self) -> None:
         base = f"http://127.0.0.1:{self.sidecar.data_port}"
         self.openai = openai.AsyncOpenAI(base_url=f"{base}/v1", api_key="app-key", max_retries=0)
         self.anthropic = anthropic.AsyncAnthropic(base_url=base, api_key="app-key", max_retries=0)
+        self.gemini = genai.Client(  # google-genai does not retry unless told to
+            api_key="app-key", http_options=genai_types.HttpOptions(base_url=base)
+        )
 
     def breaker(self, provider: str) -> str:
         return self.sidecar.runtime.resilience.states(self.sidecar.runtime.clock())[provider].label
@@ -144,6 +155,36 @@ class Lab:
         except anthropic.APIConnectionError as error:
             self.report.lost.append(f"connection: {error}")
 
+    async def generate(self, *, stream: bool = False) -> None:
+        """One Gemini generateContent request, recorded in the report."""
+        self.report.sent += 1
+        client = self.gemini.aio
+        model = "gemini-2.5-flash"
+        headers: Any = {}
+        try:
+            if stream:
+                text = ""
+                async for chunk in await client.models.generate_content_stream(
+                    model=model, contents=ASK[0]["content"]
+                ):
+                    if chunk.sdk_http_response is not None and not headers:
+                        headers = chunk.sdk_http_response.headers or {}
+                    text += chunk.text or ""
+            else:
+                response = await client.models.generate_content(
+                    model=model, contents=ASK[0]["content"]
+                )
+                assert response.sdk_http_response is not None
+                headers, text = response.sdk_http_response.headers or {}, response.text
+            assert text, "an answer with content"
+            self.report.note(headers["x-llm-backend"], headers["x-llm-route-reason"], None)
+        except genai_errors.APIError as error:
+            if headers:  # the error arrived inside a stream that had begun
+                self._stream_error(headers, str(error))
+            else:
+                response_headers = error.response.headers if error.response is not None else {}
+                self._error(response_headers, f"http-{error.code}", error.details)
+
     def _error(self, headers: Any, label: str, body: object) -> None:
         if not isinstance(body, dict) or (not body.get("message") and not body.get("error")):
             self.report.lost.append(f"{label} with a foreign body: {body!r}")
@@ -192,12 +233,12 @@ async def lab(
         await fake.start()
     providers = []
     for provider_name, fake in fakes.items():
-        is_openai = isinstance(fake, FakeOpenAI)
+        is_openai = isinstance(fake, FakeOpenAI)  # its baseURL ends in /v1, like the SDK's
         providers.append({
             "name": provider_name,
-            "type": "openai" if is_openai else "anthropic",
+            "type": fake.kind,
             "baseURL": f"{fake.base}/v1" if is_openai else fake.base,
-            "apiKey": {"env": "CHAOS_OPENAI_KEY" if is_openai else "CHAOS_ANTHROPIC_KEY"},
+            "apiKey": {"env": KEY_ENV_OF[fake.kind]},
             "timeouts": TIMEOUTS,
         })  # fmt: skip
     full = {"providers": providers, "traffic": {"realWeight": 100},
@@ -219,6 +260,7 @@ async def lab(
         }
         await world.openai.close()
         await world.anthropic.close()
+        await world.gemini.aio.aclose()
         await sidecar.stop()
         for fake in fakes.values():
             await fake.stop()
@@ -387,6 +429,24 @@ async def concurrent_5xx() -> Result:
     return Result(w.report, facts)
 
 
+async def gemini_503() -> Result:
+    """Gemini answers 503 UNAVAILABLE to everything: the mock answers in Gemini's shape."""
+    fake = FakeGemini()
+    fake.faults.extend(Fault(status=503) for _ in range(200))
+    spec = {"fallback": ["gemini", "mock"]}
+    async with lab("Gemini 503 storm → mock", spec, {"gemini": fake}) as world:
+        for i in range(12):
+            await world.generate(stream=i % 2 == 1)
+        facts: dict[str, Any] = {"outage_attempts": len(fake.requests)}
+        facts["open_during_outage"] = world.breaker("gemini")
+        fake.faults.clear()
+        await wait_until_half_open(world, "gemini")
+        for i in range(4):
+            await world.generate(stream=i % 2 == 1)
+        facts["after_recovery"] = world.breaker("gemini")
+    return Result(world.report, facts)
+
+
 SCENARIOS: dict[str, Callable[[], Awaitable[Result]]] = {
     "burst_5xx": burst_5xx,
     "overloaded_529": overloaded_529,
@@ -396,4 +456,5 @@ SCENARIOS: dict[str, Callable[[], Awaitable[Result]]] = {
     "rate_limit_429": rate_limit_429,
     "connection_refused": connection_refused,
     "concurrent_5xx": concurrent_5xx,
+    "gemini_503": gemini_503,
 }

@@ -112,3 +112,15 @@ async def test_concurrent_503s_lose_nothing_and_bound_the_primary_calls() -> Non
     # Calls already in flight when the breaker opens still finish (and may retry once).
     assert facts["outage_attempts"] <= MIN + facts["in_flight"] * ATTEMPTS
     assert report.by_backend["primary"] == 0
+
+
+async def test_gemini_503_storm_is_answered_by_the_mock_in_geminis_shape() -> None:
+    result = await SCENARIOS["gemini_503"]()
+    report, facts = result.report, result.facts
+    no_request_lost(report)
+    assert report.succeeded == report.sent
+    assert facts["outage_attempts"] == MIN
+    assert facts["open_during_outage"] == "open"
+    assert report.by_backend["mock"] == 12
+    assert facts["after_recovery"] == "closed"
+    assert report.by_backend["gemini"] == 4

@@ -110,6 +110,8 @@ class Breaker:
         if state is State.OPEN:
             return  # a straggler from before the breaker opened: already judged
         self._count(ok, now)
+        if ok:
+            return  # a success never opens the breaker
         successes, failures = self.window(now)
         total = successes + failures
         if total >= self.policy.min_requests and failures >= self.policy.failure_ratio * total:
