@@ -289,3 +289,21 @@ def test_breaker_opens_by_min_requests_consecutive_failures(outcomes: list[bool]
         streak += 1
     assert breaker.state(100.0) is State.OPEN
     assert streak <= POLICY.min_requests
+
+
+def test_chain_survives_a_reload_that_removes_its_provider() -> None:
+    spec = _spec(fallback=["a", "b"])
+    registry = Registry()
+    registry.sync(spec, 0.0)
+    chain = _chain(spec, registry)
+    registry.sync(_spec().model_copy(update={"providers": []}), 0.0)  # a and b are gone
+    assert chain.next(0.0) == Try(spec.providers[0], 0.0), "the request finishes its config"
+    assert chain.failed(spec.providers[0], 500, CIMultiDict(), 0.0, 0.0)
+
+
+def test_a_5xx_with_retry_after_pauses_the_provider() -> None:
+    limiter = Limiter(None, now=0.0)
+    limiter.observe(503, CIMultiDict(), None, 0.0)
+    assert limiter.reserve(1, 0.0, 0.0) == 0.0, "a bare 503 is the breaker's business"
+    limiter.observe(503, CIMultiDict(), 30.0, 0.0)
+    assert limiter.reserve(1, 10.0, max_wait=1.0) is None, "it asked everyone to wait 30 s"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from proxy.config import MOCK, LLMRolloutSpec, Provider
 from proxy.resilience import retry
-from proxy.resilience.registry import Registry
+from proxy.resilience.registry import ProviderState, Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,7 @@ class Chain:
         tokens: int,
         draw: Callable[[], float],
     ) -> None:
+        self.spec = spec
         self.policy = spec.retry
         self.entries = fallback_chain(spec, first)
         self.registry = registry
@@ -105,7 +106,7 @@ class Chain:
             provider = self.entries[self._index]
             if provider is None:
                 return UseMock()
-            state = self.registry.get(provider.name)
+            state = self._state(provider, now)
             wait = self._pending or 0.0
             room = self.deadline - now - wait
             if room <= 0:
@@ -137,7 +138,7 @@ class Chain:
         wall_now: float,
     ) -> bool:
         """A retryable failure before anything was relayed; True if another step exists."""
-        state = self.registry.get(provider.name)
+        state = self._state(provider, now)
         asked = retry.retry_after(headers, wall_now)
         state.limiter.observe(status, headers, asked, now)
         state.breaker.record(not counts_as_failure(status), now)
@@ -152,12 +153,12 @@ class Chain:
 
     def abandon(self, provider: Provider) -> None:
         """The request went away mid-attempt: no verdict on the provider."""
-        self.registry.get(provider.name).breaker.cancel()
+        self._state(provider, 0.0).breaker.cancel()
 
     def skip(self, provider: Provider) -> bool:
         """The provider cannot be called at all (no key); True if another step exists."""
         self.attempts[provider.name] -= 1
-        self.registry.get(provider.name).breaker.cancel()
+        self._state(provider, 0.0).breaker.cancel()
         self._move_on(f"fallback:{provider.name}")
         return self._index < len(self.entries)
 
@@ -172,10 +173,13 @@ class Chain:
         wall_now: float,
     ) -> None:
         """An answer was relayed; `ok` is False when its stream died mid-way."""
-        state = self.registry.get(provider.name)
+        state = self._state(provider, now)
         state.limiter.observe(status, headers, retry.retry_after(headers, wall_now), now)
         state.limiter.settle(self.tokens, used_tokens, now)
         state.breaker.record(ok and not counts_as_failure(status), now)
+
+    def _state(self, provider: Provider, now: float) -> ProviderState:
+        return self.registry.state_for(provider, self.spec, now)
 
     def _move_on(self, reason: str, *, to_mock: bool = False) -> None:
         self.reason = reason

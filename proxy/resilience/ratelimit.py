@@ -1,12 +1,14 @@
 """Per-provider rate limits: requests and tokens per minute, plus what the provider says.
 
 Two token buckets per provider (RPM and TPM), each holding at most one minute of
-this sidecar's share of the cluster-wide limit (standalone: the whole limit) and
-refilling continuously. A request *reserves* one request and its estimated
-tokens (`reserve`): when the buckets hold enough it goes at once; when they will within
-`maxWaitMs` it takes them on credit and waits that long (bounded, the same
-reservation every later request queues behind, so waits are fair and never
-over-admit); when they will not, it is refused and the chain moves on to the
+the limit and refilling continuously. The configured limit is cluster-wide; in
+standalone mode a sidecar enforces all of it (handing each sidecar its share over
+the control channel is the operator's part, and would size these buckets).
+A request *reserves* one request and its estimated tokens (`reserve`): when the
+buckets hold enough it goes at once; when they will within `maxWaitMs` it takes
+them on credit and waits that long (bounded; every later request queues behind
+that reservation, so waits are fair and never over-admit); when they will not,
+it is refused and the chain moves on to the
 next backend. Estimates are corrected with the usage read from the answer.
 
 The provider's own view wins when it is stricter. Low remaining quota in
@@ -54,11 +56,11 @@ class Bucket:
 class Limiter:
     """One provider's limits as seen by this sidecar."""
 
-    def __init__(self, limit: RateLimit | None, now: float, share: float = 1.0) -> None:
+    def __init__(self, limit: RateLimit | None, now: float) -> None:
         self.limit = limit or RateLimit()
         rpm, tpm = self.limit.requests_per_minute, self.limit.tokens_per_minute
-        self.requests = Bucket(rpm * share, now) if rpm else None
-        self.tokens = Bucket(tpm * share, now) if tpm else None
+        self.requests = Bucket(rpm, now) if rpm else None
+        self.tokens = Bucket(tpm, now) if tpm else None
         self.paused_until = 0.0
         self.refused = 0
 
@@ -97,8 +99,12 @@ class Limiter:
     def observe(
         self, status: int | None, headers: Mapping[str, str], asked: float | None, now: float
     ) -> None:
-        """Learn from a provider's answer: its remaining quota and its 429s."""
-        if status == 429:
+        """Learn from a provider's answer: its remaining quota, its 429s and its retry-after.
+
+        A 429 pauses the provider (for its `retry-after`, else a second); so does a
+        5xx that says `retry-after` (maintenance, overload): it asked everyone to wait.
+        """
+        if status == 429 or (asked is not None and status is not None and status >= 500):
             self.pause(asked if asked is not None else _DEFAULT_PAUSE, now)
         for requests_header, tokens_header in _REMAINING:
             for bucket, header in ((self.requests, requests_header), (self.tokens, tokens_header)):

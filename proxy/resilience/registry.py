@@ -50,6 +50,18 @@ class Registry:
     def get(self, name: str) -> ProviderState:
         return self._providers[name]
 
+    def state_for(self, provider: Provider, spec: LLMRolloutSpec, now: float) -> ProviderState:
+        """The provider's state; a request still on a config that a reload replaced
+        gets a throwaway state for a provider the new config no longer has."""
+        state = self._providers.get(provider.name)
+        if state is not None:
+            return state
+        return ProviderState(
+            provider,
+            Breaker(provider.name, spec.circuit_breaker),
+            Limiter(provider.rate_limit, now),
+        )
+
     def states(self, now: float) -> dict[str, State]:
         return {name: s.breaker.state(now) for name, s in self._providers.items()}
 

@@ -233,9 +233,10 @@ def _give_up(
     """No backend left: the last failure, or 503 when no provider could even be tried."""
     now = runtime.clock()
     reopen = min(
-        (runtime.resilience.get(p.name).breaker.reopens_in(now) for p in chain.entries if p),
+        (chain.registry.state_for(p, chain.spec, now).breaker.reopens_in(now)
+         for p in chain.entries if p),
         default=0.0,
-    )
+    )  # fmt: skip
     headers["x-llm-backend"] = "none"
     headers["x-llm-route-reason"] = chain.reason or "no-provider"
     headers["retry-after"] = str(max(1, math.ceil(reopen)))
