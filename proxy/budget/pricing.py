@@ -1,0 +1,190 @@
+"""What a call costs: from its usage, and at worst, before it is made.
+
+Prices come from `genai-prices` (an offline snapshot of the providers' published
+rates, tiers included) unless the provider's config overrides the model with
+`providers[].prices`. A model known to neither is an error that names it and says
+how to fix it: pricing never silently answers zero.
+
+Usage convention. `proxy.dialects.Usage` holds what the provider reported, in its
+own terms; `_normalised` turns that into genai-prices' terms, where
+``input_tokens`` is *all* prompt tokens (cache reads and writes included) and
+``output_tokens`` all generated tokens (reasoning included):
+
+- openai: ``prompt_tokens`` already includes cached tokens; reasoning is inside
+  ``completion_tokens``.
+- anthropic: ``input_tokens`` excludes cache reads and writes, so they are added.
+- gemini: ``promptTokenCount`` includes cached tokens; thinking tokens
+  (``thoughtsTokenCount``, our ``reasoning_tokens``) are billed as output but
+  reported apart from ``candidatesTokenCount``, so they are added to output.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import genai_prices
+
+from proxy.config import Provider, ProviderType
+from proxy.config.model import ModelPrice
+from proxy.dialects import Usage
+
+MILLION = Decimal(1_000_000)
+#: genai-prices' provider id for each provider type.
+_GENAI_PROVIDER: dict[ProviderType, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "google",
+}
+#: The longest answer of model families whose limit genai-prices does not record,
+#: by name prefix (first match wins; a dated snapshot matches its family). Figures
+#: are each family's largest published `max output tokens` -- a model may allow
+#: less, which only makes the reservation larger than needed. A model not listed
+#: here falls back to its context window (input + output can never exceed it).
+OUTPUT_LIMITS: tuple[tuple[str, int], ...] = (
+    ("gpt-4o", 16_384), ("chatgpt-4o", 16_384), ("gpt-4.1", 32_768),
+    ("gpt-4-turbo", 4_096), ("gpt-3.5-turbo", 4_096),
+    ("o1", 100_000), ("o3", 100_000), ("o4", 100_000), ("gpt-5", 128_000),
+    ("gemini-1.5", 8_192), ("gemini-2.0", 8_192), ("gemini-2.5", 65_536),
+)  # fmt: skip
+
+
+class UnknownPrice(LookupError):
+    """No price for a model: the call cannot be priced, so it must not run under a cap."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        super().__init__(
+            f"no price known for model '{model}' at provider '{provider}': "
+            f"add providers[name={provider}].prices.{model} with inputPerMTok and "
+            "outputPerMTok (USD per million tokens) to the config"
+        )
+        self.provider = provider
+        self.model = model
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Token counts in genai-prices' terms (see the module docstring)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+
+def _normalised(provider_type: ProviderType, usage: Usage) -> Counts:
+    prompt = usage.input_tokens
+    output = usage.output_tokens
+    if provider_type == "anthropic":
+        prompt += usage.cache_read_tokens + usage.cache_write_tokens
+    elif provider_type == "gemini":
+        output += usage.reasoning_tokens
+    return Counts(prompt, output, usage.cache_read_tokens, usage.cache_write_tokens)
+
+
+def _override_cost(price: ModelPrice, counts: Counts) -> Decimal:
+    cache_read = price.cache_read_per_mtok
+    cache_write = price.cache_write_per_mtok
+    read_rate = price.input_per_mtok if cache_read is None else cache_read
+    write_rate = price.input_per_mtok * 2 if cache_write is None else cache_write
+    writes = counts.cache_write_tokens  # 1-hour writes are a part of these, as in genai-prices
+    uncached = max(counts.input_tokens - counts.cache_read_tokens - writes, 0)
+    total = (
+        uncached * price.input_per_mtok
+        + counts.cache_read_tokens * read_rate
+        + writes * write_rate
+        + counts.output_tokens * price.output_per_mtok
+    )
+    return total / MILLION
+
+
+@functools.lru_cache(maxsize=4096)
+def _genai_cost(provider_type: ProviderType, model: str, counts: Counts) -> Decimal | None:
+    usage = {k: v for k, v in vars_of(counts).items() if v}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unsupported key is an error below, not a warning
+            result = genai_prices.calc_price(
+                genai_prices.Usage(**usage), model, provider_id=_GENAI_PROVIDER[provider_type]
+            )
+    except LookupError:
+        return None
+    total: Decimal = result.total_price
+    return total
+
+
+def vars_of(counts: Counts) -> dict[str, int]:
+    return {name: getattr(counts, name) for name in Counts.__slots__}
+
+
+@functools.lru_cache(maxsize=1024)
+def _genai_model(provider_type: ProviderType, model: str) -> object | None:
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    try:
+        found = snapshot.find_provider_model(model, None, _GENAI_PROVIDER[provider_type], None)
+    except LookupError:
+        return None
+    return found[1]
+
+
+class PriceBook:
+    """Prices for one config: per-provider overrides first, then genai-prices."""
+
+    def __init__(self, providers: list[Provider]) -> None:
+        self._overrides: Mapping[str, Mapping[str, ModelPrice]] = {
+            p.name: p.prices for p in providers
+        }
+
+    def _override(self, provider: Provider, model: str) -> ModelPrice | None:
+        return self._overrides.get(provider.name, {}).get(model)
+
+    def _price(self, provider: Provider, model: str, counts: Counts) -> Decimal:
+        override = self._override(provider, model)
+        if override is not None:
+            return _override_cost(override, counts)
+        cost = _genai_cost(provider.type, model, counts)
+        if cost is None:
+            raise UnknownPrice(provider.name, model)
+        return cost
+
+    def cost(self, provider: Provider, model: str, usage: Usage) -> Decimal:
+        """USD of one answer's usage. Raises `UnknownPrice`."""
+        return self._price(provider, model, _normalised(provider.type, usage))
+
+    def output_limit(self, provider: Provider, model: str, input_tokens: int) -> int:
+        """The most output tokens a request without a max tokens setting can produce.
+
+        The override's `maxOutputTokens`, else the family table `OUTPUT_LIMITS`, else
+        the context window left after the input; raises `UnknownPrice` when none is known.
+        """
+        override = self._override(provider, model)
+        if override is not None and override.max_output_tokens is not None:
+            return override.max_output_tokens
+        name = model.lower()
+        listed = next((n for prefix, n in OUTPUT_LIMITS if name.startswith(prefix)), None)
+        info = _genai_model(provider.type, model)
+        window = getattr(info, "context_window", None)
+        if isinstance(window, int):
+            room = max(window - input_tokens, 1)
+            return room if listed is None else min(listed, room)
+        if listed is not None:
+            return listed
+        raise UnknownPrice(provider.name, model)
+
+    def worst_case(
+        self, provider: Provider, model: str, input_tokens: int, max_tokens: int | None
+    ) -> Decimal:
+        """The most a request can cost: every input token at its dearest rate (plain,
+        or written to a cache, 5-minute or 1-hour) and the longest answer allowed."""
+        output = max_tokens or self.output_limit(provider, model, input_tokens)
+        n = input_tokens
+        variants = (
+            Counts(n, output),
+            Counts(n, output, cache_write_tokens=n),
+            Counts(n, output, cache_write_tokens=n, cache_write_1h_tokens=n),
+        )
+        return max(self._price(provider, model, counts) for counts in variants)
