@@ -202,11 +202,11 @@ class Handler:
             runtime.budget.settle(ticket, None)  # it may have run: charge the hold
             self._count(runtime, provider.name, "real", failure.kind.status)
             return error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers)
-        if outcome.first_byte_at is not None:
-            cost = runtime.budget.settle(ticket, billed_usage(outcome))
+        cost = runtime.budget.settle(ticket, billed_usage(outcome))
         if cost is not None and not response.prepared:  # a stream's headers are already sent
             response.headers["x-llm-cost-usd"] = cost_header(cost)
-        request[FIRST_BYTE_AT] = outcome.first_byte_at
+        if outcome.first_byte_at is not None:
+            request[FIRST_BYTE_AT] = outcome.first_byte_at
         if outcome.stream_error:
             runtime.metrics.stream_errors.labels(
                 dialect.name, provider.name, outcome.stream_error
