@@ -156,7 +156,8 @@ class Refusal:
 class Reservation:
     amount: Decimal
     tenant: str
-    holds: list[tuple[BudgetState, Hold]] = field(default_factory=list)
+    #: (budget, the allowance of the period it was admitted in, the hold there)
+    holds: list[tuple[BudgetState, Allowance, Hold]] = field(default_factory=list)
 
 
 class Ledger:
@@ -250,15 +251,16 @@ class Ledger:
         for state in states:
             hold = state.allowance.reserve(amount, now)
             assert hold is not None  # checked above, and nothing ran in between
-            reservation.holds.append((state, hold))
+            reservation.holds.append((state, state.allowance, hold))
         return reservation, []
 
     def settle(self, reservation: Reservation, actual: Decimal) -> list[ThresholdEvent]:
         """Charge the actual cost, release the rest of the hold; returns new thresholds."""
         events: list[ThresholdEvent] = []
-        for state, hold in reservation.holds:
-            state.allowance.settle(hold, actual)
-            events += state.crossed()
+        for state, allowance, hold in reservation.holds:
+            allowance.settle(hold, actual)
+            if allowance is state.allowance:  # else its period has ended: no events for it
+                events += state.crossed()
         return events
 
     def states(self) -> list[BudgetState]:

@@ -65,6 +65,21 @@ class UnknownPrice(LookupError):
         self.model = model
 
 
+class UnknownOutputLimit(UnknownPrice):
+    """A request without max tokens, to a model whose longest answer is not known."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        LookupError.__init__(
+            self,
+            f"the request sets no max tokens and the longest answer of model '{model}' at "
+            f"provider '{provider}' is not known, so its worst-case cost cannot be reserved: "
+            f"set providers[name={provider}].prices.{model}.maxOutputTokens in the config, "
+            "or send a max tokens setting with the request",
+        )
+        self.provider = provider
+        self.model = model
+
+
 @dataclass(frozen=True, slots=True)
 class Counts:
     """Token counts in genai-prices' terms (see the module docstring)."""
@@ -159,7 +174,7 @@ class PriceBook:
         """The most output tokens a request without a max tokens setting can produce.
 
         The override's `maxOutputTokens`, else the family table `OUTPUT_LIMITS`, else
-        the context window left after the input; raises `UnknownPrice` when none is known.
+        the context window left after the input; raises `UnknownOutputLimit` when none is.
         """
         override = self._override(provider, model)
         if override is not None and override.max_output_tokens is not None:
@@ -173,7 +188,7 @@ class PriceBook:
             return room if listed is None else min(listed, room)
         if listed is not None:
             return listed
-        raise UnknownPrice(provider.name, model)
+        raise UnknownOutputLimit(provider.name, model)
 
     def worst_case(
         self, provider: Provider, model: str, input_tokens: int, max_tokens: int | None

@@ -218,13 +218,13 @@ class BudgetGate:
             raise ValueError("this call is already settled")
         ticket.settled = True
         cost = ticket.worst_case
+        if cost is None:
+            return None  # unpriced, reported at admission
         if usage is not None:
             try:
                 cost = self.prices.cost(ticket.provider, ticket.model, usage)
             except UnknownPrice as error:
                 self._unpriced(error)  # priced at admission, so only a config change gets here
-        if cost is None:
-            return None
         reservation = ticket.reservation
         if reservation is not None:
             if cost > reservation.amount:
