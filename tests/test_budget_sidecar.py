@@ -18,6 +18,8 @@ from aiohttp import web
 
 from proxy import tokens
 from proxy.budget import PriceBook
+from proxy.cli import parse_args
+from proxy.config import parse_spec
 from proxy.server.serve import Sidecar
 from tests.conftest import StartSidecar, anthropic_client, openai_client, real_spec
 from tests.fakes.anthropic import FakeAnthropic
@@ -68,17 +70,22 @@ class BillingOpenAI(FakeOpenAI):
         return await super().chat(request, payload, fault)
 
 
-@pytest.mark.parametrize(("seed", "exact"), [(1, True), (2, False), (3, True)])
+@pytest.mark.parametrize(
+    ("seed", "exact", "durable"), [(1, True, False), (2, False, False), (3, True, True)]
+)
 async def test_property_200_concurrent_calls_never_overspend_the_cap(
-    start_sidecar: StartSidecar, seed: int, exact: bool
+    start_sidecar: StartSidecar, seed: int, exact: bool, durable: bool, tmp_path: Path
 ) -> None:
     """Demand ~3x the cap, 200 calls at once: settled spend <= cap; and when calls bill
-    their worst case, what is left unused is less than one call's worst case."""
+    their worst case, what is left unused is less than one call's worst case. With a
+    ledger file, every hold is on disk before its call goes out (grouped writes)."""
     fake = await BillingOpenAI(seed, exact).start()
+    ledger = tmp_path / "ledger.json" if durable else None
     try:
         cap = Decimal("0.05")
         sidecar = await start_sidecar(
-            real_spec(fake, budget={"dailyUSD": str(cap), "onExhausted": "mock"})
+            real_spec(fake, budget={"dailyUSD": str(cap), "onExhausted": "mock"}),
+            ledger_path=ledger,
         )
         client = openai_client(sidecar)
         rng = random.Random(seed)
@@ -112,6 +119,10 @@ async def test_property_200_concurrent_calls_never_overspend_the_cap(
         )
         if exact:
             assert cap - daily.spent < max(worst), "at most one call's worst case left unused"
+        if ledger is not None:
+            await sidecar.runtime.budget.flush()
+            saved = json.loads(ledger.read_text())["budgets"]["rollout/daily"]["spentUSD"]
+            assert Decimal(saved) == daily.spent
     finally:
         await fake.stop()
 
@@ -367,3 +378,22 @@ async def test_threshold_events_are_logged_and_counted_once_per_period(
     }  # fmt: skip
     assert counts == {"50": 1, "80": 0, "100": 1}
     assert caplog.text.count("budget.threshold budget=rollout/daily percent=50") == 1
+
+
+async def test_a_config_reload_changes_caps_and_keeps_spend(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    sidecar = await start_sidecar(real_spec(fake_openai, budget={"dailyUSD": "0"}))
+    client = openai_client(sidecar)
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=ASK)
+    assert raw.headers["x-llm-route-reason"] == "budget"
+    sidecar.runtime.apply(parse_spec(real_spec(fake_openai, budget={"dailyUSD": "1"})), "test")
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=ASK)
+    assert raw.headers["x-llm-backend"] == "openai-primary"
+    assert metric(sidecar, "llm_rollout_budget_cap_usd", budget="rollout/daily") == 1.0
+    assert state(sidecar).spent == FAKE_COST
+
+
+def test_the_ledger_file_is_a_command_line_option(tmp_path: Path) -> None:
+    args = parse_args(["--config", "c.yaml", "--budget-ledger", str(tmp_path / "l.json")])
+    assert args.budget_ledger == tmp_path / "l.json"

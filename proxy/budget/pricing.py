@@ -24,6 +24,7 @@ import functools
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import genai_prices
@@ -146,6 +147,23 @@ def _genai_model(provider_type: ProviderType, model: str) -> object | None:
     return found[1]
 
 
+@functools.lru_cache(maxsize=1024)
+def _cache_write_priced(provider_type: ProviderType, model: str) -> tuple[bool, bool]:
+    """Whether genai-prices prices (5-minute, 1-hour) cache writes for a model.
+
+    Only those variants can cost more than plain input, so only they are worth
+    pricing for a worst case (each `calc_price` call costs ~0.1 ms).
+    """
+    info = _genai_model(provider_type, model)
+    if info is None:
+        return False, False
+    prices = info.get_prices(datetime.now(UTC))  # type: ignore[attr-defined]
+    return (
+        getattr(prices, "cache_write_mtok", None) is not None,
+        getattr(prices, "cache_write_1h_mtok", None) is not None,
+    )
+
+
 class PriceBook:
     """Prices for one config: per-provider overrides first, then genai-prices."""
 
@@ -197,9 +215,10 @@ class PriceBook:
         or written to a cache, 5-minute or 1-hour) and the longest answer allowed."""
         output = max_tokens or self.output_limit(provider, model, input_tokens)
         n = input_tokens
-        variants = (
-            Counts(n, output),
-            Counts(n, output, cache_write_tokens=n),
-            Counts(n, output, cache_write_tokens=n, cache_write_1h_tokens=n),
-        )
+        variants = [Counts(n, output)]
+        writes, writes_1h = _cache_write_priced(provider.type, model)
+        if writes or self._override(provider, model) is not None:
+            variants.append(Counts(n, output, cache_write_tokens=n))
+        if writes_1h:
+            variants.append(Counts(n, output, cache_write_tokens=n, cache_write_1h_tokens=n))
         return max(self._price(provider, model, counts) for counts in variants)

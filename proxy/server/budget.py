@@ -53,8 +53,10 @@ class Ticket:
     provider: Provider
     model: str
     tenant: str
-    worst_case: Decimal | None  # None: the model has no price (and no cap applies)
-    reservation: Reservation | None  # None: no cap applies
+    dialect: str
+    parsed: ParsedRequest
+    worst_case: Decimal | None = None  # computed when needed
+    reservation: Reservation | None = None  # None: no cap applies
     settled: bool = False
 
 
@@ -182,20 +184,21 @@ class BudgetGate:
     async def admit(
         self, dialect: Dialect, provider: Provider, parsed: ParsedRequest, tenant: str
     ) -> Ticket | Refusal:
-        """Hold the call's worst case, or say why it may not run."""
+        """Hold the call's worst case, or say why it may not run.
+
+        Without any cap nothing is held and the worst case is not even computed (it
+        is needed only if the call must be charged without usage).
+        """
         self._retry_corrupt()
-        model = parsed.model
+        ticket = Ticket(provider, parsed.model, tenant, dialect.name, parsed)
+        if not self.ledger.enabled:
+            return ticket
         try:
-            tokens = reservation_tokens(dialect.name, parsed.payload, model)
-            worst = self.prices.worst_case(provider, model, tokens, parsed.max_tokens)
+            worst = self._worst_case(ticket)
         except UnknownPrice as error:
             self._unpriced(error)
-            if not self.ledger.enabled:
-                return Ticket(provider, model, tenant, None, None)
-            return Refusal(f"price of {model}", Decimal(0), Decimal(0), Decimal(0), Decimal(0),
-                           None, reason=f"llm-rollout: {error}")  # fmt: skip
-        if not self.ledger.enabled:
-            return Ticket(provider, model, tenant, worst, None)
+            return Refusal(f"price of {parsed.model}", Decimal(0), Decimal(0), Decimal(0),
+                           Decimal(0), None, reason=f"llm-rollout: {error}")  # fmt: skip
         result, events = self.ledger.reserve(tenant, worst, self.clock())
         self._emit(events)
         if isinstance(result, Refusal):
@@ -210,35 +213,48 @@ class BudgetGate:
             self._publish()
             return Refusal("ledger", worst, Decimal(0), Decimal(0), Decimal(0), None,
                            reason=f"llm-rollout: {problem}")  # fmt: skip
-        return Ticket(provider, model, tenant, worst, result)
+        ticket.reservation = result
+        return ticket
+
+    def _worst_case(self, ticket: Ticket) -> Decimal:
+        if ticket.worst_case is None:
+            parsed = ticket.parsed
+            tokens = reservation_tokens(ticket.dialect, parsed.payload, ticket.model)
+            ticket.worst_case = self.prices.worst_case(
+                ticket.provider, ticket.model, tokens, parsed.max_tokens
+            )
+        return ticket.worst_case
 
     def settle(self, ticket: Ticket, usage: Usage | None, arm: str = "real") -> Decimal | None:
-        """Charge what the call cost (`usage` None: the whole hold); returns the cost."""
+        """Charge what the call cost (`usage` None: its worst case); returns the cost,
+        or None for a model without a price (reported, and charged its hold if any)."""
         if ticket.settled:
             raise ValueError("this call is already settled")
         ticket.settled = True
-        cost = ticket.worst_case
-        if cost is None:
-            return None  # unpriced, reported at admission
-        if usage is not None:
-            try:
+        cost: Decimal | None
+        try:
+            if usage is None:
+                cost = self._worst_case(ticket)
+            else:
                 cost = self.prices.cost(ticket.provider, ticket.model, usage)
-            except UnknownPrice as error:
-                self._unpriced(error)  # priced at admission, so only a config change gets here
+        except UnknownPrice as error:
+            self._unpriced(error)
+            cost = ticket.worst_case  # priced at admission, if held: only a config change
         reservation = ticket.reservation
         if reservation is not None:
-            if cost > reservation.amount:
+            charge = reservation.amount if cost is None else cost
+            if charge > reservation.amount:
                 log.warning(
                     "call to %s/%s cost $%s, more than its reservation $%s: the token "
                     "estimate or price table is off",
-                    ticket.provider.name, ticket.model, cost, reservation.amount,
+                    ticket.provider.name, ticket.model, charge, reservation.amount,
                 )  # fmt: skip
-            self._emit(self.ledger.settle(reservation, cost))
+            self._emit(self.ledger.settle(reservation, charge))
             self._changed()
             self._publish()
-        self.metrics.cost.labels(ticket.provider.name, ticket.model, ticket.tenant, arm).inc(
-            float(cost)
-        )
+        if cost is not None:
+            labels = (ticket.provider.name, ticket.model, ticket.tenant, arm)
+            self.metrics.cost.labels(*labels).inc(float(cost))
         return cost
 
     # -- reporting ------------------------------------------------------------------------
