@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import uuid
 
 import aiohttp
@@ -231,10 +232,14 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         ) from None
 
 
+#: A route variable with its regex, ``{model:[^/:]+}``, shown to people as ``{model}``.
+_PATTERN_VARIABLE = re.compile(r"\{(\w+):[^}]*\}")
+
+
 async def not_found(request: web.Request) -> web.Response:
     dialect = guess_dialect(request.path, dict(request.headers))
     headers = {"x-llm-backend": "none"}
-    served = ", ".join(path for path, _ in ROUTES)
+    served = ", ".join(_PATTERN_VARIABLE.sub(r"{\1}", path) for path, _ in ROUTES)
     return error_response(
         dialect,
         ErrorKind.NOT_FOUND,
