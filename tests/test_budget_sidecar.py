@@ -15,15 +15,23 @@ import anthropic
 import openai
 import pytest
 from aiohttp import web
+from google.genai import types as genai_types
 
 from proxy import tokens
 from proxy.budget import PriceBook
 from proxy.cli import parse_args
 from proxy.config import parse_spec
 from proxy.server.serve import Sidecar
-from tests.conftest import StartSidecar, anthropic_client, openai_client, real_spec
+from tests.conftest import (
+    StartSidecar,
+    anthropic_client,
+    gemini_client,
+    openai_client,
+    real_spec,
+)
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Fault
+from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 
 ASK = [{"role": "user", "content": "Hello"}]
@@ -397,3 +405,27 @@ async def test_a_config_reload_changes_caps_and_keeps_spend(
 def test_the_ledger_file_is_a_command_line_option(tmp_path: Path) -> None:
     args = parse_args(["--config", "c.yaml", "--budget-ledger", str(tmp_path / "l.json")])
     assert args.budget_ledger == tmp_path / "l.json"
+
+
+async def test_gemini_and_embeddings_are_priced_under_a_cap(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI, fake_gemini: FakeGemini
+) -> None:
+    spec = real_spec(fake_openai, gemini_fake=fake_gemini, budget={"dailyUSD": "1"})
+    sidecar = await start_sidecar(spec)
+    async with gemini_client(sidecar).aio as client:
+        response = await client.models.generate_content(
+            model="gemini-2.5-flash",
+            contents="Hello",
+            config=genai_types.GenerateContentConfig(max_output_tokens=100),
+        )
+    assert response.sdk_http_response is not None
+    headers = response.sdk_http_response.headers or {}
+    # 9 prompt tokens (1 cached), 4 answer + 2 thinking: $0.30 / $0.03 / $2.50 per MTok.
+    expected = (8 * Decimal("0.30") + 1 * Decimal("0.03") + 6 * Decimal("2.50")) / 10**6
+    assert Decimal(headers["x-llm-cost-usd"]) == expected
+    embedded = await openai_client(sidecar).embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input="Hello"
+    )
+    # 7 prompt tokens at $0.02 per MTok; an embedding reserves no output.
+    assert Decimal(embedded.headers["x-llm-cost-usd"]) == 7 * Decimal("0.02") / 10**6
+    assert state(sidecar).spent == expected + 7 * Decimal("0.02") / 10**6

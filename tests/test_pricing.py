@@ -45,13 +45,24 @@ def test_anthropic_cache_tokens_are_added_to_input_as_anthropic_reports_them_apa
     assert cached == Decimal("0.0002") + Decimal("0.0002") + Decimal("0.0025")
 
 
-def test_gemini_thinking_tokens_are_billed_as_output() -> None:
+def test_reasoning_tokens_are_inside_output_and_not_billed_twice() -> None:
     prices, providers = book()
-    without = prices.cost(providers["gem"], "gemini-2.5-flash", Usage(output_tokens=100))
-    thinking = prices.cost(
-        providers["gem"], "gemini-2.5-flash", Usage(output_tokens=100, reasoning_tokens=100)
+    # Every dialect reports output with reasoning included (Gemini's thoughts are added
+    # to its candidates by the dialect), so reasoning_tokens is informative only.
+    for name, model in (("gem", "gemini-2.5-flash"), ("oai", "o3-mini")):
+        plain = prices.cost(providers[name], model, Usage(output_tokens=200))
+        thinking = prices.cost(
+            providers[name], model, Usage(output_tokens=200, reasoning_tokens=100)
+        )
+        assert thinking == plain > 0
+
+
+def test_an_embedding_call_reserves_no_output() -> None:
+    prices, providers = book()
+    worst = prices.worst_case(providers["oai"], "text-embedding-3-small", 1_000, 0)
+    assert worst == prices.cost(
+        providers["oai"], "text-embedding-3-small", Usage(input_tokens=1_000)
     )
-    assert thinking == 2 * without > 0
 
 
 def test_an_override_takes_precedence_and_unset_cache_prices_are_priced_high() -> None:

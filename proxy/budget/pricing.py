@@ -5,17 +5,14 @@ rates, tiers included) unless the provider's config overrides the model with
 `providers[].prices`. A model known to neither is an error that names it and says
 how to fix it: pricing never silently answers zero.
 
-Usage convention. `proxy.dialects.Usage` holds what the provider reported, in its
-own terms; `_normalised` turns that into genai-prices' terms, where
-``input_tokens`` is *all* prompt tokens (cache reads and writes included) and
-``output_tokens`` all generated tokens (reasoning included):
+Usage convention. `proxy.dialects.Usage` holds what the provider reported, with
+``output_tokens`` meaning every generated token, reasoning included (the dialects
+make it so: Gemini's thoughts are added to its candidates there). `_normalised`
+turns it into genai-prices' terms, where ``input_tokens`` is *all* prompt tokens,
+cache reads and writes included:
 
-- openai: ``prompt_tokens`` already includes cached tokens; reasoning is inside
-  ``completion_tokens``.
+- openai and gemini: the prompt count already includes cached tokens.
 - anthropic: ``input_tokens`` excludes cache reads and writes, so they are added.
-- gemini: ``promptTokenCount`` includes cached tokens; thinking tokens
-  (``thoughtsTokenCount``, our ``reasoning_tokens``) are billed as output but
-  reported apart from ``candidatesTokenCount``, so they are added to output.
 """
 
 from __future__ import annotations
@@ -94,12 +91,9 @@ class Counts:
 
 def _normalised(provider_type: ProviderType, usage: Usage) -> Counts:
     prompt = usage.input_tokens
-    output = usage.output_tokens
     if provider_type == "anthropic":
         prompt += usage.cache_read_tokens + usage.cache_write_tokens
-    elif provider_type == "gemini":
-        output += usage.reasoning_tokens
-    return Counts(prompt, output, usage.cache_read_tokens, usage.cache_write_tokens)
+    return Counts(prompt, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
 
 
 def _override_cost(price: ModelPrice, counts: Counts) -> Decimal:
@@ -212,8 +206,11 @@ class PriceBook:
         self, provider: Provider, model: str, input_tokens: int, max_tokens: int | None
     ) -> Decimal:
         """The most a request can cost: every input token at its dearest rate (plain,
-        or written to a cache, 5-minute or 1-hour) and the longest answer allowed."""
-        output = max_tokens or self.output_limit(provider, model, input_tokens)
+        or written to a cache, 5-minute or 1-hour) and the longest answer allowed
+        (`max_tokens`; None: the model's limit; 0: a call that generates nothing)."""
+        output = (
+            self.output_limit(provider, model, input_tokens) if max_tokens is None else max_tokens
+        )
         n = input_tokens
         variants = [Counts(n, output)]
         writes, writes_1h = _cache_write_priced(provider.type, model)

@@ -53,7 +53,7 @@ class Ticket:
     provider: Provider
     model: str
     tenant: str
-    dialect: str
+    dialect: Dialect
     parsed: ParsedRequest
     worst_case: Decimal | None = None  # computed when needed
     reservation: Reservation | None = None  # None: no cap applies
@@ -190,7 +190,7 @@ class BudgetGate:
         is needed only if the call must be charged without usage).
         """
         self._retry_corrupt()
-        ticket = Ticket(provider, parsed.model, tenant, dialect.name, parsed)
+        ticket = Ticket(provider, parsed.model, tenant, dialect, parsed)
         if not self.ledger.enabled:
             return ticket
         try:
@@ -219,9 +219,10 @@ class BudgetGate:
     def _worst_case(self, ticket: Ticket) -> Decimal:
         if ticket.worst_case is None:
             parsed = ticket.parsed
-            tokens = reservation_tokens(ticket.dialect, parsed.payload, ticket.model)
+            tokens = reservation_tokens(ticket.dialect.name, parsed.payload, ticket.model)
+            generates = ticket.dialect.operation != "embeddings"
             ticket.worst_case = self.prices.worst_case(
-                ticket.provider, ticket.model, tokens, parsed.max_tokens
+                ticket.provider, ticket.model, tokens, parsed.max_tokens if generates else 0
             )
         return ticket.worst_case
 
