@@ -20,6 +20,7 @@ The stable API (also used by the mock for its usage figures):
 from __future__ import annotations
 
 import functools
+import json
 import math
 from typing import Any
 
@@ -28,9 +29,13 @@ from bpe_openai import _bindings as bpe
 #: Tokens OpenAI adds around each chat message and to prime the answer (its cookbook figures).
 PER_MESSAGE = 4
 PER_REQUEST = 3
-#: An image part costs tokens by its size, which the request does not say: this is a
-#: high-detail 2048x2048 image at OpenAI's rates, above what other providers charge.
+#: An image part costs tokens by its size, which the request does not say: this bounds
+#: the largest image at OpenAI's gpt-4o rates (8 tiles: 1,445), Anthropic's (~1,600
+#: at 1.15 megapixels) and Gemini's (258 per tile). Models that bill images at a
+#: multiple of that are listed in `_IMAGE_TOKENS_BY_MODEL`.
 IMAGE_TOKENS = 1_600
+#: gpt-4o-mini bills an image as 2,833 + 5,667 tokens per tile (8 tiles at most).
+_IMAGE_TOKENS_BY_MODEL = (("gpt-4o-mini", 2_833 + 8 * 5_667),)
 #: Multiplier on estimated (non-OpenAI) counts for reservations.
 ESTIMATE_MARGIN = 1.25
 
@@ -38,7 +43,13 @@ ESTIMATE_MARGIN = 1.25
 _NOT_PROMPT = frozenset(
     {"model", "role", "type", "stream", "user", "metadata", "service_tier", "encoding_format",
      "reasoning_effort", "tool_choice", "stop", "mime_type", "mimeType", "detail", "id",
-     "tool_call_id", "tool_use_id", "cache_control", "generationConfig", "safetySettings"}
+     "tool_call_id", "tool_use_id", "cache_control", "safetySettings"}
+)  # fmt: skip
+#: Keys holding tool definitions and output schemas: providers bill their whole JSON
+#: (property names included), so it is counted serialized rather than value by value.
+_SCHEMAS = frozenset(
+    {"tools", "functions", "response_format", "text", "generationConfig", "toolConfig",
+     "tool_config", "generation_config"}
 )  # fmt: skip
 #: Content-part shapes that are images (OpenAI chat/responses, Anthropic, Gemini).
 _IMAGE_TYPES = frozenset({"image_url", "input_image", "image"})
@@ -105,7 +116,9 @@ def _texts(value: Any, images: list[int]) -> list[str]:
             images[0] += 1
             return out
         for key, item in value.items():
-            if key not in _NOT_PROMPT:
+            if key in _SCHEMAS and not isinstance(item, str):
+                out.append(json.dumps(item, separators=(",", ":")))
+            elif key not in _NOT_PROMPT:
                 out += _texts(item, images)
     elif isinstance(value, list):
         for item in value:
@@ -126,9 +139,11 @@ def _messages(payload: dict[str, Any]) -> int:
 def count_request(dialect_name: str, payload: dict[str, Any], model: str | None = None) -> int:
     """Best estimate of the input tokens a request is billed for.
 
-    Counts every string of prompt text in the body (messages, system prompt, tool
-    definitions, ...) except setting-like fields, adds OpenAI's per-message framing
-    and `IMAGE_TOKENS` per image part. `model` defaults to the body's ``model`` (Gemini
+    Counts every string of prompt text in the body (messages, system prompt, ...)
+    except setting-like fields, tool definitions and schemas as their whole JSON,
+    adds OpenAI's per-message framing and `IMAGE_TOKENS` per image part. Audio and
+    file parts are counted as their text (a base64 payload over-counts; a file
+    reference by id under-counts). `model` defaults to the body's ``model`` (Gemini
     carries it in the URL instead). `dialect_name` is accepted so that a dialect with
     its own framing can be told apart later; today the walk is shape-agnostic.
     """
@@ -138,7 +153,9 @@ def count_request(dialect_name: str, payload: dict[str, Any], model: str | None 
     images = [0]
     texts = _texts({k: v for k, v in payload.items() if k != "model"}, images)
     tokens = sum(count_text(model, text) for text in texts)
-    return tokens + PER_MESSAGE * _messages(payload) + PER_REQUEST + IMAGE_TOKENS * images[0]
+    name = model.lower()
+    per_image = next((n for p, n in _IMAGE_TOKENS_BY_MODEL if name.startswith(p)), IMAGE_TOKENS)
+    return tokens + PER_MESSAGE * _messages(payload) + PER_REQUEST + per_image * images[0]
 
 
 def reservation_tokens(dialect_name: str, payload: dict[str, Any], model: str) -> int:

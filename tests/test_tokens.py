@@ -53,3 +53,17 @@ def test_images_count_a_fixed_allowance_and_reservations_add_a_margin_for_estima
     assert tokens.reservation_tokens("openai.chat", exact, "gpt-4o-mini") == tokens.count_request(
         "openai.chat", exact
     ), "exact counts need no margin"
+
+
+def test_tool_schemas_count_their_property_names_and_gpt_4o_mini_images_their_own_rate() -> None:
+    base = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    schema = {"type": "object", "properties": {"a_rather_long_parameter_name": {"type": "string"}}}
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    with_tool = tokens.count_request("openai.chat", base | {"tools": [tool]})
+    name_tokens = tokens.count_text("gpt-4o-mini", "a_rather_long_parameter_name")
+    assert with_tool - tokens.count_request("openai.chat", base) > name_tokens
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    picture = {"role": "user", "content": [image]}
+    mini = tokens.count_request("openai.chat", base | {"messages": [picture]})
+    gpt4o = tokens.count_request("openai.chat", base | {"model": "gpt-4o", "messages": [picture]})
+    assert mini - gpt4o == 2_833 + 8 * 5_667 - tokens.IMAGE_TOKENS
