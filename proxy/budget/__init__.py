@@ -1,4 +1,5 @@
-"""Cost and budgets (pure): pricing, the allowance state machine, the ledger, its file.
+"""Cost and budgets: pricing, the allowance and ledger state machines (pure), and the
+ledger file's format with its atomic write (`store`, plain file I/O, no event loop).
 
 See docs/budgets.md for how reservation and settlement keep spend under a cap.
 """

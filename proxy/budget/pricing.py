@@ -114,7 +114,7 @@ def _override_cost(price: ModelPrice, counts: Counts) -> Decimal:
 
 @functools.lru_cache(maxsize=4096)
 def _genai_cost(provider_type: ProviderType, model: str, counts: Counts) -> Decimal | None:
-    usage = {k: v for k, v in vars_of(counts).items() if v}
+    usage = {k: v for k, v in _as_kwargs(counts).items() if v}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # an unsupported key is an error below, not a warning
@@ -127,7 +127,7 @@ def _genai_cost(provider_type: ProviderType, model: str, counts: Counts) -> Deci
     return total
 
 
-def vars_of(counts: Counts) -> dict[str, int]:
+def _as_kwargs(counts: Counts) -> dict[str, int]:
     return {name: getattr(counts, name) for name in Counts.__slots__}
 
 
