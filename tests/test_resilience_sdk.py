@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import anthropic
 import openai
@@ -14,6 +15,7 @@ from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import Fault
 from tests.fakes.openai import FakeOpenAI
 from tests.test_admin import get
+from tests.test_budget_sidecar import FAKE_COST
 
 ASK = [{"role": "user", "content": "Hello"}]
 TENANTS = {"tenants": {"header": "x-tenant-id", "default": {"requestsPerMinute": 2},
@@ -146,3 +148,34 @@ async def test_stall_mid_stream_in_anthropic_ends_with_event_error(
         sidecar.runtime.clock()
     )
     assert window == (0, 1), "the stalled stream counts against the provider's breaker"
+
+
+async def test_one_budget_hold_covers_the_whole_chain(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    """Retries and fallbacks settle once: billed answers at cost, refusals and mock at 0,
+    and an attempt that timed out after sending (it may have run) at the whole hold."""
+    spec = real_spec(fake_openai, budget={"dailyUSD": "10"}) | {
+        "retry": {"maxAttempts": 2, "initialBackoffMs": 1},
+        "fallback": ["openai-primary", "mock"],
+    }
+    spec["providers"][0]["timeouts"] = {"firstByteMs": 200}
+    sidecar = await start_sidecar(spec)
+    client = openai_client(sidecar)
+
+    def spent() -> Decimal:
+        return {s.key: s for s in sidecar.runtime.budget.ledger.states()}["rollout/daily"].spent
+
+    fake_openai.faults.append(Fault(status=503))  # refused, then answered: billed once
+    await client.chat.completions.create(model="gpt-4o-mini", messages=ASK, max_tokens=20)
+    assert spent() == FAKE_COST
+    fake_openai.faults.extend([Fault(status=503), Fault(status=503)])  # → mock: nothing billed
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=ASK, max_tokens=20
+    )
+    assert raw.headers["x-llm-backend"] == "mock"
+    assert spent() == FAKE_COST
+    fake_openai.faults.append(Fault(first_byte_delay=0.5))  # timed out: may have run
+    await client.chat.completions.create(model="gpt-4o-mini", messages=ASK, max_tokens=20)
+    assert spent() > 2 * FAKE_COST, "the hold (worst case), not the second call's cost"
+    assert all(s.reserved == 0 for s in sidecar.runtime.budget.ledger.states())

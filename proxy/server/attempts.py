@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -30,7 +30,7 @@ from proxy.resilience.chain import Chain, GiveUp, UseMock
 from proxy.resilience.ratelimit import estimate_tokens
 from proxy.routing import Decision
 from proxy.server.keys import MissingKey
-from proxy.server.relay import UpstreamFailure, open_upstream, relay
+from proxy.server.relay import Outcome, UpstreamFailure, open_upstream, relay
 from proxy.server.runtime import Runtime
 
 log = logging.getLogger("llm_rollout.attempts")
@@ -43,9 +43,23 @@ class Served:
     response: web.StreamResponse | None
     backend: str
     status: int
-    usage: Usage = field(default_factory=Usage)
-    stream_error: str | None = None
-    first_byte_at: float | None = None
+    #: What the relay learned of the answer; None when the sidecar answered itself.
+    outcome: Outcome | None = None
+    #: An attempt may have run at a provider without the sidecar learning its usage
+    #: (a timeout or a dropped connection after sending): the budget charges the hold.
+    uncertain: bool = False
+
+    @property
+    def usage(self) -> Usage:
+        return self.outcome.usage if self.outcome is not None else Usage()
+
+    @property
+    def stream_error(self) -> str | None:
+        return self.outcome.stream_error if self.outcome is not None else None
+
+    @property
+    def first_byte_at(self) -> float | None:
+        return self.outcome.first_byte_at if self.outcome is not None else None
 
 
 def error_response(
@@ -109,15 +123,18 @@ class _Walk:
         self.clock = runtime.clock
         self.request_id = headers["x-request-id"]
         self.last: UpstreamFailure | None = None
+        self.uncertain = False
 
     async def run(self) -> Served:
         while True:
             step = self.chain.next(self.clock())
             if isinstance(step, UseMock):
                 self._stamp("mock")
-                return Served(None, "mock", 0)
+                return Served(None, "mock", 0, uncertain=self.uncertain)
             if isinstance(step, GiveUp):
-                return _give_up(self.runtime, self.dialect, self.chain, self.last, self.headers)
+                answer = _give_up(self.runtime, self.dialect, self.chain, self.last, self.headers)
+                answer.uncertain = self.uncertain
+                return answer
             try:
                 if step.wait:
                     await asyncio.sleep(step.wait)
@@ -165,6 +182,7 @@ class _Walk:
             response, outcome = await relay(self.request, upstream, self.dialect, self.headers)
         except UpstreamFailure as failure:
             self.last = failure
+            self.uncertain = self.uncertain or failure.may_have_run
             self.runtime.metrics.attempts.labels(provider.name, failure.outcome).inc()
             log.warning("request %s: %s", self.request_id, failure)
             if self.chain.failed(provider, None, {}, self.clock(), time.time()):
@@ -183,16 +201,13 @@ class _Walk:
             self.runtime.metrics.attempts.labels(
                 provider.name, f"stream-{outcome.stream_error}"
             ).inc()
-        return Served(
-            response, provider.name, outcome.status, outcome.usage, outcome.stream_error,
-            outcome.first_byte_at,
-        )  # fmt: skip
+        return Served(response, provider.name, outcome.status, outcome, self.uncertain)
 
     def _failure(self, provider: Provider, failure: UpstreamFailure) -> Served:
         """The last failure as the answer, in the client's dialect."""
         self._stamp(provider.name)
         body = error_response(self.dialect, failure.kind, f"llm-rollout: {failure}", self.headers)
-        return Served(body, provider.name, failure.kind.status)
+        return Served(body, provider.name, failure.kind.status, uncertain=self.uncertain)
 
     def _stamp(self, backend: str) -> None:
         self.headers["x-llm-backend"] = backend

@@ -18,9 +18,19 @@ import aiohttp
 from aiohttp import web
 
 from proxy import mock
-from proxy.dialects import ROUTES, BadRequest, Dialect, ErrorKind, ParsedRequest, guess_dialect
+from proxy.budget import NO_TENANT, Refusal
+from proxy.dialects import (
+    ROUTES,
+    BadRequest,
+    Dialect,
+    ErrorKind,
+    ParsedRequest,
+    Usage,
+    guess_dialect,
+)
 from proxy.routing import Decision, decide
 from proxy.server.attempts import error_response, serve_real
+from proxy.server.budget import Ticket, billed_usage, cost_header
 from proxy.server.runtime import Runtime, Snapshot
 
 log = logging.getLogger("llm_rollout.request")
@@ -61,15 +71,30 @@ class Handler:
         if refusal is not None:
             return refusal
         decision = self._route(request, snapshot, runtime.force_mock_env)
+        ticket: Ticket | None = None
+        if decision.provider is not None:  # budget gate: hold the worst case before the call
+            tenant = self._tenant(request, snapshot)
+            admitted = await runtime.budget.admit(dialect, decision.provider, parsed, tenant)
+            if isinstance(admitted, Refusal):
+                if snapshot.spec.budget.on_exhausted == "reject":
+                    return self._refuse(runtime, admitted, headers)
+                decision = Decision(None, "budget")
+            else:
+                ticket = admitted
         headers["x-llm-backend"] = decision.backend
         headers["x-llm-route-reason"] = decision.reason
         response: web.StreamResponse
         if decision.provider is None:
             response = await self._serve_mock(request, snapshot, parsed, headers)
         else:
-            response = await self._serve_real(
-                request, runtime, snapshot, decision, parsed, headers, chain_started
-            )
+            assert ticket is not None
+            try:
+                response = await self._serve_real(
+                    request, runtime, snapshot, decision, parsed, headers, chain_started, ticket
+                )
+            finally:
+                if not ticket.settled:  # an unexpected exit: charge the whole hold
+                    runtime.budget.settle(ticket, None)
         backend = headers["x-llm-backend"]
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, backend
@@ -80,6 +105,22 @@ class Handler:
                 first_byte_at - started
             )
         return response
+
+    def _tenant(self, request: web.Request, snapshot: Snapshot) -> str:
+        tenants = snapshot.spec.tenants
+        return (request.headers.get(tenants.header) if tenants else None) or NO_TENANT
+
+    def _refuse(self, runtime: Runtime, refusal: Refusal, headers: dict[str, str]) -> web.Response:
+        """`onExhausted: reject`: a 429 in the client's dialect that says which budget."""
+        headers |= {"x-llm-backend": "none", "x-llm-route-reason": "budget",
+                    "x-should-retry": "false"}  # fmt: skip
+        if refusal.resets_at is not None:
+            wait = refusal.resets_at - runtime.budget.clock()
+            headers["retry-after"] = str(max(int(wait.total_seconds()) + 1, 1))
+        self._count(runtime, "none", "real", ErrorKind.RATE_LIMITED.status)
+        return error_response(
+            self.dialect, ErrorKind.RATE_LIMITED, f"llm-rollout: {refusal.message}", headers
+        )
 
     def _route(self, request: web.Request, snapshot: Snapshot, force_mock: bool) -> Decision:
         sticky = snapshot.spec.traffic.sticky_key
@@ -131,6 +172,7 @@ class Handler:
         parsed: ParsedRequest,
         headers: dict[str, str],
         started: float,
+        ticket: Ticket,
     ) -> web.StreamResponse:
         """The attempt chain (retries, fallback, breakers: `attempts.serve_real`), then mock.
 
@@ -142,8 +184,14 @@ class Handler:
             request, request.app[SESSION], runtime, snapshot.spec, dialect, decision, parsed,
             headers, started,
         )  # fmt: skip
-        if served.response is None:
+        # The budget hold covers the whole chain; it is settled once, with what was billed.
+        if served.response is None:  # the chain ended at the mock: no answer was billed
+            runtime.budget.settle(ticket, None if served.uncertain else Usage())
             return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
+        billed = billed_usage(served.outcome) if served.outcome is not None else Usage()
+        cost = runtime.budget.settle(ticket, None if served.uncertain else billed)
+        if cost is not None and not served.response.prepared:  # a stream's headers are sent
+            served.response.headers["x-llm-cost-usd"] = cost_header(cost)
         if served.first_byte_at is not None:
             request[FIRST_BYTE_AT] = served.first_byte_at
         if served.stream_error:
@@ -163,7 +211,7 @@ class Handler:
         tenants = snapshot.spec.tenants
         if tenants is None:
             return None
-        tenant = request.headers.get(tenants.header, "")
+        tenant = self._tenant(request, snapshot)
         wait = runtime.resilience.tenants.admit(tenants, tenant, runtime.clock())
         if wait is None:
             return None

@@ -41,8 +41,14 @@ class UpstreamFailure(Exception):
     def __init__(self, kind: ErrorKind, message: str, *, outcome: str = "unreachable") -> None:
         super().__init__(message)
         self.kind = kind
-        #: Short label for metrics: timeout, unreachable, cut, no-key.
+        #: Short label for metrics: unreachable (never sent), timeout, disconnected, cut
+        #: (sent: the provider may have run and billed it), no-key.
         self.outcome = outcome
+
+    @property
+    def may_have_run(self) -> bool:
+        """Whether the provider may have processed (and billed) the request."""
+        return self.outcome in ("timeout", "disconnected", "cut")
 
 
 @dataclass(slots=True)
@@ -53,6 +59,8 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     first_byte_at: float | None = None
     stream_error: str | None = None
+    #: The whole answer arrived (a body read in full, or a stream's terminal event).
+    complete: bool = False
 
 
 def upstream_headers(app_headers: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, str]:
@@ -97,16 +105,29 @@ async def open_upstream(
             timeout=timeout,
             allow_redirects=False,
         )
+    except aiohttp.ConnectionTimeoutError:
+        raise UpstreamFailure(
+            ErrorKind.TIMEOUT,
+            f"provider '{provider.name}' did not accept a connection within "
+            f"connectMs {timeouts.connect_ms}",
+            outcome="unreachable",
+        ) from None
     except TimeoutError:
         raise UpstreamFailure(
             ErrorKind.TIMEOUT,
             f"provider '{provider.name}' did not answer in time (its timeouts: "
-            f"connectMs {timeouts.connect_ms}, firstByteMs {timeouts.first_byte_ms})",
+            f"firstByteMs {timeouts.first_byte_ms}, totalMs {timeouts.total_ms})",
             outcome="timeout",
+        ) from None
+    except aiohttp.ClientConnectorError as error:
+        raise UpstreamFailure(
+            ErrorKind.UPSTREAM, f"provider '{provider.name}' is unreachable: {error}"
         ) from None
     except aiohttp.ClientError as error:
         raise UpstreamFailure(
-            ErrorKind.UPSTREAM, f"provider '{provider.name}' is unreachable: {error}"
+            ErrorKind.UPSTREAM,
+            f"provider '{provider.name}' dropped the connection before answering: {error}",
+            outcome="disconnected",
         ) from None
 
 
@@ -133,6 +154,7 @@ async def relay(
                 ErrorKind.UPSTREAM, f"answer cut short: {error}", outcome="cut"
             ) from None
         outcome.first_byte_at = loop.time()
+        outcome.complete = True
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
@@ -140,18 +162,17 @@ async def relay(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
-    complete = False
     try:
         async for chunk in upstream.content.iter_any():
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
             await response.write(chunk)
             for event in parser.feed(chunk):
-                complete = complete or dialect.is_terminal(event)
+                outcome.complete = outcome.complete or dialect.is_terminal(event)
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
                     outcome.usage.merge(usage)
-        if not complete and upstream.status == 200:
+        if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
     except TimeoutError:
         outcome.stream_error = "stalled"

@@ -17,6 +17,7 @@ from pathlib import Path
 from proxy.config import ConfigError, LLMRolloutSpec, load_file
 from proxy.resilience.breaker import State
 from proxy.resilience.registry import Registry
+from proxy.server.budget import BudgetGate
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
 
@@ -45,8 +46,10 @@ class Runtime:
         *,
         max_body_bytes: int,
         clock: Callable[[], float] = time.monotonic,
+        ledger_path: Path | None = None,
     ) -> None:
         self.metrics = Metrics()
+        self.budget = BudgetGate(spec, self.metrics, ledger_path)
         self.keys = KeyStore()
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
         self.clock = clock
@@ -60,6 +63,7 @@ class Runtime:
     def apply(self, spec: LLMRolloutSpec, source: str) -> Snapshot:
         """Swap in a new valid config; requests in flight keep the one they started with."""
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
+        self.budget.configure(spec)
         self.last_error = None
         self.metrics.config_reloads.labels("applied").inc()
         self._publish()
