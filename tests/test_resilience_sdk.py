@@ -179,3 +179,24 @@ async def test_one_budget_hold_covers_the_whole_chain(
     await client.chat.completions.create(model="gpt-4o-mini", messages=ASK, max_tokens=20)
     assert spent() > 2 * FAKE_COST, "the hold (worst case), not the second call's cost"
     assert all(s.reserved == 0 for s in sidecar.runtime.budget.ledger.states())
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(cut_after_chunks=0), Fault(stall_after_chunks=0, stall_seconds=1.0)],
+    ids=["cut", "stalled"],
+)
+async def test_a_stream_that_dies_before_its_first_byte_is_retried(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI, fault: Fault
+) -> None:
+    spec = real_spec(fake_openai) | {"retry": {"maxAttempts": 2, "initialBackoffMs": 1}}
+    spec["providers"][0]["timeouts"] = {"firstByteMs": 200}
+    client = openai_client(await start_sidecar(spec))
+    fake_openai.faults.append(fault)
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=ASK, stream=True
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+    assert text == "Real OpenAI answer.", "nothing had been relayed: the sidecar retried"
+    assert len(fake_openai.requests) == 2
+    assert raw.headers["x-should-retry"] == "false"

@@ -159,11 +159,12 @@ async def relay(
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
+    chunk = await _first_chunk(upstream)
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
     try:
-        async for chunk in upstream.content.iter_any():
+        while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
             await response.write(chunk)
@@ -172,6 +173,7 @@ async def relay(
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
                     outcome.usage.merge(usage)
+            chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
     except TimeoutError:
@@ -188,3 +190,29 @@ async def relay(
         await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
     await response.write_eof()
     return response, outcome
+
+
+async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:
+    """A stream's first bytes, read before the client is sent anything.
+
+    A stream that dies before its first byte has relayed nothing, so it is still a
+    failure the attempt chain can retry or route elsewhere, not a broken answer.
+    """
+    try:
+        chunk = await upstream.content.readany()
+    except TimeoutError:
+        upstream.release()
+        raise UpstreamFailure(
+            ErrorKind.TIMEOUT, "stream sent nothing within firstByteMs", outcome="timeout"
+        ) from None
+    except aiohttp.ClientError as error:
+        upstream.release()
+        raise UpstreamFailure(
+            ErrorKind.UPSTREAM, f"stream cut before its first byte: {error}", outcome="cut"
+        ) from None
+    if not chunk:
+        upstream.release()
+        raise UpstreamFailure(
+            ErrorKind.UPSTREAM, "stream closed before its first byte", outcome="cut"
+        )
+    return chunk
