@@ -16,7 +16,17 @@ from pathlib import Path
 
 from bench import hotspots, machine, ttfc
 from bench.load import BODY, PATH, STREAM_BODY, WrkResult, ensure_wrk, run_wrk
-from bench.procs import ALL_CPUS, FREE, ONE_CPU, PROVIDER, SPLIT, Sidecar, Upstream, write_config
+from bench.procs import (
+    ALL_CPUS,
+    FREE,
+    ONE_CPU,
+    PROVIDER,
+    SPLIT,
+    Sidecar,
+    Upstream,
+    cpu_seconds,
+    write_config,
+)
 from bench.report import Run
 from bench.upstream import JSON_RESPONSE
 
@@ -70,7 +80,7 @@ def median_result(results: list[WrkResult]) -> WrkResult:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=4, help="length of each wrk run")
+    parser.add_argument("--seconds", type=int, default=4, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of wrk runs (medians)")
     parser.add_argument("--streams", type=int, default=300, help="streams timed per side")
     parser.add_argument("--starts", type=int, default=5, help="sidecar starts timed")
@@ -104,13 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         for port in ports.values():
             run_wrk(wrk, port, connections=8, seconds=2)  # warm-up
         rounds: list[dict[tuple[str, str], WrkResult]] = []
+        # CPU time per request under the 8-client load, of the process that answers:
+        # the upstream for direct, the sidecar for through. Robust to other work on the
+        # machine, unlike wall-clock figures.
+        cpu_us: dict[str, list[float]] = {side: [] for side in ports}
+        pids = {"direct": upstream.proc.pid, "sidecar": sidecar.proc.pid}
         for number in range(1, args.rounds + 1):
             results: dict[tuple[str, str], WrkResult] = {}
             for placement, clients in [(p, 1) for p in latency_placements] + [(FREE, 8)]:
                 placement.apply(sidecar, upstream)
                 for side, port in ports.items():
+                    cpu_before = cpu_seconds(pids[side])
                     result = run_wrk(wrk, port, connections=clients, seconds=args.seconds)
                     results[placement.name, side] = result
+                    if placement == FREE:
+                        used = cpu_seconds(pids[side]) - cpu_before
+                        cpu_us[side].append(1e6 * used / result.requests)
                     print(f"round {number}, {placement.name}, {clients} client(s), {side}: "
                           f"p50 {result.p50_ms:.3f} ms, p99 {result.p99_ms:.3f} ms, "
                           f"{result.rps:,.0f} req/s", flush=True)  # fmt: skip
@@ -137,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         latency={p: {s: merged[p.name, s] for s in ports} for p in latency_placements},
         throughput={s: merged[FREE.name, s] for s in ports},
         rounds=args.rounds,
+        cpu_us_per_request={side: statistics.median(v) for side, v in cpu_us.items()},
         ttfc_ms={side: quantiles(times) for side, times in stream_times.items()},
         ttfc_count=args.streams,
         memory_mb={"idle": idle_mb, "load": load_mb},

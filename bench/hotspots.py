@@ -22,14 +22,17 @@ RATE = 100
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
-#: Self time grouped by where the code lives, first match wins.
+#: Self time grouped by where the code lives (path prefixes), first match wins.
+UVLOOP = "uvloop C code (event loop, sockets; leaf is asyncio.run)"
+PROXY = "sidecar code (proxy/)"
+PROMETHEUS = "prometheus_client"
 _GROUPS = (
-    ("uvloop C code (event loop, sockets; leaf is asyncio.run)", ("asyncio/runners.py",)),
-    ("sidecar code (proxy/)", ("/proxy/",)),
+    (UVLOOP, ("asyncio/runners.py",)),
+    (PROXY, ("proxy/",)),
     ("aiohttp server (web_*)", ("aiohttp/web_",)),
     ("aiohttp client (client*, connector)", ("aiohttp/client", "aiohttp/connector")),
     ("aiohttp shared (http_*, streams, helpers, ...)", ("aiohttp/",)),
-    ("prometheus_client", ("prometheus_client/",)),
+    (PROMETHEUS, ("prometheus_client/",)),
     ("multidict / yarl", ("multidict/", "yarl/")),
     ("asyncio", ("asyncio/",)),
     ("json", ("json/",)),
@@ -57,6 +60,11 @@ def record(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
     cmd = [tool, "record", "-p", str(pid), "-d", str(seconds), "-r", str(RATE),
            "--nonblocking", "--format", "raw", "-o", str(out)]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _matches(path: str, needles: tuple[str, ...]) -> bool:
+    """A needle starts one of `path`'s components (py-spy prints some paths relative)."""
+    return any(path.startswith(n) or f"/{n}" in path for n in needles)
 
 
 def _bootstrap(path: str) -> bool:

@@ -48,7 +48,7 @@ class WrkResult:
     max_ms: float
 
 
-def run_wrk(wrk: str, port: int, *, connections: int, seconds: float) -> WrkResult:
+def run_wrk(wrk: str, port: int, *, connections: int, seconds: int) -> WrkResult:
     """One wrk run of `seconds` with `connections` clients on one thread; fails on any error."""
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
            "-s", str(SCRIPT), f"http://127.0.0.1:{port}{PATH}"]  # fmt: skip

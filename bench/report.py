@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from bench.hotspots import RATE, Profile
+from bench.hotspots import PROMETHEUS, PROXY, RATE, UVLOOP, Profile
 from bench.load import WrkResult
 from bench.procs import FREE, ONE_CPU, Placement
 
@@ -60,6 +60,7 @@ class Run:
     latency: dict[Placement, dict[str, WrkResult]]
     throughput: dict[str, WrkResult]
     rounds: int
+    cpu_us_per_request: dict[str, float]
     ttfc_ms: dict[str, dict[str, float]]
     ttfc_count: int
     memory_mb: dict[str, float]
@@ -86,6 +87,9 @@ class Run:
             *rows,
             Figure("throughput, 8 clients", "req/s", ts.rps, td.rps, ts.rps, 2500,
                    higher_is_better=True),
+            Figure("CPU per request, 8 clients (direct: upstream)", "us",
+                   self.cpu_us_per_request["sidecar"], self.cpu_us_per_request["direct"],
+                   self.cpu_us_per_request["sidecar"]),
             Figure("added time to first chunk p50, one CPU", "ms", fs["p50"] - fd["p50"],
                    fd["p50"], fs["p50"], 1.0),
             Figure("added time to first chunk p99, one CPU", "ms", fs["p99"] - fd["p99"],
@@ -181,6 +185,8 @@ class Run:
             "waiting in epoll is not sampled, and uvloop's own C code is not visible, so its "
             "share shows up under the Python frames that called into it).",
             "",
+            _reading(profile),
+            "",
             "Self time by library:",
             "",
             "| where | share |",
@@ -193,6 +199,20 @@ class Run:
                   "| function | total |", "|---|---:|"]  # fmt: skip
         lines += [f"| `{name}` | {pct:.1f}% |" for name, pct in profile.total_top]
         return lines
+
+
+def _reading(profile: Profile) -> str:
+    """The profile in one sentence: whose code the sidecar's CPU goes to."""
+    groups = dict(profile.groups)
+    aiohttp = sum(pct for name, pct in groups.items() if name.startswith("aiohttp"))
+    sends = dict(profile.self_top).get("StreamWriter._writelines (aiohttp/http_writer.py)", 0.0)
+    return (
+        f"In short: aiohttp (server, client and shared HTTP code) takes {aiohttp:.0f}% of the "
+        f"busy time, of which {sends:.0f}% is socket sends (`StreamWriter._writelines`, the "
+        f"send system call: kernel loopback TCP work); uvloop's C code "
+        f"{groups.get(UVLOOP, 0.0):.0f}%; the sidecar's own code (proxy/) "
+        f"{groups.get(PROXY, 0.0):.0f}%; prometheus_client {groups.get(PROMETHEUS, 0.0):.0f}%."
+    )
 
 
 _METHOD = [
