@@ -118,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         # the upstream for direct, the sidecar for through. Robust to other work on the
         # machine, unlike wall-clock figures.
         cpu_us: dict[str, list[float]] = {side: [] for side in ports}
+        interference: list[float] = []  # percent of CPU used by other processes, per round
         pids = {"direct": upstream.proc.pid, "sidecar": sidecar.proc.pid}
         for number in range(1, args.rounds + 1):
             results: dict[tuple[str, str], WrkResult] = {}
+            round_load = machine.OtherLoad(live=tuple(pids.values()))
             for placement, clients in [(p, 1) for p in latency_placements] + [(FREE, 8)]:
                 placement.apply(sidecar, upstream)
                 for side, port in ports.items():
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"p50 {result.p50_ms:.3f} ms, p99 {result.p99_ms:.3f} ms, "
                           f"{result.rps:,.0f} req/s", flush=True)  # fmt: skip
             rounds.append(results)
+            interference.append(round_load.share())
+            print(f"round {number}: other processes used {interference[-1]:.0f}% of the CPUs")
         merged = {key: median_result([r[key] for r in rounds]) for key in rounds[0]}
 
         ONE_CPU.apply(sidecar, upstream)
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         machine=facts,
         latency={p: {s: merged[p.name, s] for s in ports} for p in latency_placements},
         throughput={s: merged[FREE.name, s] for s in ports},
-        rounds=args.rounds,
+        others_per_round=interference,
         cpu_us_per_request={side: statistics.median(v) for side, v in cpu_us.items()},
         ttfc_ms={side: quantiles(times) for side, times in stream_times.items()},
         ttfc_count=args.streams,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.procs import cpu_seconds
+
 
 def describe() -> dict[str, str]:
     model = "unknown"
@@ -42,32 +44,47 @@ def _cpu_seconds() -> tuple[float, float]:
     return (user + nice + system) / tick, steal / tick
 
 
-def _own_seconds() -> float:
-    """CPU-seconds of this process and its reaped children (wrk, upstream, sidecars, py-spy)."""
+def _own_seconds(live: tuple[int, ...]) -> float:
+    """CPU-seconds of this process, its reaped children (wrk, sidecars, py-spy) and the
+    still-running children `live`."""
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    running = sum(cpu_seconds(pid) for pid in live)
+    return t.user + t.system + t.children_user + t.children_system + running
 
 
 @dataclass
 class OtherLoad:
     """CPU used by processes other than the bench's own while it ran (the machine is shared).
 
-    Read `figures()` only once every child has been waited for, so their time is counted
-    as the bench's own.
+    `live` are children that run throughout the measured span (their time is read from
+    /proc); every other child must have been waited for when the figures are read.
     """
 
+    live: tuple[int, ...] = ()
     started: float = field(default_factory=time.monotonic)
     busy: tuple[float, float] = field(default_factory=_cpu_seconds)
-    own: float = field(default_factory=_own_seconds)
+    own: float = 0.0
 
-    def figures(self) -> dict[str, str]:
+    def __post_init__(self) -> None:
+        self.own = _own_seconds(self.live)
+
+    def others(self) -> tuple[float, float, float]:
+        """(CPU-seconds used by others, CPU-seconds stolen, CPU-seconds of capacity)."""
         wall = time.monotonic() - self.started
         busy, stolen = _cpu_seconds()
-        others = max(0.0, busy - self.busy[0] - (_own_seconds() - self.own))
-        capacity = wall * (os.cpu_count() or 1)
+        others = max(0.0, busy - self.busy[0] - (_own_seconds(self.live) - self.own))
+        return others, stolen - self.busy[1], wall * (os.cpu_count() or 1)
+
+    def share(self) -> float:
+        """Percent of the machine's CPU capacity used by others so far."""
+        others, _, capacity = self.others()
+        return 100 * others / capacity
+
+    def figures(self) -> dict[str, str]:
+        others, stolen, capacity = self.others()
         return {
             "CPU used by other processes during the run (user + system)": (
                 f"{others:.1f} CPU-s of {capacity:.0f} ({100 * others / capacity:.0f}%)"
             ),
-            "CPU stolen by the hypervisor during the run": f"{stolen - self.busy[1]:.1f} CPU-s",
+            "CPU stolen by the hypervisor during the run": f"{stolen:.1f} CPU-s",
         }

@@ -59,7 +59,7 @@ class Run:
     machine: dict[str, str]
     latency: dict[Placement, dict[str, WrkResult]]
     throughput: dict[str, WrkResult]
-    rounds: int
+    others_per_round: list[float]
     cpu_us_per_request: dict[str, float]
     ttfc_ms: dict[str, dict[str, float]]
     ttfc_count: int
@@ -143,8 +143,11 @@ class Run:
     def _details(self) -> list[str]:
         lines = [
             "",
-            f"Distributions (ms). wrk rows: median over {self.rounds} rounds of each figure "
-            "(max: over all rounds), requests summed; stream rows: all streams.",
+            f"Distributions (ms). wrk rows: median over {len(self.others_per_round)} rounds of "
+            "each figure (max: over all rounds), requests summed; stream rows: all streams. "
+            "Other processes on the machine used "
+            + ", ".join(f"{pct:.0f}%" for pct in self.others_per_round)
+            + " of its CPU during the rounds.",
             "",
             "| run | CPUs | requests | req/s | p50 | p90 | p99 | max |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
