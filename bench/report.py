@@ -211,7 +211,7 @@ def _reading(profile: Profile) -> str:
     sends = dict(profile.self_top).get("StreamWriter._writelines (aiohttp/http_writer.py)", 0.0)
     return (
         f"In short: aiohttp (server, client and shared HTTP code) takes {aiohttp:.0f}% of the "
-        f"busy time, of which {sends:.0f}% is socket sends (`StreamWriter._writelines`, the "
+        f"busy time, including {sends:.0f}% in socket sends (`StreamWriter._writelines`, the "
         f"send system call: kernel loopback TCP work); uvloop's C code "
         f"{groups.get(UVLOOP, 0.0):.0f}%; the sidecar's own code (proxy/) "
         f"{groups.get(PROXY, 0.0):.0f}%; prometheus_client {groups.get(PROMETHEUS, 0.0):.0f}%."
