@@ -77,6 +77,9 @@ class Handler:
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, decision.backend
         ).observe(elapsed)
+        runtime.stats.record(
+            "mock" if decision.provider is None else "real", response.status, elapsed
+        )
         return response
 
     def _route(self, request: web.Request, snapshot: Snapshot, force_mock: bool) -> Decision:
