@@ -8,6 +8,7 @@ method, so tests and other deployments can plug in their own.
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from rollout_operator.kube import KubeClient, KubeError
@@ -40,12 +41,34 @@ def selects(selector: dict[str, dict[str, str]] | None, labels: dict[str, str]) 
 
 
 class TokenReviewAuthenticator:
-    def __init__(self, client: KubeClient) -> None:
+    """Verifies with TokenReview, then reads the pod's labels.
+
+    Answers are cached for `cache_seconds` per token: every sidecar calls every few
+    seconds, and two API calls per stats push would load the API server for nothing.
+    """
+
+    def __init__(self, client: KubeClient, cache_seconds: float = 60.0) -> None:
         self.client = client
+        self.cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str], tuple[float, str, dict[str, str]]] = {}
 
     async def authenticate(
         self, token: str, namespace: str, selector: dict[str, dict[str, str]] | None
     ) -> str:
+        now = time.monotonic()
+        cached = self._cache.get((token, namespace))
+        if cached is None or cached[0] < now:
+            pod, labels = await self._review(token, namespace)
+            if len(self._cache) > 10_000:
+                self._cache.clear()  # bounded: tokens rotate, old ones must not pile up
+            self._cache[(token, namespace)] = (now + self.cache_seconds, pod, labels)
+        else:
+            _, pod, labels = cached
+        if not selects(selector, labels):
+            raise Denied(403, f"pod {namespace}/{pod} is not selected by this rollout")
+        return pod
+
+    async def _review(self, token: str, namespace: str) -> tuple[str, dict[str, str]]:
         review = {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenReview",
@@ -70,6 +93,4 @@ class TokenReviewAuthenticator:
             body = await self.client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")
         except KubeError as error:
             raise Denied(403, f"pod {namespace}/{pod}: {error}") from None
-        if not selects(selector, (body.get("metadata") or {}).get("labels") or {}):
-            raise Denied(403, f"pod {namespace}/{pod} is not selected by this rollout")
-        return pod
+        return pod, dict((body.get("metadata") or {}).get("labels") or {})

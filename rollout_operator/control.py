@@ -84,6 +84,8 @@ async def stats(request: web.Request) -> web.Response:
     live, sidecar = await _caller(request)
     try:
         report = WindowReport.model_validate_json(await request.read())
+    except ConnectionResetError:
+        return _problem(400, "connection lost while reading the report")
     except ValidationError as error:
         return _problem(400, f"bad window report: {error.errors()[0]['msg']}")
     request.app[HUB].report(live, report.model_copy(update={"sidecar": sidecar}), time.time())

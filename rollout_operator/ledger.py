@@ -19,6 +19,13 @@ from typing import Any
 from proxy.config import Grant
 
 
+def usd(amount: Decimal) -> str:
+    """Dollars as people read them: at least cents, at most micro-dollars (``2.00``, ``0.0125``)."""
+    text = f"{amount.quantize(Decimal('0.000001')):f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
+
+
 @dataclass(slots=True)
 class Lease:
     sidecar: str
@@ -82,15 +89,15 @@ class Ledger:
 
     def to_status(self) -> dict[str, Any]:
         return {
-            "spentUSD": str(self.spent),
-            "reservedUSD": str(self.reserved),
-            "capUSD": None if self.cap is None else str(self.cap),
+            "spentUSD": usd(self.spent),
+            "reservedUSD": usd(self.reserved),
+            "capUSD": None if self.cap is None else usd(self.cap),
             "periodStart": self.period_start,
             "leases": [
                 {
                     "id": lid,
                     "sidecar": lease.sidecar,
-                    "amountUSD": str(lease.amount),
+                    "amountUSD": usd(lease.amount),
                     "expiresAt": lease.expires_at,
                 }
                 for lid, lease in self.leases.items()

@@ -103,6 +103,16 @@ class Cluster:
     async def events(self) -> list[dict[str, Any]]:
         return (await self.api("GET", f"/api/v1/namespaces/{NS}/events"))["items"]  # type: ignore[no-any-return]
 
+    async def wait_event(self, reason: str, within: float = 10) -> dict[str, Any]:
+        """The first Event with `reason` (kopf posts Events in the background)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for event in await self.events():
+                if event["reason"] == reason:
+                    return event
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no {reason} Event; got {[e['reason'] for e in await self.events()]}")
+
     async def wait_status(
         self, name: str, check: Callable[[dict[str, Any]], bool], within: float = 20
     ) -> dict[str, Any]:
@@ -120,13 +130,13 @@ class Cluster:
         return await asyncio.to_thread(plugin.main, argv)
 
     # --- the operator --------------------------------------------------------------------
-    async def start_operator(self) -> Operator:
+    async def start_operator(self, port: int = 0) -> Operator:
         """The operator in its own thread and event loop, as in its own process.
 
         kopf cancels every task created after it started when it stops; its own loop
         keeps the test's tasks (sidecars, traffic) out of that sweep.
         """
-        self.operator = operator = Operator(control_host="127.0.0.1", control_port=0, tick=0.25,
+        self.operator = operator = Operator(control_host="127.0.0.1", control_port=port, tick=0.25,
                                             max_poll_seconds=5, sidecar_ttl=5)  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(operator.run(self._stop),))
@@ -170,6 +180,20 @@ class Cluster:
             self.sidecars.append((sidecar, client))
             started.append(sidecar)
         return started
+
+    async def call(self, pod: str, name: str, verb: str, body: Any) -> tuple[int, Any]:
+        """A control-channel POST as the sidecar of `pod`."""
+        import aiohttp
+
+        assert self.operator is not None
+        url = (f"http://127.0.0.1:{self.operator.control_port}/v1/namespaces/{NS}"
+               f"/llmrollouts/{name}/{verb}")  # fmt: skip
+        headers = {"Authorization": f"Bearer token-{pod}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, json=body, headers=headers) as response,
+        ):
+            return response.status, await response.json(content_type=None)
 
     def weights(self) -> list[int]:
         return [s.runtime.snapshot.spec.traffic.real_weight for s, _ in self.sidecars]

@@ -59,10 +59,9 @@ async def test_failing_provider_rolls_back_every_sidecar_to_zero(cluster: Cluste
     assert "error-rate" in status["message"]
     assert "> max 0.05" in status["message"]
     assert seconds <= 2.0, f"rollback reached every sidecar after {seconds:.2f}s"
-    rolled_back = [e for e in await cluster.events() if e["reason"] == "RolledBack"]
-    assert rolled_back
-    assert rolled_back[0]["type"] == "Warning"
-    assert "error-rate 1 > max 0.05 (real arm; mock arm" in rolled_back[0]["message"]
+    rolled_back = await cluster.wait_event("RolledBack")
+    assert rolled_back["type"] == "Warning"
+    assert "error-rate 1 > max 0.05 (real arm; mock arm" in rolled_back["message"]
 
 
 async def test_abort_retry_pause_resume_set_weight_through_the_plugin(cluster: Cluster) -> None:
