@@ -48,13 +48,13 @@ def register(
         spec: kopf.Spec,
         meta: kopf.Meta,
         status: kopf.Status,
-        namespace: str,
+        namespace: str | None,
         name: str,
         body: kopf.Body,
         patch: kopf.Patch,
         **_: Any,
     ) -> None:
-        key = (namespace, name)
+        key = (namespace or "", name)
         new_status, transitions = reconcile.tick(
             hub, key, dict(spec), dict(meta), dict(status), time.time()
         )
@@ -72,5 +72,5 @@ def register(
             )
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
-    def deleted(namespace: str, name: str, **_: Any) -> None:
-        reconcile.forget(hub, (namespace, name))
+    def deleted(namespace: str | None, name: str, **_: Any) -> None:
+        reconcile.forget(hub, (namespace or "", name))

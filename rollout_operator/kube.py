@@ -33,19 +33,23 @@ def connection() -> kopf.ConnectionInfo:
     return info
 
 
+def _text(data: str | bytes) -> str:
+    return data.decode() if isinstance(data, bytes) else data
+
+
 def _ssl(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
     if info.insecure:
         return False
     context = ssl.create_default_context(cafile=info.ca_path)
     if info.ca_data:
-        context.load_verify_locations(cadata=info.ca_data.decode())
+        context.load_verify_locations(cadata=_text(info.ca_data))
     cert, key = info.certificate_path, info.private_key_path
     if info.certificate_data and info.private_key_data:
         # ssl loads client certificates from files only.
         files = []
         for data in (info.certificate_data, info.private_key_data):
             handle = tempfile.NamedTemporaryFile(suffix=".pem", delete=False)  # noqa: SIM115
-            handle.write(data)
+            handle.write(data if isinstance(data, bytes) else data.encode())
             handle.close()
             files.append(handle.name)
         cert, key = files
