@@ -1,0 +1,107 @@
+"""Shared fixtures: fake providers, a sidecar in-process on loopback, SDK clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from proxy.config import LLMRolloutSpec, parse_spec
+from proxy.server.serve import Address, Sidecar
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.openai import FakeOpenAI
+
+#: The key the app holds: never a provider key, and never what the provider must see.
+APP_KEY = "app-side-dummy-key"
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    fake = await FakeOpenAI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    fake = await FakeAnthropic().start()
+    yield fake
+    await fake.stop()
+
+
+def real_spec(
+    openai_fake: FakeOpenAI | None = None,
+    anthropic_fake: FakeAnthropic | None = None,
+    weight: int = 100,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A spec sending `weight`% to the given fakes, keys taken from env vars set by the test."""
+    providers = []
+    if openai_fake is not None:
+        providers.append({"name": "openai-primary", "type": "openai",
+                          "baseURL": f"{openai_fake.base}/v1",
+                          "apiKey": {"env": "TEST_OPENAI_KEY"}})  # fmt: skip
+    if anthropic_fake is not None:
+        providers.append({"name": "anthropic-primary", "type": "anthropic",
+                          "baseURL": anthropic_fake.base,
+                          "apiKey": {"env": "TEST_ANTHROPIC_KEY"}})  # fmt: skip
+    return {"providers": providers, "traffic": {"realWeight": weight}} | extra
+
+
+StartSidecar = Callable[..., Awaitable[Sidecar]]
+
+
+@pytest.fixture
+async def start_sidecar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[StartSidecar]:
+    """Start sidecars on free loopback ports; they are stopped after the test."""
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-real-openai")
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant-real")
+    started: list[Sidecar] = []
+
+    async def start(
+        spec: dict[str, Any] | LLMRolloutSpec,
+        config_path: Path | None = None,
+        **options: Any,
+    ) -> Sidecar:
+        parsed = spec if isinstance(spec, LLMRolloutSpec) else parse_spec(spec)
+        sidecar = Sidecar(
+            parsed,
+            config_path,
+            listen=Address("127.0.0.1", 0),
+            admin_listen=Address("127.0.0.1", 0),
+            **options,
+        )
+        await sidecar.start()
+        started.append(sidecar)
+        return sidecar
+
+    yield start
+    for sidecar in started:
+        await sidecar.stop()
+
+
+def openai_client(sidecar: Sidecar) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{sidecar.data_port}/v1", api_key=APP_KEY, max_retries=0
+    )
+
+
+def anthropic_client(sidecar: Sidecar) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        base_url=f"http://127.0.0.1:{sidecar.data_port}", api_key=APP_KEY, max_retries=0
+    )
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll `condition` until true; fail after `within` seconds (generous: shared machines)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)

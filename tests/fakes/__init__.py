@@ -1,0 +1,1 @@
+"""Local fake providers that speak the providers' HTTP exactly, with scripted faults."""

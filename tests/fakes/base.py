@@ -1,0 +1,145 @@
+"""What every fake provider shares: request recording, key checks, scripted faults.
+
+A test scripts faults per request (`provider.faults.append(Fault(...))`); each
+incoming request pops the next one, or runs clean when the queue is empty. Faults
+cover what providers really do: error statuses with their own bodies and
+rate-limit headers, a slow first byte, a stream that stalls, a stream cut mid-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour for one request."""
+
+    status: int | None = None  # answer this status with the provider's error body
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. retry-after
+    first_byte_delay: float = 0.0  # seconds before anything is sent
+    cut_after_chunks: int | None = None  # stream: drop the connection after N chunks
+    stall_after_chunks: int | None = None  # stream: go silent after N chunks
+    stall_seconds: float = 30.0
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Route = Callable[[web.Request, Any, Fault], Awaitable[web.StreamResponse]]
+
+
+class FakeProvider:
+    """A provider's HTTP API on loopback. Subclasses add routes and body shapes."""
+
+    kind = "fake"
+
+    def __init__(self, key: str = "sk-real-provider-key") -> None:
+        self.key = key
+        self.faults: deque[Fault] = deque()
+        self.requests: list[Recorded] = []
+        self.app = web.Application()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- to be provided by subclasses --------------------------------------------
+    def key_of(self, request: web.Request) -> str | None:
+        raise NotImplementedError
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def ok_headers(self) -> dict[str, str]:
+        return {}
+
+    # -- shared machinery -------------------------------------------------------
+    def route(self, path: str, handler: Route) -> None:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            self.requests.append(
+                Recorded(
+                    request.method, request.path, dict(request.query), dict(request.headers), body
+                )
+            )
+            fault = self.faults.popleft() if self.faults else Fault()
+            if fault.first_byte_delay:
+                await asyncio.sleep(fault.first_byte_delay)
+            if self.key_of(request) != self.key:
+                return self.error(401, "Incorrect API key provided.")
+            if fault.status is not None:
+                return self.error(fault.status, f"scripted {fault.status}", fault.headers)
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                return self.error(400, "We could not parse the JSON body of your request.")
+            return await handler(request, payload, fault)
+
+        self.app.router.add_post(path, serve)
+
+    def error(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> web.Response:
+        return web.json_response(
+            self.error_body(status, message),
+            status=status,
+            headers=self.ok_headers() | (headers or {}),
+        )
+
+    async def stream(
+        self, request: web.Request, chunks: list[bytes], fault: Fault
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            | self.ok_headers()
+        )
+        await response.prepare(request)
+        for index, chunk in enumerate(chunks):
+            if fault.cut_after_chunks is not None and index == fault.cut_after_chunks:
+                assert request.transport is not None
+                request.transport.close()  # no terminating chunk: the client sees a cut
+                return response
+            if fault.stall_after_chunks is not None and index == fault.stall_after_chunks:
+                await asyncio.sleep(fault.stall_seconds)
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> FakeProvider:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    text = data if isinstance(data, str) else json.dumps(data)
+    return (f"event: {event}\n" if event else "").encode() + f"data: {text}\n\n".encode()
