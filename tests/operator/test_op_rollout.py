@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from conftest import Cluster, provider_spec
 
 ANALYSIS = {"interval": "1s", "failureLimit": 2, "minRequests": 3,
@@ -44,7 +45,9 @@ async def test_full_rollout_5_to_100_with_pauses_promoted_by_the_plugin(cluster:
     assert status["sidecars"]["connected"] == 3
 
 
-async def test_failing_provider_rolls_back_every_sidecar_to_zero(cluster: Cluster) -> None:
+async def test_failing_provider_rolls_back_every_sidecar_to_zero(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     await cluster.start_operator()
     steps = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 100}]
     strategy = {"steps": steps, "analysis": ANALYSIS}
@@ -62,6 +65,14 @@ async def test_failing_provider_rolls_back_every_sidecar_to_zero(cluster: Cluste
     rolled_back = await cluster.wait_event("RolledBack")
     assert rolled_back["type"] == "Warning"
     assert "error-rate 1 > max 0.05 (real arm; mock arm" in rolled_back["message"]
+    capsys.readouterr()
+    assert await cluster.plugin("get", "marketing") == 0
+    shown = capsys.readouterr().out
+    assert "Phase:     Degraded" in shown
+    assert "Weight:    0% real" in shown
+    assert "=> 1: pause until promoted" in shown
+    assert "error-rate               real 1          mock 0          max 0.05  FAIL" in shown
+    assert "Sidecars:  3 connected" in shown
 
 
 async def test_abort_retry_pause_resume_set_weight_through_the_plugin(cluster: Cluster) -> None:
