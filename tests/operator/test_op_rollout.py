@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
-from conftest import Cluster, provider_spec
+from conftest import NS, Cluster, provider_spec
+
+from rollout_operator.kube import rollout_path
 
 ANALYSIS = {"interval": "1s", "failureLimit": 2, "minRequests": 3,
             "metrics": [{"name": "error-rate", "max": 0.05},
@@ -101,6 +104,12 @@ async def test_abort_retry_pause_resume_set_weight_through_the_plugin(cluster: C
     assert await cluster.plugin("promote", "marketing", "--full") == 0
     await cluster.wait_weights(100)
     assert (await cluster.status("marketing"))["phase"] == "Healthy"
+    await cluster.api("PATCH", rollout_path(NS, "marketing"), {"spec": {"forceMock": True}},
+                      "application/merge-patch+json")  # fmt: skip
+    started = time.monotonic()
+    while not all(s.runtime.snapshot.spec.force_mock for s, _ in cluster.sidecars):
+        assert time.monotonic() - started <= 2.0, "forceMock did not reach every sidecar in 2 s"
+        await asyncio.sleep(0.01)
     reasons = [e["reason"] for e in await cluster.events()]
     for reason in ("WeightSetByHand", "Resumed", "Aborted", "Retried", "Promoted"):
         assert reason in reasons
