@@ -20,6 +20,7 @@ from proxy.resilience.registry import Registry
 from proxy.server.budget import BudgetGate
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
+from proxy.stats import WindowStats
 
 log = logging.getLogger("llm_rollout.config")
 
@@ -49,6 +50,7 @@ class Runtime:
         ledger_path: Path | None = None,
     ) -> None:
         self.metrics = Metrics()
+        self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
         self.keys = KeyStore()
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
