@@ -132,9 +132,9 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    await sidecar.stop()  # first: calls in flight settle, so the client returns whole slices
     if client is not None:
         await client.stop()
-    await sidecar.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ def test_first_slice_then_more_before_it_runs_dry() -> None:
     hold, _ = sidecar.ledger.reserve("none", D("0.04"), T0)
     assert not isinstance(hold, Refusal)
     assert not sidecar.keeper.wants_slice(T0), "0.06 left of a 0.10 slice: enough for now"
-    hold2, _ = sidecar.ledger.reserve("none", D("0.02"), T0)
+    assert not isinstance(sidecar.ledger.reserve("none", D("0.02"), T0)[0], Refusal)
     assert sidecar.keeper.wants_slice(T0), "below half a slice: ask ahead of need"
     sidecar.sync(T0)
     assert sidecar.ledger.cluster_allowance.available(T0) == D("0.14")

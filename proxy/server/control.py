@@ -80,18 +80,23 @@ class ControlClient:
         """Keep the budget gate supplied with slices: renew, report, ask ahead of need."""
         gate = self.runtime.budget
         tick = min(1.0, self.stats_interval)
+        backoff = tick
         while True:
             gate.wanted.clear()
             if gate.ledger.cluster_capped:
                 asks = self.keeper.asks(gate.clock())
             else:  # no cap (any more): nothing to hold, give back what is held
                 asks = self.keeper.returns(gate.clock())
-            await self._allowance_calls(asks)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gate.wanted.wait(), tick)
+            if await self._allowance_calls(asks):
+                backoff = tick
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gate.wanted.wait(), tick)
+            else:  # operator away: back off, but well within a lease's renewal margin
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
-    async def _allowance_calls(self, asks: list[Ask]) -> None:
-        """Make the keeper's calls in order; stop at the first failure (retried later)."""
+    async def _allowance_calls(self, asks: list[Ask]) -> bool:
+        """Make the keeper's calls in order; stop at the first failure (False: retry later)."""
         assert self._session is not None
         gate = self.runtime.budget
         for ask in asks:
@@ -116,12 +121,13 @@ class ControlClient:
                     "retrying", self.base, error,
                 )  # fmt: skip
                 self.keeper.failed(gate.clock())
-                return
+                return False
             self.keeper.answered(
                 ask, grant.lease_id, grant.slice_usd, grant.ttl_seconds, grant.kept_usd,
                 gate.clock(),
             )  # fmt: skip
             gate.publish()
+        return True
 
     async def _follow(self) -> None:
         assert self._session is not None
