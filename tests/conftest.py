@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,11 @@ def anthropic_client(sidecar: Sidecar) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
         base_url=f"http://127.0.0.1:{sidecar.data_port}", api_key=APP_KEY, max_retries=0
     )
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll `condition` until true; fail after `within` seconds (generous: shared machines)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)

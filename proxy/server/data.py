@@ -27,6 +27,8 @@ log = logging.getLogger("llm_rollout.request")
 
 RUNTIME = web.AppKey("runtime", Runtime)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+#: Per-request note of when the first byte of a streamed answer went out.
+FIRST_BYTE_AT = web.RequestKey("first_byte_at", float)
 
 
 def error_response(
@@ -50,7 +52,8 @@ class Handler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
         snapshot = runtime.snapshot
-        started = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
         dialect = self.dialect
@@ -73,10 +76,14 @@ class Handler:
             response = await self._serve_mock(request, snapshot, parsed, headers)
         else:
             response = await self._serve_real(request, runtime, decision, parsed, headers)
-        elapsed = asyncio.get_running_loop().time() - started
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, decision.backend
-        ).observe(elapsed)
+        ).observe(loop.time() - started)
+        first_byte_at = request.get(FIRST_BYTE_AT)
+        if parsed.stream and first_byte_at is not None:
+            runtime.metrics.first_chunk.labels(dialect.name, decision.backend).observe(
+                first_byte_at - started
+            )
         return response
 
     def _route(self, request: web.Request, snapshot: Snapshot, force_mock: bool) -> Decision:
@@ -114,6 +121,7 @@ class Handler:
             if delay:
                 await asyncio.sleep(delay)
             await response.write(event)
+            request.setdefault(FIRST_BYTE_AT, asyncio.get_running_loop().time())
         await response.write_eof()
         return response
 
@@ -148,6 +156,8 @@ class Handler:
             log.warning("request %s: %s", headers["x-request-id"], failure)
             self._count(runtime, provider.name, "real", failure.kind.status)
             return error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers)
+        if outcome.first_byte_at is not None:
+            request[FIRST_BYTE_AT] = outcome.first_byte_at
         if outcome.stream_error:
             runtime.metrics.stream_errors.labels(
                 dialect.name, provider.name, outcome.stream_error
