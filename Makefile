@@ -39,8 +39,9 @@ pytest: $(STAMP)
 k8s-bins: $(STAMP)
 	$(BIN)/python -m tools.k8s_bins
 
-## Regenerate the chart's dashboard, then render the chart into manifests/ (plain kubectl apply).
+## Regenerate the chart's CRD and dashboard, then render the chart into manifests/ (plain kubectl apply).
 manifests: $(STAMP)
+	$(BIN)/python -m rollout_operator.crd --write
 	$(BIN)/python -m tools.dashboard --write
 	$(BIN)/python -m tools.manifests
 

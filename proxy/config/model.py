@@ -149,12 +149,17 @@ class StickyKey(Model):
 
 
 class Traffic(Model):
-    real_weight: Percent = 0
+    real_weight: Percent = Field(
+        default=0,
+        description="percent of requests sent to real providers when there is no strategy",
+    )
     sticky_key: StickyKey | None = None
 
 
 class Pause(Model):
-    duration: Duration | None = None
+    duration: Duration | None = Field(
+        default=None, description="such as 30s, 10m, 1h; absent: wait until promoted"
+    )
 
 
 class Step(Model):
@@ -174,7 +179,10 @@ class PrometheusSource(Model):
 
 
 class AnalysisMetric(Model):
-    name: str = Field(min_length=1)
+    name: str = Field(
+        min_length=1,
+        description="error-rate, latency-p95-ms, cost-per-request-usd or a metric sidecars report",
+    )
     max: float | None = None
     min: float | None = None
     prometheus: PrometheusSource | None = None
@@ -184,11 +192,11 @@ class Analysis(Model):
     interval: Duration = "1m"
     failure_limit: int = Field(default=2, ge=1)
     min_requests: int = Field(default=20, ge=1)
-    metrics: list[AnalysisMetric] = []
+    metrics: list[AnalysisMetric] = Field(default=[], max_length=32)
 
 
 class Strategy(Model):
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=64)
     analysis: Analysis | None = None
 
 
@@ -225,9 +233,16 @@ class Tenants(Model):
 class LLMRolloutSpec(Model):
     """`spec` of an `LLMRollout`: everything a sidecar needs to route a request."""
 
-    selector: dict[str, dict[str, str]] | None = None
-    providers: list[Provider] = []
-    fallback: list[str] = []
+    selector: dict[str, dict[str, str]] | None = Field(
+        default=None, description="pods whose sidecars follow this rollout ({matchLabels: {...}})"
+    )
+    # Bounded lists keep the CRD's CEL cross-checks within the API server's cost budget.
+    providers: list[Provider] = Field(default=[], max_length=16)
+    fallback: list[Annotated[str, Field(max_length=63)]] = Field(
+        default=[],
+        max_length=17,
+        description="order in which providers are tried; 'mock' is the mock backend",
+    )
     mock: MockSpec = MockSpec()
     traffic: Traffic = Traffic()
     strategy: Strategy | None = None
@@ -235,7 +250,9 @@ class LLMRolloutSpec(Model):
     retry: Retry = Retry()
     budget: Budget = Budget()
     tenants: Tenants | None = None
-    force_mock: bool = False
+    force_mock: bool = Field(
+        default=False, description="kill switch: every request goes to the mock at once"
+    )
 
     @model_validator(mode="after")
     def _names_resolve(self) -> LLMRolloutSpec:

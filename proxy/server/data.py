@@ -78,7 +78,10 @@ class Handler:
             response = await self._serve_real(request, runtime, decision, parsed, headers)
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, decision.backend
-        ).observe(loop.time() - started)
+        ).observe(elapsed := loop.time() - started)
+        runtime.stats.record(
+            "mock" if decision.provider is None else "real", response.status, elapsed
+        )
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:
             runtime.metrics.first_chunk.labels(dialect.name, decision.backend).observe(

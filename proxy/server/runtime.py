@@ -16,6 +16,7 @@ from pathlib import Path
 from proxy.config import ConfigError, LLMRolloutSpec, load_file
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
+from proxy.stats import WindowStats
 
 log = logging.getLogger("llm_rollout.config")
 
@@ -37,6 +38,7 @@ def env_force_mock() -> bool:
 class Runtime:
     def __init__(self, spec: LLMRolloutSpec, source: str, *, max_body_bytes: int) -> None:
         self.metrics = Metrics()
+        self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.keys = KeyStore()
         self.force_mock_env = env_force_mock()
         self.max_body_bytes = max_body_bytes
