@@ -38,7 +38,7 @@ def render(helm: Path) -> dict[str, str]:
     documents = [d for d in yaml.safe_load_all(helm_template(helm)) if d]
     crds = [d for d in documents if d["kind"] == "CustomResourceDefinition"]
     rest = [d for d in documents if d["kind"] != "CustomResourceDefinition"]
-    namespace = {
+    namespace: dict[str, object] = {
         "apiVersion": "v1",
         "kind": "Namespace",
         "metadata": {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "llm-rollout"}},

@@ -49,6 +49,7 @@ class SidecarTemplate:
         default_factory=lambda: {"requests": {"cpu": "20m", "memory": "48Mi"},
                                  "limits": {"memory": "128Mi"}}
     )  # fmt: skip
+    #: Must be the audience the operator's TokenReview asks for (`rollout_operator.auth`).
     token_audience: str = "llm-rollout"
     token_expiration_seconds: int = 3600
 

@@ -66,7 +66,6 @@ class WebhookSettings:
             data_port=data_port,
             admin_port=admin_port,
             resources=json.loads(env["LLM_ROLLOUT_SIDECAR_RESOURCES"]),
-            token_audience=env.get("LLM_ROLLOUT_TOKEN_AUDIENCE", "llm-rollout"),
             token_expiration_seconds=int(env.get("LLM_ROLLOUT_TOKEN_EXPIRATION_SECONDS", "3600")),
         )
         return cls(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from proxy.server.metrics import Metrics
+from rollout_operator.cli import parse_args
 from rollout_operator.webhook.server import WebhookSettings
 from tests.packaging.conftest import CHART, ROOT
 from tools import dashboard, manifests
@@ -125,12 +126,10 @@ def test_two_replicas_elect_one_active_through_kopf_peering(default: list[dict[s
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     peering = one(default, "ClusterKopfPeering")
     assert f"--peering={peering['metadata']['name']}" in container["args"]
-    assert "--all-namespaces" in container["args"]
+    assert not [a for a in container["args"] if a.startswith("--namespace")]  # cluster-wide
     assert one(default, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
-    control = next(
-        s for s in by_kind(default, "Service") if s["metadata"]["name"].endswith("-control")
-    )
-    assert control["spec"]["selector"]["llm-rollout.io/active"] == "true"
+    assert container["command"] == ["llm-rollout-operator"]
+    assert "--liveness=http://0.0.0.0:8091/healthz" in container["args"]
 
 
 def rules_of(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -242,3 +241,17 @@ def test_committed_manifests_match_a_fresh_render(helm: Path) -> None:
     for name, text in manifests.render(helm).items():
         committed = (ROOT / "manifests" / name).read_text()
         assert committed == text, f"manifests/{name} is stale: run `make manifests` and commit"
+
+
+@pytest.mark.parametrize("values", ["default", "all_on"])
+def test_operator_command_line_is_one_the_operator_accepts(
+    values: str, request: pytest.FixtureRequest
+) -> None:
+    documents: list[dict[str, Any]] = request.getfixturevalue(values)
+    (container,) = one(documents, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["llm-rollout-operator"]
+    args = parse_args(container["args"])
+    assert args.peering
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert args.control_listen == f"0.0.0.0:{ports['control']}"
+    assert args.liveness.endswith(f":{ports['health']}/healthz")

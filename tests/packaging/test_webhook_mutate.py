@@ -9,6 +9,7 @@ import jsonpatch
 import kubernetes_validate
 import pytest
 
+from rollout_operator.auth import AUDIENCE
 from rollout_operator.webhook.mutate import SIDECAR_NAME, SidecarTemplate, mutate
 from tests.packaging.pods import BARE_POD, MARKETING_POD, NAMESPACE, pod, rollout
 
@@ -107,7 +108,7 @@ def test_control_channel_token_is_a_projected_token_with_the_audience() -> None:
     sidecar = sidecar_of(injected)
     (mount,) = [m for m in sidecar["volumeMounts"] if m["mountPath"].endswith("-token")]
     (source,) = volumes[mount["name"]]["projected"]["sources"]
-    assert source["serviceAccountToken"]["audience"] == "llm-rollout"
+    assert source["serviceAccountToken"]["audience"] == AUDIENCE  # what the operator reviews
     args = sidecar["args"]
     assert args[args.index("--token-file") + 1] == f"{mount['mountPath']}/token"
 
