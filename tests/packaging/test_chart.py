@@ -166,6 +166,11 @@ def test_webhook_defaults_never_block_pod_creation(default: list[dict[str, Any]]
     assert hook["timeoutSeconds"] == 5
     assert hook["namespaceSelector"] == {"matchLabels": {"llm-rollout.io/injection": "enabled"}}
     assert hook["clientConfig"]["service"]["path"] == "/mutate-pods"
+    # The operator's own pods are never sent to the webhook, so an outage cannot block them.
+    labels = one(default, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    (excluded,) = hook["objectSelector"]["matchExpressions"]
+    assert excluded["operator"] == "NotIn"
+    assert labels[excluded["key"]] in excluded["values"]
 
 
 def test_cert_manager_mode_injects_the_ca_and_mounts_the_certificate(
