@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
@@ -10,7 +11,15 @@ from typing import Any
 
 from proxy.config.model import MockSpec
 from proxy.dialects import ParsedRequest, Usage
-from proxy.mock import anthropic_messages, openai_chat
+from proxy.mock import (
+    anthropic_messages,
+    gemini,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+)
+from proxy.mock.schema import generate
+from proxy.mock.structured import Wanted, wanted
 from proxy.mock.text import compose, count_tokens, last_user_text, request_rng
 
 
@@ -27,8 +36,26 @@ class Answer:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the mock makes; renderers add their id prefix (`call_`, `toolu_`)."""
+
+    ident: str
+    name: str
+    arguments: str  # compact JSON text, as OpenAI sends it
+
+    @property
+    def input(self) -> dict[str, Any]:
+        value = json.loads(self.arguments)
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
 class Draft:
-    """What every dialect renders from: the text and its token counts."""
+    """What every dialect renders from: the text or tool calls, and their token counts.
+
+    `structured` marks `text` as JSON (asked for by a schema or JSON mode), which
+    renderers stream in small pieces rather than by words.
+    """
 
     rng: random.Random
     text: str
@@ -36,6 +63,8 @@ class Draft:
     output_tokens: int
     created: int
     ident: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    structured: bool = False
 
 
 Renderer = Callable[[ParsedRequest, Draft], tuple[bytes, list[bytes]]]
@@ -50,23 +79,22 @@ def _messages_prompt(payload: dict[str, Any]) -> str:
 DIALECTS: dict[str, tuple[PromptReader, Renderer]] = {
     "openai.chat": (_messages_prompt, openai_chat.render),
     "anthropic.messages": (_messages_prompt, anthropic_messages.render),
+    "openai.responses": (openai_responses.prompt, openai_responses.render),
+    "openai.embeddings": (openai_embeddings.prompt, openai_embeddings.render),
+    "gemini.generate_content": (gemini.prompt, gemini.render),
 }
+#: Dialects that answer with vectors, not generated text: they produce no output tokens.
+_NO_OUTPUT = frozenset({"openai.embeddings"})
 
 
 def answer(dialect: str, request: ParsedRequest, spec: MockSpec) -> Answer:
     read_prompt, render = DIALECTS[dialect]
     rng = request_rng(spec.seed, request.raw)
-    text = compose(rng, read_prompt(request.payload), request.max_tokens)
-    draft = Draft(
-        rng=rng,
-        text=text,
-        input_tokens=count_tokens(request.raw.decode("utf-8", "replace")),
-        output_tokens=count_tokens(text),
-        created=int(time.time()),
-        ident="".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24)),
-    )
+    prompt = read_prompt(request.payload)
+    draft = _draft(rng, prompt, request, wanted(dialect, request.payload, prompt))
     body, events = render(request, draft)
-    usage = Usage(input_tokens=draft.input_tokens, output_tokens=draft.output_tokens)
+    output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
+    usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
     if not request.stream:
         return Answer(
             200,
@@ -81,6 +109,47 @@ def answer(dialect: str, request: ParsedRequest, spec: MockSpec) -> Answer:
         delays=_delays(rng, spec, len(events)),
         usage=usage,
     )
+
+
+def _ident(rng: random.Random) -> str:
+    return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24))
+
+
+def _draft(rng: random.Random, prompt: str, request: ParsedRequest, shape: Wanted | None) -> Draft:
+    """The content: free text, JSON valid against the asked schema, or a tool call."""
+    ident = _ident(rng)
+    text, calls = "", []
+    if shape is None:
+        text = compose(rng, prompt, request.max_tokens)
+    elif shape.kind == "json":
+        text = _json(generate(shape.schema or _ANY_OBJECT, rng, shape.name))
+    else:
+        arguments = _json(generate(shape.schema or _ANY_OBJECT, rng, shape.name))
+        calls = [ToolCall(_ident(rng), shape.name, arguments)]
+    produced = text + "".join(c.name + c.arguments for c in calls)
+    return Draft(
+        rng=rng,
+        text=text,
+        input_tokens=count_tokens(request.raw.decode("utf-8", "replace")),
+        output_tokens=count_tokens(produced),
+        created=int(time.time()),
+        ident=ident,
+        tool_calls=calls,
+        structured=shape is not None,
+    )
+
+
+#: JSON mode without a schema: an object with content-like fields.
+_ANY_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "content": {"type": "string"}},
+    "required": ["title", "content"],
+    "additionalProperties": False,
+}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _delays(rng: random.Random, spec: MockSpec, count: int) -> list[float]:

@@ -21,10 +21,25 @@ def _usage(draft: Draft) -> dict[str, int]:
     }
 
 
+def _calls(draft: Draft) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"call_{call.ident}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": call.arguments},
+        }
+        for call in draft.tool_calls
+    ]
+
+
 def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
     ident = f"chatcmpl-{draft.ident}"
     head: dict[str, Any] = {"id": ident, "created": draft.created, "model": request.model}
+    finish = "tool_calls" if draft.tool_calls else "stop"
     if not request.stream:
+        message: dict[str, Any] = {"role": "assistant", "content": draft.text, "refusal": None}
+        if draft.tool_calls:
+            message |= {"content": None, "tool_calls": _calls(draft)}
         return dumps(
             head
             | {
@@ -32,9 +47,9 @@ def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": draft.text, "refusal": None},
+                        "message": message,
                         "logprobs": None,
-                        "finish_reason": "stop",
+                        "finish_reason": finish,
                     }
                 ],
                 "usage": _usage(draft),
@@ -48,9 +63,23 @@ def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
             dumps(head | {"object": "chat.completion.chunk", "choices": [choice]}).decode()
         )
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": piece}) for piece in split_for_stream(draft.text)]
-    events.append(chunk({}, "stop"))
+    if draft.tool_calls:
+        events = []
+        for index, call in enumerate(_calls(draft)):
+            opening = {"index": index, **call, "function": call["function"] | {"arguments": ""}}
+            first = {"role": "assistant", "content": None} if index == 0 else {}
+            events.append(chunk(first | {"tool_calls": [opening]}))
+            events += [
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                for piece in split_for_stream(call["function"]["arguments"], structured=True)
+            ]
+    else:
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [
+            chunk({"content": piece})
+            for piece in split_for_stream(draft.text, structured=draft.structured)
+        ]
+    events.append(chunk({}, finish))
     options = request.payload.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
         tail = head | {"object": "chat.completion.chunk", "choices": [], "usage": _usage(draft)}

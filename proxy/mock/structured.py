@@ -1,0 +1,213 @@
+"""What shape of answer a request asks for: free text, JSON against a schema, or a tool call.
+
+Each dialect says it differently (OpenAI `response_format` and `tool_choice`,
+Responses `text.format`, Anthropic `output_config.format` and forced tools, Gemini
+`generationConfig.responseSchema` and `toolConfig`); `EXTRACTORS` reads each one
+into the same `Wanted`, so the mock generates one way and each renderer only
+writes it in its own shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from proxy.mock.schema import Schema, from_openapi
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """The answer's shape. `schema` None with kind "json" means any JSON object."""
+
+    kind: Literal["json", "tool"]
+    schema: Schema | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    schema: Schema
+
+
+Extractor = Callable[[dict[str, Any], str], Wanted | None]
+
+#: Prompt phrases that ask for a tool even when the request does not force one.
+_ASKS_FOR_TOOL = re.compile(
+    r"\b(use|call|invoke|run|with) (the |a |your )?(\w+ )?(tool|function)s?\b", re.IGNORECASE
+)
+
+
+def choose_tool(
+    tools: list[Tool], forced: str | None, required: bool, prompt: str
+) -> Wanted | None:
+    """The tool call to make: the forced one, else one the prompt names or asks for."""
+    if not tools:
+        return None
+    by_name = {t.name: t for t in tools}
+    if forced is not None:
+        tool = by_name.get(forced)
+        return Wanted("tool", tool.schema, tool.name) if tool else None
+    lowered = prompt.lower()
+    named = [
+        t for t in tools if t.name.lower() in lowered or t.name.replace("_", " ").lower() in lowered
+    ]
+    if named:
+        return Wanted("tool", named[0].schema, named[0].name)
+    if required or _ASKS_FOR_TOOL.search(prompt):
+        return Wanted("tool", tools[0].schema, tools[0].name)
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+# -- OpenAI chat ------------------------------------------------------------------------------
+
+
+def _openai_chat(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    messages = _list(payload.get("messages"))
+    after_tool_result = bool(messages) and _dict(messages[-1]).get("role") == "tool"
+    tools = [
+        Tool(
+            str(fn.get("name", "")),
+            str(fn.get("description", "")),
+            _dict(fn.get("parameters")) or {"type": "object"},
+        )
+        for t in _list(payload.get("tools"))
+        if (fn := _dict(_dict(t).get("function"))).get("name")
+    ]
+    choice = payload.get("tool_choice")
+    if choice != "none" and not after_tool_result:
+        forced = _dict(_dict(choice).get("function")).get("name")
+        wanted = choose_tool(tools, forced, choice == "required", prompt)
+        if wanted:
+            return wanted
+    return _openai_format(_dict(payload.get("response_format")))
+
+
+def _openai_format(fmt: dict[str, Any]) -> Wanted | None:
+    """`response_format` (chat) and `text.format` (responses) differ only in nesting."""
+    if fmt.get("type") == "json_object":
+        return Wanted("json")
+    if fmt.get("type") != "json_schema":
+        return None
+    inner = _dict(fmt.get("json_schema")) or fmt  # chat nests it, responses does not
+    return Wanted("json", _dict(inner.get("schema")) or None, str(inner.get("name", "")))
+
+
+# -- OpenAI responses -------------------------------------------------------------------------
+
+
+def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    items = _list(payload.get("input"))
+    after_tool_result = bool(items) and _dict(items[-1]).get("type") == "function_call_output"
+    tools = [
+        Tool(
+            str(t.get("name")),
+            str(t.get("description", "")),
+            _dict(t.get("parameters")) or {"type": "object"},
+        )
+        for t in map(_dict, _list(payload.get("tools")))
+        if t.get("type") == "function" and t.get("name")
+    ]
+    choice = payload.get("tool_choice")
+    if choice != "none" and not after_tool_result:
+        forced = _dict(choice).get("name") if _dict(choice).get("type") == "function" else None
+        wanted = choose_tool(tools, forced, choice == "required", prompt)
+        if wanted:
+            return wanted
+    return _openai_format(_dict(_dict(payload.get("text")).get("format")))
+
+
+# -- Anthropic messages -----------------------------------------------------------------------
+
+
+def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    messages = _list(payload.get("messages"))
+    last = _dict(messages[-1]) if messages else {}
+    after_tool_result = any(
+        _dict(block).get("type") == "tool_result" for block in _list(last.get("content"))
+    )
+    tools = [
+        Tool(
+            str(t.get("name")),
+            str(t.get("description", "")),
+            _dict(t.get("input_schema")) or {"type": "object"},
+        )
+        for t in map(_dict, _list(payload.get("tools")))
+        if t.get("name") and "input_schema" in t
+    ]
+    choice = _dict(payload.get("tool_choice"))
+    if choice.get("type") != "none" and not after_tool_result:
+        forced = choice.get("name") if choice.get("type") == "tool" else None
+        wanted = choose_tool(tools, forced, choice.get("type") == "any", prompt)
+        if wanted:
+            return wanted
+    # `output_config.format` is the GA name; `output_format` the structured-outputs beta one.
+    fmt = _dict(_dict(payload.get("output_config")).get("format")) or _dict(
+        payload.get("output_format")
+    )
+    if fmt.get("type") == "json_schema":
+        return Wanted("json", _dict(fmt.get("schema")) or None)
+    return None
+
+
+# -- Gemini -----------------------------------------------------------------------------------
+
+
+def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    contents = _list(payload.get("contents"))
+    last = _dict(contents[-1]) if contents else {}
+    after_tool_result = any("functionResponse" in _dict(p) for p in _list(last.get("parts")))
+    tools = [
+        Tool(
+            str(fn.get("name")),
+            str(fn.get("description", "")),
+            _dict(fn.get("parametersJsonSchema"))
+            or from_openapi(fn.get("parameters"))
+            or {"type": "object"},
+        )
+        for t in _list(payload.get("tools"))
+        for fn in map(_dict, _list(_dict(t).get("functionDeclarations")))
+        if fn.get("name")
+    ]
+    calling = _dict(_dict(payload.get("toolConfig")).get("functionCallingConfig"))
+    mode = str(calling.get("mode", "AUTO")).upper()
+    if mode != "NONE" and not after_tool_result:
+        allowed = [n for n in _list(calling.get("allowedFunctionNames")) if isinstance(n, str)]
+        forced = allowed[0] if mode == "ANY" and allowed else None
+        wanted = choose_tool(tools, forced, mode == "ANY", prompt)
+        if wanted:
+            return wanted
+    config = _dict(payload.get("generationConfig"))
+    if isinstance(config.get("responseJsonSchema"), dict):
+        return Wanted("json", config["responseJsonSchema"])
+    if isinstance(config.get("responseSchema"), dict):
+        return Wanted("json", from_openapi(config["responseSchema"]))
+    if config.get("responseMimeType") == "application/json":
+        return Wanted("json")
+    return None
+
+
+#: dialect name -> how that dialect asks for JSON or a tool call.
+EXTRACTORS: dict[str, Extractor] = {
+    "openai.chat": _openai_chat,
+    "openai.responses": _openai_responses,
+    "anthropic.messages": _anthropic_messages,
+    "gemini.generate_content": _gemini,
+}
+
+
+def wanted(dialect: str, payload: dict[str, Any], prompt: str) -> Wanted | None:
+    """The structured answer a request asks for, or None for free text."""
+    extract = EXTRACTORS.get(dialect)
+    return extract(payload, prompt) if extract else None

@@ -1,0 +1,206 @@
+"""Structured output and tool calls on the mock, through the official SDKs' parse helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import jsonschema
+import pytest
+from pydantic import BaseModel, Field
+
+from tests.conftest import StartSidecar, anthropic_client, openai_client
+
+MOCK_ONLY = {"mock": {"seed": 11}, "traffic": {"realWeight": 0}}
+
+
+class Ad(BaseModel):
+    headline: str = Field(max_length=30)
+    description: str = Field(max_length=90)
+    cta: str
+    landing_url: str
+
+
+class Campaign(BaseModel):
+    name: str
+    channel: Literal["email", "instagram", "linkedin", "x"]
+    budget_usd: float = Field(gt=0, le=5000)
+    ads: list[Ad] = Field(min_length=2, max_length=4)
+    contact_email: str
+    owner: str | None
+
+
+async def test_openai_chat_parse_gives_a_valid_pydantic_object(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    completion = await client.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Plan a spring campaign for running shoes"}],
+        response_format=Campaign,
+    )
+    campaign = completion.choices[0].message.parsed
+    assert isinstance(campaign, Campaign)
+    assert 2 <= len(campaign.ads) <= 4
+    assert all(len(ad.headline) <= 30 for ad in campaign.ads)
+    assert "@" in campaign.contact_email
+    assert campaign.ads[0].landing_url.startswith("https://")
+
+
+async def test_openai_chat_stream_of_json_parses(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    async with client.chat.completions.stream(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "An ad for a lamp"}],
+        response_format=Ad,
+    ) as stream:
+        chunks = [event async for event in stream if event.type == "content.delta"]
+        final = await stream.get_final_completion()
+    assert len(chunks) > 2, "JSON arrives in pieces, as a real stream sends it"
+    assert isinstance(final.choices[0].message.parsed, Ad)
+
+
+async def test_openai_json_object_mode_answers_json(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Return a JSON blog outline"}],
+        response_format={"type": "json_object"},
+    )
+    assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            },
+            "required": ["city", "unit", "days"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+async def test_openai_forced_tool_call(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "What should I wear in Lisbon?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.id.startswith("call_")
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+    jsonschema.validate(arguments, WEATHER_TOOL["function"]["parameters"])  # type: ignore[index]
+
+
+async def test_openai_streamed_tool_call_reassembles(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Use the weather tool for Berlin"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        stream=True,
+    )
+    name, arguments, finish, pieces = "", "", None, 0
+    async for chunk in stream:
+        choice = chunk.choices[0]
+        for call in choice.delta.tool_calls or []:
+            name += (call.function and call.function.name) or ""
+            arguments += (call.function and call.function.arguments) or ""
+            pieces += 1
+        finish = choice.finish_reason or finish
+    assert finish == "tool_calls"
+    assert name == "get_weather"
+    assert pieces > 2
+    jsonschema.validate(json.loads(arguments), WEATHER_TOOL["function"]["parameters"])  # type: ignore[index]
+
+
+async def test_openai_answers_text_after_the_tool_result(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[
+            {"role": "user", "content": "Use the weather tool for Berlin"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": "18C and sunny"},
+        ],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.choices[0].message.content
+
+
+PRODUCT_TOOL = {
+    "name": "save_product",
+    "description": "Store a product description",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 60},
+            "price": {"type": "number", "exclusiveMinimum": 0},
+            "features": {"type": "array", "items": {"type": "string"}, "minItems": 3},
+            "sku": {"type": "string", "pattern": "^[A-Z]{3}-[0-9]{4}$"},
+        },
+        "required": ["title", "price", "features", "sku"],
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_anthropic_forced_tool_use(start_sidecar: StartSidecar, stream: bool) -> None:
+    client = anthropic_client(await start_sidecar(MOCK_ONLY))
+    request = {
+        "model": "claude-sonnet-5",
+        "max_tokens": 500,
+        "messages": [{"role": "user", "content": "Describe our new desk lamp"}],
+        "tools": [PRODUCT_TOOL],
+        "tool_choice": {"type": "tool", "name": "save_product"},
+    }
+    if stream:
+        async with client.messages.stream(**request) as events:  # type: ignore[arg-type]
+            deltas = [e async for e in events if e.type == "input_json"]
+            message = await events.get_final_message()
+        assert len(deltas) > 2
+    else:
+        message = await client.messages.create(**request)  # type: ignore[arg-type]
+    assert message.stop_reason == "tool_use"
+    block = message.content[0]
+    assert block.type == "tool_use"
+    assert block.name == "save_product"
+    assert block.id.startswith("toolu_")
+    jsonschema.validate(block.input, PRODUCT_TOOL["input_schema"])
+
+
+async def test_anthropic_parse_with_output_format(start_sidecar: StartSidecar) -> None:
+    client = anthropic_client(await start_sidecar(MOCK_ONLY))
+    message = await client.messages.parse(
+        model="claude-sonnet-5",
+        max_tokens=800,
+        messages=[{"role": "user", "content": "Plan a campaign for a coffee brand"}],
+        output_format=Campaign,
+    )
+    campaign = message.parsed_output
+    assert isinstance(campaign, Campaign)
+    assert all(len(ad.description) <= 90 for ad in campaign.ads)
