@@ -16,6 +16,8 @@ import sys
 import time
 from typing import Any
 
+import aiohttp
+
 from rollout_operator.kube import KubeClient, KubeError, connection, rollout_path
 from rollout_operator.reconcile import COMMAND_ANNOTATION
 
@@ -149,6 +151,10 @@ async def run(args: argparse.Namespace) -> int:
         return await _command(client, path, verb, argument)
     except KubeError as error:
         print(f"kubectl llmrollout: {namespace}/{args.name}: {error}", file=sys.stderr)
+        return 1
+    except (OSError, aiohttp.ClientError) as error:
+        print(f"kubectl llmrollout: {namespace}/{args.name}: cannot reach the API server "
+              f"{info.server}: {error}", file=sys.stderr)  # fmt: skip
         return 1
     finally:
         await client.close()

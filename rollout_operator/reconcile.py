@@ -133,7 +133,8 @@ def tick(
     if live.state.real_weight != before:
         live.windows.clear()
     transitions += walked
-    if live.ledger.roll_period(now):
+    previous_period = live.ledger.period_start
+    if live.ledger.roll_period(now) and previous_period and live.ledger.cap is not None:
         transitions.append(
             Transition("BudgetPeriod", f"new budget period {live.ledger.period_start}")
         )

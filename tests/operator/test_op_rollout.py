@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from conftest import Cluster, provider_spec
+import pytest
+from conftest import NS, Cluster, provider_spec
+
+from rollout_operator.kube import rollout_path
 
 ANALYSIS = {"interval": "1s", "failureLimit": 2, "minRequests": 3,
             "metrics": [{"name": "error-rate", "max": 0.05},
@@ -44,7 +48,9 @@ async def test_full_rollout_5_to_100_with_pauses_promoted_by_the_plugin(cluster:
     assert status["sidecars"]["connected"] == 3
 
 
-async def test_failing_provider_rolls_back_every_sidecar_to_zero(cluster: Cluster) -> None:
+async def test_failing_provider_rolls_back_every_sidecar_to_zero(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     await cluster.start_operator()
     steps = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 100}]
     strategy = {"steps": steps, "analysis": ANALYSIS}
@@ -62,6 +68,14 @@ async def test_failing_provider_rolls_back_every_sidecar_to_zero(cluster: Cluste
     rolled_back = await cluster.wait_event("RolledBack")
     assert rolled_back["type"] == "Warning"
     assert "error-rate 1 > max 0.05 (real arm; mock arm" in rolled_back["message"]
+    capsys.readouterr()
+    assert await cluster.plugin("get", "marketing") == 0
+    shown = capsys.readouterr().out
+    assert "Phase:     Degraded" in shown
+    assert "Weight:    0% real" in shown
+    assert "=> 1: pause until promoted" in shown
+    assert "error-rate               real 1          mock 0          max 0.05  FAIL" in shown
+    assert "Sidecars:  3 connected" in shown
 
 
 async def test_abort_retry_pause_resume_set_weight_through_the_plugin(cluster: Cluster) -> None:
@@ -90,6 +104,12 @@ async def test_abort_retry_pause_resume_set_weight_through_the_plugin(cluster: C
     assert await cluster.plugin("promote", "marketing", "--full") == 0
     await cluster.wait_weights(100)
     assert (await cluster.status("marketing"))["phase"] == "Healthy"
+    await cluster.api("PATCH", rollout_path(NS, "marketing"), {"spec": {"forceMock": True}},
+                      "application/merge-patch+json")  # fmt: skip
+    started = time.monotonic()
+    while not all(s.runtime.snapshot.spec.force_mock for s, _ in cluster.sidecars):
+        assert time.monotonic() - started <= 2.0, "forceMock did not reach every sidecar in 2 s"
+        await asyncio.sleep(0.01)
     reasons = [e["reason"] for e in await cluster.events()]
     for reason in ("WeightSetByHand", "Resumed", "Aborted", "Retried", "Promoted"):
         assert reason in reasons
