@@ -58,15 +58,14 @@ def dashboard(names: dict[str, dict[str, str]]) -> dict[str, Any]:
              f"(rate({s['duration']}_bucket{{{ns}}}[5m])))", f"p{int(q * 100)} {{{{backend}}}}")
             for q in (0.5, 0.95)
         ], "s"),
-        ("Cost per hour by backend", "timeseries", [
-            (f"sum by (backend) (rate({s['costUSD']}{{{ns}}}[1h])) * 3600", "{{backend}}"),
+        ("Cost per hour by provider", "timeseries", [
+            (f"sum by (provider) (rate({s['costUSD']}{{{ns}}}[1h])) * 3600", "{{provider}}"),
         ], "currencyUSD"),
-        ("Budget spent", "bargauge", [
-            (f"max by (rollout, period) ({s['budgetSpentUSD']}{{{ns}}})"
-             f" / max by (rollout, period) ({s['budgetLimitUSD']}{{{ns}}})",
-             "{{rollout}} {{period}}"),
+        ("Budget spent of cap, per sidecar", "bargauge", [
+            (f"max by (pod, budget) ({s['budgetSpentUSD']}{{{ns}}})"
+             f" / max by (pod, budget) ({s['budgetCapUSD']}{{{ns}}})", "{{pod}} {{budget}}"),
         ], "percentunit"),
-        ("Circuit breakers (0 closed, 1 half-open, 2 open)", "state-timeline", [
+        ("Circuit breakers (0 closed, 1 open, 2 half-open)", "state-timeline", [
             (f"max by (provider) ({s['breakerState']}{{{ns}}})", "{{provider}}"),
         ], "none"),
         ("Config version per sidecar", "timeseries", [
