@@ -12,12 +12,14 @@ channel; both replicas serve it (it holds no state).
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,15 +131,54 @@ def ssl_context(cert_dir: Path) -> ssl.SSLContext:
     return context
 
 
-async def start(settings: WebhookSettings, list_rollouts: RolloutLister) -> web.AppRunner:
+def _stamp(cert_dir: Path) -> tuple[int, ...]:
+    with contextlib.suppress(OSError):
+        return tuple((cert_dir / n).stat().st_mtime_ns for n in (CERT_KEY, KEY_KEY))
+    return ()
+
+
+async def reload_certificates(context: ssl.SSLContext, cert_dir: Path, interval: float) -> None:
+    """Load a renewed certificate into the live context: new handshakes use it.
+
+    cert-manager renews the Secret before expiry and the kubelet swaps the mounted files;
+    without this, a long-running operator would serve the old certificate until restarted.
+    A half-written or mismatched pair is refused and the old one kept until the next look.
+    """
+    seen = _stamp(cert_dir)
+    while True:
+        await asyncio.sleep(interval)
+        current = _stamp(cert_dir)
+        if current == seen:
+            continue
+        try:
+            context.load_cert_chain(cert_dir / CERT_KEY, cert_dir / KEY_KEY)
+        except (OSError, ssl.SSLError) as error:
+            log.warning(
+                "webhook certificate in %s not reloaded (%s); keeping the old", cert_dir, error
+            )
+            continue
+        seen = current
+        log.info("webhook certificate reloaded from %s", cert_dir)
+
+
+async def start(
+    settings: WebhookSettings, list_rollouts: RolloutLister, *, reload_interval: float = 60.0
+) -> web.AppRunner:
     """Serve the webhook over TLS from `settings.cert_dir`; the caller cleans up the runner."""
-    runner = web.AppRunner(
-        build_app(settings.template, list_rollouts), access_log=None, handle_signals=False
-    )
+    app = build_app(settings.template, list_rollouts)
+    context = ssl_context(settings.cert_dir)
+
+    async def reloading(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(reload_certificates(context, settings.cert_dir, reload_interval))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(reloading)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(
-        runner, settings.host, settings.port, ssl_context=ssl_context(settings.cert_dir)
-    )
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context)
     await site.start()
     log.info("injection webhook listening on %s:%d%s", settings.host, settings.port, PATH)
     return runner

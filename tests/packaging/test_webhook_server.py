@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import ssl
@@ -13,7 +14,7 @@ import aiohttp
 import jsonpatch
 import pytest
 
-from rollout_operator.webhook import server, tls
+from rollout_operator.webhook import bootstrap, server, tls
 from rollout_operator.webhook.mutate import SIDECAR_NAME, SidecarTemplate
 from tests.packaging.pods import NAMESPACE, pod, rollout
 
@@ -46,8 +47,7 @@ def review(subject: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any
 @pytest.fixture
 async def webhook(tmp_path: Path) -> AsyncIterator[tuple[str, ssl.SSLContext]]:
     bundle = tls.generate(SERVICE, OPERATOR_NS)
-    for name, data in bundle.as_secret_data().items():
-        (tmp_path / name).write_bytes(data)
+    bootstrap.write_files(bundle, tmp_path)
     settings = server.WebhookSettings(host="127.0.0.1", port=0, cert_dir=tmp_path,
                                       template=TEMPLATE)  # fmt: skip
     runner = await server.start(settings, list_rollouts)
@@ -141,3 +141,29 @@ def test_settings_from_the_chart_environment() -> None:
     assert settings.template.resources == {"limits": {"memory": "128Mi"}}
     assert settings.self_signed_secret == "llm-rollout-webhook-tls"
     assert server.WebhookSettings.from_env({}) is None  # webhook disabled in the chart
+
+
+async def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    """cert-manager renews the Secret; the kubelet swaps the files; new handshakes use it."""
+    first, renewed = tls.generate(SERVICE, OPERATOR_NS), tls.generate(SERVICE, OPERATOR_NS)
+    bootstrap.write_files(first, tmp_path)
+    settings = server.WebhookSettings(host="127.0.0.1", port=0, cert_dir=tmp_path,
+                                      template=TEMPLATE)  # fmt: skip
+    runner = await server.start(settings, list_rollouts, reload_interval=0.05)
+    url = f"https://127.0.0.1:{runner.addresses[0][1]}{server.PATH}"
+    trusts_renewed = ssl.create_default_context(cadata=renewed.ca_pem.decode())
+    try:
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await post((url, trusts_renewed), review(pod()))
+        bootstrap.write_files(renewed, tmp_path)
+        status = 0
+        for _ in range(100):  # generous: the reload looks every 50 ms
+            await asyncio.sleep(0.05)
+            try:
+                status, _ = await post((url, trusts_renewed), review(pod()))
+                break
+            except aiohttp.ClientConnectorCertificateError:
+                continue
+        assert status == 200
+    finally:
+        await runner.cleanup()
