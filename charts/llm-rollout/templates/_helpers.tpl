@@ -94,6 +94,10 @@ app.kubernetes.io/part-of: llm-rollout
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# The control channel checks a sidecar's pod (named by its TokenReview) against the selector.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
