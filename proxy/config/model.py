@@ -92,8 +92,13 @@ class ApiKey(Model):
 
 
 class RateLimit(Model):
+    """A provider's cluster-wide limits; each sidecar enforces its share (standalone: all)."""
+
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
+    max_wait_ms: int = Field(
+        default=1000, ge=0, description="longest a request waits for quota before falling back"
+    )
 
 
 class Timeouts(Model):
@@ -232,9 +237,20 @@ class CircuitBreaker(Model):
 
 
 class Retry(Model):
-    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Retries of one provider within one request, and the deadline of the whole chain."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10, description="per provider, per request")
     initial_backoff_ms: int = Field(default=200, ge=0)
     max_backoff_ms: int = Field(default=5000, ge=0)
+    deadline_ms: int = Field(
+        default=60000, ge=1, description="bounds all attempts and waits before an answer starts"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Retry:
+        if self.max_backoff_ms < self.initial_backoff_ms:
+            raise ValueError("maxBackoffMs must be >= initialBackoffMs")
+        return self
 
 
 class Budget(Model):
