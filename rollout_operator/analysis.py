@@ -81,20 +81,31 @@ def merge(windows: list[dict[Arm, ArmWindow]]) -> dict[Arm, ArmWindow]:
     return merged
 
 
-def _check(metric: AnalysisMetric, real: ArmWindow, mock: ArmWindow) -> Measurement:
-    value = measure(metric.name, real)
+def _check(
+    metric: AnalysisMetric, real: ArmWindow, mock: ArmWindow, external: dict[str, float | None]
+) -> Measurement:
+    if metric.prometheus is not None:  # the real arm's value comes from the query
+        value = external.get(metric.name)
+        return _bounded(metric, value, None)
+    return _bounded(metric, measure(metric.name, real), measure(metric.name, mock))
+
+
+def _bounded(metric: AnalysisMetric, value: float | None, mock: float | None) -> Measurement:
     ok: bool | None = None
     if value is not None:
         ok = (metric.max is None or value <= metric.max) and (
             metric.min is None or value >= metric.min
         )
-    return Measurement(metric.name, value, measure(metric.name, mock), metric.max, metric.min, ok)
+    return Measurement(metric.name, value, mock, metric.max, metric.min, ok)
 
 
-def judge(analysis: Analysis, arms: dict[Arm, ArmWindow]) -> Judgement:
+def judge(
+    analysis: Analysis, arms: dict[Arm, ArmWindow], external: dict[str, float | None] | None = None
+) -> Judgement:
+    """The verdict on one window; `external` holds the Prometheus metrics' values by name."""
     real, mock = arms.get("real", ArmWindow()), arms.get("mock", ArmWindow())
     requests: dict[Arm, int] = {"real": real.requests, "mock": mock.requests}
-    measurements = tuple(_check(m, real, mock) for m in analysis.metrics)
+    measurements = tuple(_check(m, real, mock, external or {}) for m in analysis.metrics)
     if real.requests < analysis.min_requests:
         detail = f"{real.requests} real requests, fewer than minRequests {analysis.min_requests}"
         return Judgement("Inconclusive", detail, requests, measurements)

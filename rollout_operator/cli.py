@@ -10,6 +10,7 @@ import random
 import sys
 import threading
 
+import aiohttp
 import kopf
 from aiohttp import web
 
@@ -49,6 +50,13 @@ class Operator:
         self._runner: web.AppRunner | None = None
         self._webhook_runner: web.AppRunner | None = None
         self._client: KubeClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The operator's HTTP client for Prometheus queries (opened on first use)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
 
     async def _start_control(self) -> None:
         authenticator = self.authenticator
@@ -80,6 +88,8 @@ class Operator:
             await self._webhook_runner.cleanup()
         if self._client is not None:
             await self._client.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def run(self, stop_flag: asyncio.Event | threading.Event | None = None) -> None:
         registry = kopf.OperatorRegistry()
@@ -89,6 +99,7 @@ class Operator:
             tick=self.tick,
             on_startup=self._start_control,
             on_cleanup=self._stop_control,
+            session=self.session,
         )
         await kopf.operator(
             registry=registry,

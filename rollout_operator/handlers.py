@@ -13,9 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import kopf
 
-from rollout_operator import reconcile
+from rollout_operator import prometheus, reconcile
 from rollout_operator.crd import GROUP, PLURAL, VERSION
 from rollout_operator.hub import Hub
 
@@ -27,6 +28,7 @@ def register(
     tick: float,
     on_startup: Callable[[], Awaitable[None]],
     on_cleanup: Callable[[], Awaitable[None]],
+    session: Callable[[], aiohttp.ClientSession],
 ) -> None:
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -44,7 +46,7 @@ def register(
         await on_cleanup()
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=tick, registry=registry)
-    def advance(
+    async def advance(
         spec: kopf.Spec,
         meta: kopf.Meta,
         status: kopf.Status,
@@ -55,8 +57,10 @@ def register(
         **_: Any,
     ) -> None:
         key = (namespace or "", name)
+        due = reconcile.analysis_due(hub, key, time.time())
+        external = await prometheus.collect(session(), due) if due is not None else {}
         new_status, transitions = reconcile.tick(
-            hub, key, dict(spec), dict(meta), dict(status), time.time()
+            hub, key, dict(spec), dict(meta), dict(status), time.time(), external
         )
         live = hub.rollouts.get(key)
         if live is None or new_status != live.written_status:

@@ -71,7 +71,16 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
     return record, transitions
 
 
-def _analyse(live: Live, now: float) -> list[Transition]:
+def analysis_due(hub: Hub, key: Key, now: float) -> LLMRolloutSpec | None:
+    """The spec to analyse if an analysis of this rollout is due now (for external queries)."""
+    live = hub.rollouts.get(key)
+    if live is None or live.spec.strategy is None or live.spec.strategy.analysis is None:
+        return None
+    due = now - live.analysed_at >= parse_duration(live.spec.strategy.analysis.interval)
+    return live.spec if due else None
+
+
+def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[Transition]:
     strategy = live.spec.strategy
     if strategy is None or strategy.analysis is None:
         return []
@@ -81,7 +90,7 @@ def _analyse(live: Live, now: float) -> list[Transition]:
     windows, live.windows = live.windows, []
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
-    live.judgement = judge(strategy.analysis, merge(windows))
+    live.judgement = judge(strategy.analysis, merge(windows), external)
     before = live.state.real_weight
     live.state, transitions = steps.judged(
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now
@@ -93,9 +102,12 @@ def _analyse(live: Live, now: float) -> list[Transition]:
 
 def tick(
     hub: Hub, key: Key, raw_spec: dict[str, Any], meta: dict[str, Any],
-    status: dict[str, Any], now: float,
+    status: dict[str, Any], now: float, external: dict[str, float | None] | None = None,
 ) -> tuple[dict[str, Any], list[Transition]]:  # fmt: skip
-    """Advance one rollout; returns the full status to write and what happened."""
+    """Advance one rollout; returns the full status to write and what happened.
+
+    `external` holds this tick's values of Prometheus-sourced metrics (see `analysis_due`).
+    """
     generation = int(meta.get("generation") or 1)
     transitions: list[Transition] = []
     live = hub.rollouts.get(key)
@@ -127,7 +139,7 @@ def tick(
         live.last_command = annotation.partition(" ")[0]
         command_record, done = _command(live, annotation, now)
         transitions += done
-    transitions += _analyse(live, now)
+    transitions += _analyse(live, now, external or {})
     before = live.state.real_weight
     live.state, walked = steps.advance(live.spec, live.state, now)
     if live.state.real_weight != before:

@@ -107,4 +107,4 @@ async def test_config_propagation_to_ten_sidecars(cluster: Cluster) -> None:
         f"\nconfig propagation to 10 sidecars, {len(samples)} samples: "
         f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {samples[-1] * 1000:.0f} ms"
     )
-    assert p99 <= 2.0
+    assert p99 <= 2.0, f"p99 {p99:.3f}s over the 2 s target; samples {samples}"
