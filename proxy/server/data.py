@@ -19,6 +19,7 @@ from aiohttp import web
 
 from proxy import mock
 from proxy.budget import NO_TENANT, Refusal
+from proxy.config import Arm
 from proxy.dialects import (
     ROUTES,
     BadRequest,
@@ -28,6 +29,7 @@ from proxy.dialects import (
     Usage,
     guess_dialect,
 )
+from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
 from proxy.server.attempts import error_response, serve_real
 from proxy.server.budget import Ticket, billed_usage, cost_header
@@ -74,7 +76,10 @@ class Handler:
         ticket: Ticket | None = None
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
-            admitted = await runtime.budget.admit(dialect, decision.provider, parsed, tenant)
+            reachable = fallback_chain(snapshot.spec, decision.provider)
+            admitted = await runtime.budget.admit(
+                dialect, [p for p in reachable if p is not None], parsed, tenant
+            )
             if isinstance(admitted, Refusal):
                 if snapshot.spec.budget.on_exhausted == "reject":
                     return self._refuse(runtime, admitted, headers)
@@ -100,7 +105,9 @@ class Handler:
             dialect.operation, dialect.otel_provider, parsed.model, backend
         ).observe(elapsed := loop.time() - started)
         runtime.stats.record(
-            "mock" if decision.provider is None else "real", response.status, elapsed
+            *_analysis_view(decision, backend, response.status),
+            elapsed,
+            float(ticket.cost) if ticket is not None and ticket.cost is not None else 0.0,
         )
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:
@@ -192,7 +199,11 @@ class Handler:
             runtime.budget.settle(ticket, None if served.uncertain else Usage())
             return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
         billed = billed_usage(served.outcome) if served.outcome is not None else Usage()
-        cost = runtime.budget.settle(ticket, None if served.uncertain else billed)
+        cost = runtime.budget.settle(
+            ticket,
+            None if served.uncertain else billed,
+            answered_by=snapshot.spec.provider(served.backend),
+        )
         if cost is not None and not served.response.prepared:  # a stream's headers are sent
             served.response.headers["x-llm-cost-usd"] = cost_header(cost)
         if served.first_byte_at is not None:
@@ -231,6 +242,20 @@ class Handler:
 
     def _count(self, runtime: Runtime, backend: str, arm: str, status: int) -> None:
         runtime.metrics.requests.labels(self.dialect.name, backend, arm, str(status)).inc()
+
+
+def _analysis_view(decision: Decision, backend: str, status: int) -> tuple[Arm, int]:
+    """The arm and status a rollout's analysis should judge a request by.
+
+    A request routed real but answered by the mock after the chain gave up on every
+    provider (fallback or open breakers) looks fine to the client, but it is a
+    real-arm failure: counted as a 502 so a failing provider fails its step.
+    """
+    if decision.provider is None:
+        return "mock", status
+    if backend == "mock":
+        return "real", ErrorKind.UPSTREAM.status
+    return "real", status
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
