@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from proxy.config import parse_spec
+from rollout_operator.webhook.mutate import STARTUP_CONFIG
 from tests.packaging.conftest import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -90,6 +91,8 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
 
 
 def test_startup_config_sends_everything_to_the_mock() -> None:
+    copies = [rest for keyword, rest in stages()["runtime"] if keyword == "COPY"]
+    assert f"docker/startup.yaml {STARTUP_CONFIG}" in copies  # where injected sidecars read it
     spec = parse_spec(yaml.safe_load((ROOT / "docker" / "startup.yaml").read_text()))
     assert spec.traffic.real_weight == 0
     assert spec.providers == []

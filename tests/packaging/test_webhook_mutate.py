@@ -9,8 +9,9 @@ import jsonpatch
 import kubernetes_validate
 import pytest
 
+from proxy.cli import parse_args
 from rollout_operator.auth import AUDIENCE
-from rollout_operator.webhook.mutate import SIDECAR_NAME, SidecarTemplate, mutate
+from rollout_operator.webhook.mutate import SIDECAR_NAME, STARTUP_CONFIG, SidecarTemplate, mutate
 from tests.packaging.pods import BARE_POD, MARKETING_POD, NAMESPACE, pod, rollout
 
 TEMPLATE = SidecarTemplate(
@@ -186,3 +187,10 @@ def test_long_secret_names_make_valid_distinct_volume_names() -> None:
 def test_injected_pod_is_a_valid_kubernetes_pod(subject: dict[str, Any]) -> None:
     injected = inject(subject)
     kubernetes_validate.validate(injected, K8S_VERSION, strict=True)
+
+
+def test_injected_command_line_is_one_the_sidecar_accepts() -> None:
+    args = parse_args(sidecar_of(inject(pod()))["args"])
+    assert args.rollout == "shop/marketing"
+    assert str(args.config) == STARTUP_CONFIG  # baked into the image (see the Dockerfile)
+    assert (args.listen.host, args.listen.port) == ("127.0.0.1", 8100)
