@@ -19,6 +19,7 @@ from rollout_operator.auth import Authenticator, TokenReviewAuthenticator
 from rollout_operator.control import build_app
 from rollout_operator.hub import Hub
 from rollout_operator.kube import KubeClient, connection
+from rollout_operator.metrics import add_metrics_route
 from rollout_operator.webhook import bootstrap
 from rollout_operator.webhook.server import WebhookSettings
 
@@ -64,6 +65,7 @@ class Operator:
             self._client = KubeClient(connection())
             authenticator = TokenReviewAuthenticator(self._client)
         app = build_app(self.hub, authenticator, self.max_poll_seconds)
+        add_metrics_route(app, self.hub)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.control_host, self.control_port, reuse_address=True)

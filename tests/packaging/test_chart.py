@@ -12,9 +12,12 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from proxy.server.metrics import Metrics
 from rollout_operator.cli import parse_args
+from rollout_operator.hub import Hub
+from rollout_operator.metrics import HubCollector
 from rollout_operator.webhook.server import WebhookSettings
 from tests.packaging.conftest import CHART, ROOT
 from tools import dashboard, manifests
@@ -29,9 +32,6 @@ EXTERNAL_KINDS = {
     ("cert-manager.io/v1", "Certificate"),
     ("cert-manager.io/v1", "Issuer"),
 }
-#: Metric names the chart uses that no registry here exports yet: the breaker gauge comes
-#: with the resilience work; the rollout phase needs a /metrics endpoint on the operator.
-PENDING_METRICS = {"llm_rollout_breaker_state", "llm_rollout_rollout_phase"}
 
 
 def run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -112,6 +112,17 @@ def test_crd_is_kept_on_uninstall_by_default_and_optional(
     assert not by_kind(render(helm, "--set", "crds.install=false"), "CustomResourceDefinition")
     unkept = by_kind(render(helm, "--set", "crds.keep=false"), "CustomResourceDefinition")
     assert all("annotations" not in c["metadata"] for c in unkept)
+
+
+def test_service_monitor_scrapes_the_operator_control_port(all_on: list[dict[str, Any]]) -> None:
+    monitor = one(all_on, "ServiceMonitor")
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    selected = [s for s in by_kind(all_on, "Service")
+                if wanted.items() <= s["metadata"]["labels"].items()]  # fmt: skip
+    (service,) = selected
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
 
 
 def test_two_replicas_elect_one_active_through_kopf_peering(default: list[dict[str, Any]]) -> None:
@@ -216,9 +227,14 @@ def test_alerts_and_dashboard_use_the_metric_names_the_sidecar_exports(
 ) -> None:
     names = yaml.safe_load((CHART / "files" / "metrics.yaml").read_text())
     listed = {n for section in names.values() for n in section.values()}
-    registry = Metrics().registry
-    exported = {f.name + ("_total" if f.type == "counter" else "") for f in registry.collect()}
-    assert listed <= exported | PENDING_METRICS, listed - exported - PENDING_METRICS
+    operator = CollectorRegistry()
+    operator.register(HubCollector(Hub()))
+    exported = {
+        f.name + ("_total" if f.type == "counter" else "")
+        for registry in (Metrics().registry, operator)
+        for f in registry.collect()
+    }
+    assert listed <= exported, listed - exported
     rule_text = json.dumps(one(all_on, "PrometheusRule")["spec"])
     dashboard_text = one(all_on, "ConfigMap")["data"]["llm-rollout.json"]
     for text in (rule_text, dashboard_text):
