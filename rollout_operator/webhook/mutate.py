@@ -78,23 +78,13 @@ def _escape(key: str) -> str:
 
 
 def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Whether a rollout's `spec.selector` selects a pod (no selector selects every pod)."""
-    selector = selector or {}
-    wanted = selector.get("matchLabels") or {}
-    if not all(labels.get(k) == v for k, v in wanted.items()):
-        return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator"), expr.get("values") or []
-        present = key in labels
-        if op == "In" and not (present and labels[key] in values):
-            return False
-        if op == "NotIn" and present and labels[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
+    """Whether a rollout's `spec.selector` (matchLabels) selects a pod; none selects every pod.
+
+    The same rule the control channel applies to a sidecar's pod (`rollout_operator.auth`),
+    restated here because this module stays free of the API client that one imports.
+    """
+    wanted = (selector or {}).get("matchLabels") or {}
+    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 def secret_refs(rollout: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -11,7 +11,9 @@ import pytest
 
 from proxy.cli import parse_args
 from rollout_operator.auth import AUDIENCE
+from rollout_operator.auth import selects as auth_selects
 from rollout_operator.webhook.mutate import SIDECAR_NAME, STARTUP_CONFIG, SidecarTemplate, mutate
+from rollout_operator.webhook.mutate import selects as mutate_selects
 from tests.packaging.pods import BARE_POD, MARKETING_POD, NAMESPACE, pod, rollout
 
 TEMPLATE = SidecarTemplate(
@@ -194,3 +196,12 @@ def test_injected_command_line_is_one_the_sidecar_accepts() -> None:
     assert args.rollout == "shop/marketing"
     assert str(args.config) == STARTUP_CONFIG  # baked into the image (see the Dockerfile)
     assert (args.listen.host, args.listen.port) == ("127.0.0.1", 8100)
+
+
+def test_webhook_and_control_channel_agree_on_which_pods_a_rollout_selects() -> None:
+    pods = [{"app": "marketing-api", "tier": "web"}, {"app": "search-api"}, {}]
+    selectors = [None, {}, {"matchLabels": {"app": "marketing-api"}},
+                 {"matchLabels": {"app": "marketing-api", "tier": "db"}}]  # fmt: skip
+    for selector in selectors:
+        for labels in pods:
+            assert mutate_selects(selector, labels) == auth_selects(selector, labels)
