@@ -12,9 +12,18 @@ from typing import Any
 from proxy.config.model import MockSpec
 from proxy.dialects import ParsedRequest, Usage
 from proxy.mock import anthropic_messages, openai_chat
+from proxy.mock.content import (
+    TASK_SCHEMAS,
+    Brand,
+    MockContext,
+    brand_from_system,
+    recognise_task,
+    system_text,
+    write,
+)
 from proxy.mock.schema import generate
 from proxy.mock.structured import Wanted, wanted
-from proxy.mock.text import compose, count_tokens, last_user_text, request_rng
+from proxy.mock.text import compose, count_tokens, first_words, last_user_text, request_rng
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +85,17 @@ DIALECTS: dict[str, tuple[PromptReader, Renderer]] = {
 }
 
 
-def answer(dialect: str, request: ParsedRequest, spec: MockSpec) -> Answer:
+def answer(
+    dialect: str, request: ParsedRequest, spec: MockSpec, context: MockContext | None = None
+) -> Answer:
+    """The mock's whole answer to `request`; `context` carries what the headers said."""
+    context = context or MockContext()
     read_prompt, render = DIALECTS[dialect]
     rng = request_rng(spec.seed, request.raw)
     prompt = read_prompt(request.payload)
-    draft = _draft(rng, prompt, request, wanted(dialect, request.payload, prompt))
+    task = context.task or recognise_task(prompt)
+    brand = context.brand or brand_from_system(system_text(request.payload))
+    draft = _draft(rng, prompt, request, wanted(dialect, request.payload, prompt), task, brand)
     body, events = render(request, draft)
     usage = Usage(input_tokens=draft.input_tokens, output_tokens=draft.output_tokens)
     if not request.stream:
@@ -103,14 +118,23 @@ def _ident(rng: random.Random) -> str:
     return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24))
 
 
-def _draft(rng: random.Random, prompt: str, request: ParsedRequest, shape: Wanted | None) -> Draft:
-    """The content: free text, JSON valid against the asked schema, or a tool call."""
+def _draft(
+    rng: random.Random,
+    prompt: str,
+    request: ParsedRequest,
+    shape: Wanted | None,
+    task: str | None,
+    brand: Brand | None,
+) -> Draft:
+    """The content: text for the task, JSON valid against the asked schema, or a tool call."""
     ident = _ident(rng)
     text, calls = "", []
     if shape is None:
-        text = compose(rng, prompt, request.max_tokens)
+        text = write(task, rng, prompt, brand) if task else compose(rng, prompt)
+        text = first_words(text, request.max_tokens)
     elif shape.kind == "json":
-        text = _json(generate(shape.schema or _ANY_OBJECT, rng, shape.name))
+        fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
+        text = _json(generate(shape.schema or fallback, rng, shape.name))
     else:
         arguments = _json(generate(shape.schema or _ANY_OBJECT, rng, shape.name))
         calls = [ToolCall(_ident(rng), shape.name, arguments)]

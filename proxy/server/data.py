@@ -97,7 +97,8 @@ class Handler:
         headers: dict[str, str],
     ) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
-        answer = mock.answer(self.dialect.name, parsed, snapshot.spec.mock)
+        context = mock.MockContext.from_headers(request.headers, headers["x-request-id"])
+        answer = mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
         runtime.metrics.record_usage(
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
