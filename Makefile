@@ -17,7 +17,7 @@ venv: $(STAMP)
 
 ## The sidecar in standalone mock mode, and a script that calls it with the real SDKs.
 demo: $(STAMP)
-	$(BIN)/python -m examples.demo
+	$(BIN)/python examples/demo.py
 
 ## Lint, types, layer contracts, then the test suite: what CI runs.
 test: lint typecheck layers pytest

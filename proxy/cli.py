@@ -27,6 +27,13 @@ environment:
 """
 
 
+def _address(text: str) -> Address:
+    try:
+        return Address.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="llm-rollout-proxy",
@@ -45,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--listen",
         default="127.0.0.1:8100",
-        type=Address.parse,
+        type=_address,
         metavar="HOST:PORT",
         help="data port the apps' SDKs call (default %(default)s: loopback only, the pod's "
         "private door)",
@@ -53,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--admin-listen",
         default="0.0.0.0:8101",
-        type=Address.parse,
+        type=_address,
         metavar="HOST:PORT",
         help="admin port with /healthz, /readyz, /metrics and /config (default %(default)s)",
     )

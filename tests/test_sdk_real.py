@@ -46,6 +46,8 @@ async def test_openai_stream_relays_chunks_and_reads_usage(
     tokens = sidecar.runtime.metrics.tokens
     output = tokens.labels("chat", "openai", "gpt-4o-mini", "output", "openai-primary")
     assert output._sum.get() == 4, "usage read from the stream is in gen_ai_client_token_usage"
+    first = sidecar.runtime.metrics.first_chunk.labels("openai.chat", "openai-primary")
+    assert first._sum.get() > 0, "time to first chunk is recorded for streams"
 
 
 async def test_anthropic_passthrough_and_stream(

@@ -6,12 +6,24 @@ is a module here and a line in that table.
 
 from proxy.dialects.anthropic_messages import AnthropicMessages
 from proxy.dialects.base import BadRequest, Dialect, ErrorKind, ParsedRequest, Usage
+from proxy.dialects.gemini import Gemini
 from proxy.dialects.openai_chat import OpenAIChat
+from proxy.dialects.openai_embeddings import OpenAIEmbeddings
+from proxy.dialects.openai_responses import OpenAIResponses
 
-#: (HTTP path on the data port, dialect serving it).
+#: (aiohttp route pattern on the data port, dialect serving it). Gemini's model and
+#: method are path variables; the handler reads them from ``match_info``. google-genai
+#: calls ``/v1`` by default, REST examples ``/v1beta``: both are Gemini's and pass as is.
 ROUTES: tuple[tuple[str, Dialect], ...] = (
     ("/v1/chat/completions", OpenAIChat()),
+    ("/v1/responses", OpenAIResponses()),
+    ("/v1/embeddings", OpenAIEmbeddings()),
     ("/v1/messages", AnthropicMessages()),
+    (
+        "/{version:v1|v1beta|v1alpha}/models/{model:[^/:]+}"
+        ":{method:generateContent|streamGenerateContent}",
+        Gemini(),
+    ),
 )
 
 

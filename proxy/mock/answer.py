@@ -11,7 +11,13 @@ from typing import Any
 
 from proxy.config.model import MockSpec
 from proxy.dialects import ParsedRequest, Usage
-from proxy.mock import anthropic_messages, openai_chat
+from proxy.mock import (
+    anthropic_messages,
+    gemini,
+    openai_chat,
+    openai_embeddings,
+    openai_responses,
+)
 from proxy.mock.content import (
     TASK_SCHEMAS,
     Brand,
@@ -82,7 +88,12 @@ def _messages_prompt(payload: dict[str, Any]) -> str:
 DIALECTS: dict[str, tuple[PromptReader, Renderer]] = {
     "openai.chat": (_messages_prompt, openai_chat.render),
     "anthropic.messages": (_messages_prompt, anthropic_messages.render),
+    "openai.responses": (openai_responses.prompt, openai_responses.render),
+    "openai.embeddings": (openai_embeddings.prompt, openai_embeddings.render),
+    "gemini.generate_content": (gemini.prompt, gemini.render),
 }
+#: Dialects that answer with vectors, not generated text: they produce no output tokens.
+_NO_OUTPUT = frozenset({"openai.embeddings"})
 
 
 def answer(
@@ -97,7 +108,8 @@ def answer(
     brand = context.brand or brand_from_system(system_text(request.payload))
     draft = _draft(rng, prompt, request, wanted(dialect, request.payload, prompt), task, brand)
     body, events = render(request, draft)
-    usage = Usage(input_tokens=draft.input_tokens, output_tokens=draft.output_tokens)
+    output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
+    usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
     if not request.stream:
         return Answer(
             200,

@@ -203,7 +203,7 @@ EXTRACTORS: dict[str, Extractor] = {
     "openai.chat": _openai_chat,
     "openai.responses": _openai_responses,
     "anthropic.messages": _anthropic_messages,
-    "gemini": _gemini,
+    "gemini.generate_content": _gemini,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import uuid
 
 import aiohttp
@@ -27,6 +28,8 @@ log = logging.getLogger("llm_rollout.request")
 
 RUNTIME = web.AppKey("runtime", Runtime)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+#: Per-request note of when the first byte of a streamed answer went out.
+FIRST_BYTE_AT = web.RequestKey("first_byte_at", float)
 
 
 def error_response(
@@ -50,7 +53,8 @@ class Handler:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
         snapshot = runtime.snapshot
-        started = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
         dialect = self.dialect
@@ -73,10 +77,14 @@ class Handler:
             response = await self._serve_mock(request, snapshot, parsed, headers)
         else:
             response = await self._serve_real(request, runtime, decision, parsed, headers)
-        elapsed = asyncio.get_running_loop().time() - started
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, decision.backend
-        ).observe(elapsed)
+        ).observe(loop.time() - started)
+        first_byte_at = request.get(FIRST_BYTE_AT)
+        if parsed.stream and first_byte_at is not None:
+            runtime.metrics.first_chunk.labels(dialect.name, decision.backend).observe(
+                first_byte_at - started
+            )
         return response
 
     def _route(self, request: web.Request, snapshot: Snapshot, force_mock: bool) -> Decision:
@@ -115,6 +123,7 @@ class Handler:
             if delay:
                 await asyncio.sleep(delay)
             await response.write(event)
+            request.setdefault(FIRST_BYTE_AT, asyncio.get_running_loop().time())
         await response.write_eof()
         return response
 
@@ -149,6 +158,8 @@ class Handler:
             log.warning("request %s: %s", headers["x-request-id"], failure)
             self._count(runtime, provider.name, "real", failure.kind.status)
             return error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers)
+        if outcome.first_byte_at is not None:
+            request[FIRST_BYTE_AT] = outcome.first_byte_at
         if outcome.stream_error:
             runtime.metrics.stream_errors.labels(
                 dialect.name, provider.name, outcome.stream_error
@@ -173,10 +184,14 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         ) from None
 
 
+#: A route variable with its regex, ``{model:[^/:]+}``, shown to people as ``{model}``.
+_PATTERN_VARIABLE = re.compile(r"\{(\w+):[^}]*\}")
+
+
 async def not_found(request: web.Request) -> web.Response:
     dialect = guess_dialect(request.path, dict(request.headers))
     headers = {"x-llm-backend": "none"}
-    served = ", ".join(path for path, _ in ROUTES)
+    served = ", ".join(_PATTERN_VARIABLE.sub(r"{\1}", path) for path, _ in ROUTES)
     return error_response(
         dialect,
         ErrorKind.NOT_FOUND,

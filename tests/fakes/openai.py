@@ -1,7 +1,9 @@
-"""A fake OpenAI API: chat completions (object and chunk stream), OpenAI error bodies."""
+"""A fake OpenAI API: chat completions, responses, embeddings; OpenAI error bodies."""
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any
 
 from aiohttp import web
@@ -16,10 +18,14 @@ _CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded", 404: "model_not_fo
 class FakeOpenAI(FakeProvider):
     kind = "openai"
     answer_text = "Real OpenAI answer."
+    #: What a Responses call asking for JSON (`text.format` json_schema) gets; tests set it.
+    json_answer = '{"answer": "Real OpenAI JSON."}'
 
     def __init__(self, key: str = "sk-real-openai") -> None:
         super().__init__(key)
         self.route("/v1/chat/completions", self.chat)
+        self.route("/v1/responses", self.responses)
+        self.route("/v1/embeddings", self.embeddings)
         self._count = 0
 
     def key_of(self, request: web.Request) -> str | None:
@@ -72,3 +78,64 @@ class FakeOpenAI(FakeProvider):
             )
         chunks.append(sse("[DONE]"))
         return await self.stream(request, chunks, fault)
+
+    async def responses(
+        self, request: web.Request, payload: Any, fault: Fault
+    ) -> web.StreamResponse:
+        text_format = ((payload.get("text") or {}).get("format") or {}).get("type")
+        text = self.json_answer if text_format == "json_schema" else self.answer_text
+        part = {"type": "output_text", "text": text, "annotations": []}
+        item = {"id": "msg_fake", "type": "message", "status": "completed",
+                "role": "assistant", "content": [part]}  # fmt: skip
+        usage = {"input_tokens": 13, "input_tokens_details": {"cached_tokens": 3},
+                 "output_tokens": 6, "output_tokens_details": {"reasoning_tokens": 2},
+                 "total_tokens": 19}  # fmt: skip
+        head = {"id": "resp_fake", "object": "response", "created_at": 1700000000,
+                "model": payload.get("model", "gpt-4o-mini"), "error": None,
+                "incomplete_details": None, "instructions": None, "metadata": {},
+                "parallel_tool_calls": True, "temperature": 1.0, "tool_choice": "auto",
+                "tools": [], "top_p": 1.0, "text": payload.get("text") or
+                {"format": {"type": "text"}}}  # fmt: skip
+        done = head | {"status": "completed", "output": [item], "usage": usage}
+        if not payload.get("stream"):
+            return web.json_response(done, headers=self.ok_headers())
+        pending = head | {"status": "in_progress", "output": [], "usage": None}
+        where = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("response.created", {"response": pending}),
+            ("response.in_progress", {"response": pending}),
+            ("response.output_item.added",
+             {"output_index": 0, "item": item | {"status": "in_progress", "content": []}}),
+            ("response.content_part.added", where | {"part": part | {"text": ""}}),
+        ]  # fmt: skip
+        pieces = [text[i : i + 5] for i in range(0, len(text), 5)]
+        events += [("response.output_text.delta", where | {"delta": p, "logprobs": []})
+                   for p in pieces]  # fmt: skip
+        events += [
+            ("response.output_text.done", where | {"text": text, "logprobs": []}),
+            ("response.content_part.done", where | {"part": part}),
+            ("response.output_item.done", {"output_index": 0, "item": item}),
+            ("response.completed", {"response": done}),
+        ]
+        chunks = [sse({"type": name, "sequence_number": n} | body, name)
+                  for n, (name, body) in enumerate(events)]  # fmt: skip
+        return await self.stream(request, chunks, fault)
+
+    async def embeddings(
+        self, request: web.Request, payload: Any, fault: Fault
+    ) -> web.StreamResponse:
+        given = payload.get("input")
+        items = given if isinstance(given, list) and not isinstance(given[0], int) else [given]
+        dimensions = payload.get("dimensions") or 8
+        data = []
+        for index, _ in enumerate(items):
+            vector = [round(0.125 * (index + 1), 3)] * dimensions
+            encoded: Any = vector
+            if payload.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        return web.json_response(
+            {"object": "list", "data": data, "model": payload.get("model"),
+             "usage": {"prompt_tokens": 7, "total_tokens": 7}},
+            headers=self.ok_headers(),
+        )  # fmt: skip

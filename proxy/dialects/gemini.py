@@ -1,0 +1,141 @@
+"""Google Gemini: ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``.
+
+Unlike the others, the model and whether to stream are in the URL, not the body.
+Streams (``?alt=sse``) are ``data: {...}`` chunks with no closing marker: the last
+chunk of a complete answer is the one whose candidates carry a ``finishReason``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from proxy.dialects.base import (
+    BadRequest,
+    Dialect,
+    ErrorKind,
+    ParsedRequest,
+    Usage,
+    dumps,
+)
+from proxy.sse import Event, encode
+
+#: Google's canonical status names (google.rpc.Code) for each kind.
+_GOOGLE_STATUS = {
+    ErrorKind.INVALID_REQUEST: "INVALID_ARGUMENT",
+    ErrorKind.AUTHENTICATION: "UNAUTHENTICATED",
+    ErrorKind.PERMISSION: "PERMISSION_DENIED",
+    ErrorKind.NOT_FOUND: "NOT_FOUND",
+    ErrorKind.TOO_LARGE: "INVALID_ARGUMENT",
+    ErrorKind.RATE_LIMITED: "RESOURCE_EXHAUSTED",
+    ErrorKind.INTERNAL: "INTERNAL",
+    ErrorKind.UPSTREAM: "UNAVAILABLE",
+    ErrorKind.UNAVAILABLE: "UNAVAILABLE",
+    ErrorKind.TIMEOUT: "DEADLINE_EXCEEDED",
+    ErrorKind.OVERLOADED: "UNAVAILABLE",
+}
+
+
+def gemini_error(kind: ErrorKind, message: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": kind.status,
+            "message": message,
+            "status": _GOOGLE_STATUS.get(kind, "INTERNAL"),
+        }
+    }
+
+
+def _count(source: dict[str, Any], key: str) -> int:
+    value = source.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def read_usage(metadata: Any) -> Usage | None:
+    """Usage from ``usageMetadata``.
+
+    Gemini counts thinking apart from the answer (``thoughtsTokenCount`` is not in
+    ``candidatesTokenCount``) but bills both as output, so output is their sum --
+    the same meaning OpenAI's completion_tokens has, reasoning included.
+    """
+    if not isinstance(metadata, dict):
+        return None
+    thoughts = _count(metadata, "thoughtsTokenCount")
+    return Usage(
+        input_tokens=_count(metadata, "promptTokenCount"),
+        output_tokens=_count(metadata, "candidatesTokenCount") + thoughts,
+        cache_read_tokens=_count(metadata, "cachedContentTokenCount"),
+        reasoning_tokens=thoughts,
+    )
+
+
+class Gemini(Dialect):
+    name = "gemini.generate_content"
+    provider_type = "gemini"
+    operation = "generate_content"
+    otel_provider = "gcp.gemini"
+
+    def is_terminal(self, event: Event) -> bool:
+        # Cheap text checks first: only the last chunk (or an error) can end a stream.
+        if '"finishReason"' not in event.data and '"error"' not in event.data:
+            return False
+        try:
+            chunk = json.loads(event.data)
+        except ValueError:
+            return False
+        if not isinstance(chunk, dict):
+            return False
+        if "error" in chunk:
+            return True
+        candidates = chunk.get("candidates")
+        return isinstance(candidates, list) and any(
+            isinstance(c, dict) and c.get("finishReason") for c in candidates
+        )
+
+    def describe(
+        self, payload: dict[str, Any], raw: bytes, path_model: str | None, query_stream: bool
+    ) -> ParsedRequest:
+        if not path_model:
+            raise BadRequest(
+                "the model is part of the path: /v1beta/models/{model}:generateContent"
+            )
+        contents = payload.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise BadRequest("'contents' is required and must be a non-empty array")
+        config = payload.get("generationConfig")
+        max_tokens = config.get("maxOutputTokens") if isinstance(config, dict) else None
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
+            raise BadRequest("'generationConfig.maxOutputTokens' must be a positive integer")
+        return ParsedRequest(
+            model=path_model, stream=query_stream, max_tokens=max_tokens, payload=payload, raw=raw
+        )
+
+    def error_body(self, kind: ErrorKind, message: str, request_id: str | None = None) -> bytes:
+        return dumps(gemini_error(kind, message))
+
+    def stream_error(self, kind: ErrorKind, message: str) -> bytes:
+        # google-genai raises APIError (ClientError/ServerError by code) on a chunk whose
+        # JSON starts with the "error" key.
+        return encode(dumps(gemini_error(kind, message)).decode())
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-goog-api-key": key}
+
+    def usage_from_payload(self, payload: dict[str, Any], event: str | None = None) -> Usage | None:
+        return read_usage(payload.get("usageMetadata"))
+
+    def usage_from_body(self, body: bytes) -> Usage | None:
+        # streamGenerateContent without ?alt=sse answers one JSON array of chunks.
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return None
+        if isinstance(payload, list):
+            usage = Usage()
+            for chunk in payload:
+                if isinstance(chunk, dict):
+                    usage.merge(self.usage_from_payload(chunk) or Usage())
+            return usage
+        return self.usage_from_payload(payload) if isinstance(payload, dict) else None

@@ -1,0 +1,77 @@
+"""Routing, pure: weights, stickiness that only ever moves keys mock -> real, kill switch."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from proxy.config import parse_spec
+from proxy.routing import decide
+
+PROVIDERS = [
+    {"name": "oa", "type": "openai", "baseURL": "http://127.0.0.1:1/v1"},
+    {"name": "an", "type": "anthropic", "baseURL": "http://127.0.0.1:2"},
+    {"name": "oa-backup", "type": "openai", "baseURL": "http://127.0.0.1:3/v1"},
+]
+
+
+def spec(weight: int, sticky: bool = True, **extra: object):  # type: ignore[no-untyped-def]
+    traffic: dict[str, object] = {"realWeight": weight}
+    if sticky:
+        traffic["stickyKey"] = {"header": "x-user-id"}
+    return parse_spec({"providers": PROVIDERS, "traffic": traffic, **extra})
+
+
+def real_users(weight: int) -> set[str]:
+    s = spec(weight)
+    users = (f"user-{i}" for i in range(5000))
+    return {u for u in users if decide(s, "openai", sticky_value=u, draw=0.0).provider}
+
+
+def test_same_key_same_arm_every_time() -> None:
+    s = spec(50)
+    for user in ("alice", "bob", "carol"):
+        arms = {decide(s, "openai", sticky_value=user, draw=random.random()).backend
+                for _ in range(50)}  # fmt: skip
+        assert len(arms) == 1
+
+
+def test_growing_the_weight_only_moves_keys_from_mock_to_real() -> None:
+    previous: set[str] = set()
+    for weight in (0, 5, 25, 50, 75, 100):
+        current = real_users(weight)
+        assert previous <= current, f"a user left the real arm when growing to {weight}%"
+        assert abs(len(current) / 5000 - weight / 100) < 0.03, "bucket split matches the weight"
+        previous = current
+
+
+def test_weight_without_sticky_key_is_a_per_request_draw() -> None:
+    s = spec(25, sticky=False)
+    rng = random.Random(1)
+    real = sum(decide(s, "openai", sticky_value=None, draw=rng.random()).provider is not None
+               for _ in range(4000))  # fmt: skip
+    assert 0.22 < real / 4000 < 0.28
+    assert decide(s, "openai", sticky_value=None, draw=0.1).reason == "weight"
+
+
+def test_request_without_the_sticky_header_falls_back_to_the_draw() -> None:
+    s = spec(100)
+    assert decide(s, "openai", sticky_value=None, draw=0.5).reason == "weight"
+    assert decide(s, "openai", sticky_value="u", draw=0.5).reason == "sticky"
+
+
+@pytest.mark.parametrize("weight", [0, 100])
+def test_kill_switch_sends_everything_to_mock(weight: int) -> None:
+    forced = spec(weight, forceMock=True)
+    assert decide(forced, "openai", sticky_value="u", draw=0.0).reason == "force-mock"
+    env = decide(spec(weight), "openai", sticky_value="u", draw=0.0, force_mock=True)
+    assert env.provider is None
+    assert env.reason == "force-mock"
+
+
+def test_provider_of_the_dialect_in_fallback_order() -> None:
+    s = spec(100, fallback=["oa-backup", "oa", "mock"])
+    assert decide(s, "openai", sticky_value=None, draw=0.0).backend == "oa-backup"
+    assert decide(s, "anthropic", sticky_value=None, draw=0.0).backend == "an"
+    assert decide(s, "gemini", sticky_value=None, draw=0.0).reason == "no-provider"
