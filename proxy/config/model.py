@@ -134,8 +134,28 @@ class MockLatency(Model):
     tokens_per_second: float = Field(default=0, ge=0, description="0 streams as fast as possible")
 
 
+class MockFaultKinds(Model):
+    """Relative weights of the injected faults (any non-negative numbers)."""
+
+    rate_limit: float = Field(default=0.0, ge=0.0, description="429 with retry-after")
+    server_error: float = Field(default=0.0, ge=0.0, description="500")
+    unavailable: float = Field(default=0.0, ge=0.0, description="503")
+    overloaded: float = Field(default=0.0, ge=0.0, description="Anthropic 529; 503 elsewhere")
+    timeout: float = Field(default=0.0, ge=0.0, description="a long wait, then 504")
+    stream_cut: float = Field(default=0.0, ge=0.0, description="stream ends with an error event")
+
+
 class MockErrors(Model):
+    """Fault injection: `rate` of requests fail, the kind drawn by `kinds` weights.
+
+    With no weight set, rate_limit, server_error, unavailable and overloaded are
+    equally likely.
+    """
+
     rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    kinds: MockFaultKinds = MockFaultKinds()
+    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
+    timeout_seconds: float = Field(default=30.0, ge=0.0, le=600.0)
 
 
 class MockSpec(Model):

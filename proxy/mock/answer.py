@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.config.model import MockSpec
-from proxy.dialects import ParsedRequest, Usage
+from proxy.dialects import ROUTES, ParsedRequest, Usage
 from proxy.mock import (
     anthropic_messages,
     gemini,
@@ -28,6 +28,14 @@ from proxy.mock.content import (
     write,
 )
 from proxy.mock.schema import generate
+from proxy.mock.simulate import (
+    cut_stream,
+    draw_fault,
+    fault_response,
+    first_token_seconds,
+    generation_seconds,
+    simulation_rng,
+)
 from proxy.mock.structured import Wanted, wanted
 from proxy.mock.text import compose, count_tokens, first_words, last_user_text, request_rng
 
@@ -42,6 +50,12 @@ class Answer:
     events: list[bytes] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    #: Extra response headers (`retry-after` on a simulated 429).
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Seconds to wait before the status line: generation time, or a simulated hang.
+    wait: float = 0.0
+    #: The injected fault, if any (`spec.mock.errors`), for metrics.
+    fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +106,7 @@ DIALECTS: dict[str, tuple[PromptReader, Renderer]] = {
     "openai.embeddings": (openai_embeddings.prompt, openai_embeddings.render),
     "gemini.generate_content": (gemini.prompt, gemini.render),
 }
+_BY_NAME = {dialect.name: dialect for _, dialect in ROUTES}
 #: Dialects that answer with vectors, not generated text: they produce no output tokens.
 _NO_OUTPUT = frozenset({"openai.embeddings"})
 
@@ -110,20 +125,30 @@ def answer(
     body, events = render(request, draft)
     output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
     usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
-    if not request.stream:
+    sim = simulation_rng(spec.seed, request.raw, context.occurrence)
+    fault = draw_fault(spec.errors, sim, request.stream)
+    if fault is not None and fault != "stream_cut":
+        failed = fault_response(fault, _BY_NAME[dialect], spec.errors, context.request_id)
         return Answer(
-            200,
+            failed.status,
             "application/json",
-            body=body,
-            usage=usage,
+            body=failed.body,
+            headers=failed.headers,
+            wait=failed.wait,
+            fault=fault,
         )
-    return Answer(
-        200,
-        "text/event-stream",
-        events=events,
-        delays=_delays(rng, spec, len(events)),
-        usage=usage,
-    )
+    first = first_token_seconds(spec.latency, sim)
+    writing = generation_seconds(spec.latency, output_tokens)
+    if not request.stream:
+        return Answer(200, "application/json", body=body, usage=usage, wait=first + writing)
+    if fault == "stream_cut":
+        sent = len(events)
+        events, kept = cut_stream(events, _BY_NAME[dialect], sim)
+        usage.output_tokens = output_tokens * kept // max(1, sent)
+        writing = writing * kept / max(1, sent)
+    step = writing / (len(events) - 1) if len(events) > 1 else 0.0
+    delays = [first] + [step] * (len(events) - 1) if events else []
+    return Answer(200, "text/event-stream", events=events, delays=delays, usage=usage, fault=fault)
 
 
 def _ident(rng: random.Random) -> str:
@@ -174,11 +199,3 @@ _ANY_OBJECT: dict[str, Any] = {
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _delays(rng: random.Random, spec: MockSpec, count: int) -> list[float]:
-    """Time to first token, then a steady rate, from the latency profile."""
-    first = spec.latency.first_token_ms
-    ttft = first.p50 / 1000 if first.p95 == first.p50 else rng.uniform(first.p50, first.p95) / 1000
-    step = 1 / spec.latency.tokens_per_second if spec.latency.tokens_per_second else 0.0
-    return [ttft] + [step] * (count - 1) if count else []

@@ -49,6 +49,7 @@ class Handler:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
+        self.mock_seen = mock.Occurrences()  # a retried request draws a fresh mock fault
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
@@ -105,13 +106,19 @@ class Handler:
         headers: dict[str, str],
     ) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
-        context = mock.MockContext.from_headers(request.headers, headers["x-request-id"])
+        seen = self.mock_seen.next(parsed.raw)
+        context = mock.MockContext.from_headers(request.headers, headers["x-request-id"], seen)
         answer = mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
+        headers.update(answer.headers)
+        if answer.wait:
+            await asyncio.sleep(answer.wait)
+        if answer.fault == "stream_cut":
+            runtime.metrics.stream_errors.labels(self.dialect.name, "mock", "mock_fault").inc()
         runtime.metrics.record_usage(
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
         self._count(runtime, "mock", "mock", answer.status)
-        if not parsed.stream:
+        if not answer.events:  # a JSON body: an answer, or a simulated error even to a stream
             return web.Response(
                 status=answer.status, body=answer.body, content_type=answer.content_type,
                 headers=headers,
