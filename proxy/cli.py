@@ -73,6 +73,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default %(default)s)",
     )
     parser.add_argument(
+        "--budget-ledger",
+        type=Path,
+        metavar="FILE",
+        help="standalone mode: keep budget spend in FILE so it survives restarts (written "
+        "atomically); without it spend is kept in memory only",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -89,6 +96,7 @@ async def run(args: argparse.Namespace) -> None:
         listen=args.listen,
         admin_listen=args.admin_listen,
         max_body_bytes=args.max_body_bytes,
+        ledger_path=args.budget_ledger,
     )
     await sidecar.start()
     stop = asyncio.Event()

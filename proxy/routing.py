@@ -17,7 +17,7 @@ from proxy.config import MOCK, LLMRolloutSpec, Provider, ProviderType
 
 BUCKETS = 10_000
 
-Reason = Literal["weight", "sticky", "force-mock", "no-provider"]
+Reason = Literal["weight", "sticky", "force-mock", "no-provider", "budget"]
 
 
 @dataclass(frozen=True, slots=True)

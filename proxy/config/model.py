@@ -102,6 +102,27 @@ class Timeouts(Model):
     total_ms: int = Field(default=120000, ge=1)
 
 
+class ModelPrice(Model):
+    """A price override for one model at one provider, in USD per million tokens.
+
+    For models genai-prices does not know (fine-tunes, new releases) or negotiated
+    rates. Unset cache prices are priced high on purpose: a cache read at the input
+    price, a cache write at twice it (the highest multiplier a provider charges), so
+    a missing figure can only over-count spend, never under-count it.
+    """
+
+    input_per_mtok: USD = Field(alias="inputPerMTok")
+    output_per_mtok: USD = Field(alias="outputPerMTok")
+    cache_read_per_mtok: USD | None = Field(default=None, alias="cacheReadPerMTok")
+    cache_write_per_mtok: USD | None = Field(default=None, alias="cacheWritePerMTok")
+    max_output_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        alias="maxOutputTokens",
+        description="longest answer the model gives; reserved when a request sets no max tokens",
+    )
+
+
 class Provider(Model):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     type: ProviderType
@@ -109,6 +130,8 @@ class Provider(Model):
     api_key: ApiKey | None = None
     rate_limit: RateLimit | None = None
     timeouts: Timeouts = Timeouts()
+    #: model name (as requests send it) -> price; takes precedence over genai-prices.
+    prices: dict[str, ModelPrice] = {}
 
     @field_validator("name")
     @classmethod
@@ -235,11 +258,22 @@ class Budget(Model):
 class TenantQuota(Model):
     requests_per_minute: int | None = Field(default=None, ge=1)
     daily_usd: USD | None = Field(default=None, alias="dailyUSD")
+    monthly_usd: USD | None = Field(default=None, alias="monthlyUSD")
 
 
 class Tenants(Model):
+    """Per-tenant quotas; the tenant is the value of `header` (absent: tenant ``none``).
+
+    `default` applies to every tenant on its own (each gets its own budget);
+    `overrides` replaces it for the tenants it names.
+    """
+
     header: str = Field(min_length=1)
     default: TenantQuota = TenantQuota()
+    overrides: dict[str, TenantQuota] = {}
+
+    def quota(self, tenant: str) -> TenantQuota:
+        return self.overrides.get(tenant, self.default)
 
 
 class LLMRolloutSpec(Model):

@@ -18,8 +18,18 @@ import aiohttp
 from aiohttp import web
 
 from proxy import mock
-from proxy.dialects import ROUTES, BadRequest, Dialect, ErrorKind, ParsedRequest, guess_dialect
+from proxy.budget import NO_TENANT, Refusal
+from proxy.dialects import (
+    ROUTES,
+    BadRequest,
+    Dialect,
+    ErrorKind,
+    ParsedRequest,
+    Usage,
+    guess_dialect,
+)
 from proxy.routing import Decision, decide
+from proxy.server.budget import Ticket, billed_usage, cost_header
 from proxy.server.keys import MissingKey
 from proxy.server.relay import UpstreamFailure, open_upstream, relay
 from proxy.server.runtime import Runtime, Snapshot
@@ -71,13 +81,30 @@ class Handler:
             return error_response(dialect, error.kind, str(error), headers)
 
         decision = self._route(request, snapshot, runtime.force_mock_env)
+        ticket: Ticket | None = None
+        if decision.provider is not None:  # budget gate: hold the worst case before the call
+            tenant = self._tenant(request, snapshot)
+            admitted = await runtime.budget.admit(dialect, decision.provider, parsed, tenant)
+            if isinstance(admitted, Refusal):
+                if snapshot.spec.budget.on_exhausted == "reject":
+                    return self._refuse(runtime, admitted, headers)
+                decision = Decision(None, "budget")
+            else:
+                ticket = admitted
         headers["x-llm-backend"] = decision.backend
         headers["x-llm-route-reason"] = decision.reason
         response: web.StreamResponse
         if decision.provider is None:
             response = await self._serve_mock(request, snapshot, parsed, headers)
         else:
-            response = await self._serve_real(request, runtime, decision, parsed, headers)
+            assert ticket is not None
+            try:
+                response = await self._serve_real(
+                    request, runtime, decision, parsed, headers, ticket
+                )
+            finally:
+                if not ticket.settled:  # an unexpected exit: charge the whole hold
+                    runtime.budget.settle(ticket, None)
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, decision.backend
         ).observe(loop.time() - started)
@@ -87,6 +114,22 @@ class Handler:
                 first_byte_at - started
             )
         return response
+
+    def _tenant(self, request: web.Request, snapshot: Snapshot) -> str:
+        tenants = snapshot.spec.tenants
+        return (request.headers.get(tenants.header) if tenants else None) or NO_TENANT
+
+    def _refuse(self, runtime: Runtime, refusal: Refusal, headers: dict[str, str]) -> web.Response:
+        """`onExhausted: reject`: a 429 in the client's dialect that says which budget."""
+        headers |= {"x-llm-backend": "none", "x-llm-route-reason": "budget",
+                    "x-should-retry": "false"}  # fmt: skip
+        if refusal.resets_at is not None:
+            wait = refusal.resets_at - runtime.budget.clock()
+            headers["retry-after"] = str(max(int(wait.total_seconds()) + 1, 1))
+        self._count(runtime, "none", "real", ErrorKind.RATE_LIMITED.status)
+        return error_response(
+            self.dialect, ErrorKind.RATE_LIMITED, f"llm-rollout: {refusal.message}", headers
+        )
 
     def _route(self, request: web.Request, snapshot: Snapshot, force_mock: bool) -> Decision:
         sticky = snapshot.spec.traffic.sticky_key
@@ -141,6 +184,7 @@ class Handler:
         decision: Decision,
         parsed: ParsedRequest,
         headers: dict[str, str],
+        ticket: Ticket,
     ) -> web.StreamResponse:
         provider = decision.provider
         assert provider is not None
@@ -156,6 +200,7 @@ class Handler:
                     "the request was not sent. Fix the provider's apiKey in the config."
                 )
                 self._count(runtime, provider.name, "real", ErrorKind.UPSTREAM.status)
+                runtime.budget.settle(ticket, Usage())  # nothing was sent
                 return error_response(dialect, ErrorKind.UPSTREAM, message, headers)
         session = request.app[SESSION]
         try:
@@ -163,8 +208,12 @@ class Handler:
             response, outcome = await relay(request, upstream, dialect, headers)
         except UpstreamFailure as failure:
             log.warning("request %s: %s", headers["x-request-id"], failure)
+            runtime.budget.settle(ticket, None)  # it may have run: charge the hold
             self._count(runtime, provider.name, "real", failure.kind.status)
             return error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers)
+        cost = runtime.budget.settle(ticket, billed_usage(outcome))
+        if cost is not None and not response.prepared:  # a stream's headers are already sent
+            response.headers["x-llm-cost-usd"] = cost_header(cost)
         if outcome.first_byte_at is not None:
             request[FIRST_BYTE_AT] = outcome.first_byte_at
         if outcome.stream_error:

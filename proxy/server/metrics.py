@@ -72,6 +72,57 @@ class Metrics:
             registry=r,
         )
 
+        # Cost and budgets (proxy.server.budget). Money is Decimal in the ledger; the
+        # exposition format is float, which is fine for watching, not for accounting.
+        self.cost = Counter(
+            "llm_rollout_cost_usd",
+            "USD spent on real calls (settled actual cost), by provider, model, tenant and arm.",
+            ["provider", "model", "tenant", "arm"],
+            registry=r,
+        )
+        self.budget_spent = Gauge(
+            "llm_rollout_budget_spent_usd",
+            "Settled spend of each budget in its current period.",
+            ["budget"],
+            registry=r,
+        )
+        self.budget_reserved = Gauge(
+            "llm_rollout_budget_reserved_usd",
+            "Worst-case cost held for calls in flight, per budget.",
+            ["budget"],
+            registry=r,
+        )
+        self.budget_cap = Gauge(
+            "llm_rollout_budget_cap_usd",
+            "Cap of each budget (the granted allowance, in a cluster).",
+            ["budget"],
+            registry=r,
+        )
+        self.budget_thresholds = Counter(
+            "llm_rollout_budget_threshold_events",
+            "Budgets reaching 50, 80 or 100 % of their cap (once per budget per period).",
+            ["budget", "percent"],
+            registry=r,
+        )
+        self.budget_refusals = Counter(
+            "llm_rollout_budget_refusals",
+            "Real calls not made because their worst case did not fit a budget.",
+            ["budget"],
+            registry=r,
+        )
+        self.unpriced = Counter(
+            "llm_rollout_unpriced_requests",
+            "Real calls to a model with no known price (add providers[].prices for it).",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.ledger_errors = Counter(
+            "llm_rollout_budget_ledger_errors",
+            "Ledger file problems: corrupt (budgets count as spent) or write failures.",
+            ["kind"],
+            registry=r,
+        )
+
     def record_usage(
         self, operation: str, provider: str, model: str, backend: str, usage: Usage
     ) -> None:

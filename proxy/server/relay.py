@@ -50,6 +50,8 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
     first_byte_at: float | None = None
     stream_error: str | None = None
+    #: The whole answer arrived (a body read in full, or a stream's terminal event).
+    complete: bool = False
 
 
 def upstream_headers(app_headers: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, str]:
@@ -121,6 +123,7 @@ async def relay(
             upstream.release()
             raise UpstreamFailure(ErrorKind.UPSTREAM, f"answer cut short: {error}") from None
         outcome.first_byte_at = loop.time()
+        outcome.complete = True
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
@@ -128,18 +131,17 @@ async def relay(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
-    complete = False
     try:
         async for chunk in upstream.content.iter_any():
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
             await response.write(chunk)
             for event in parser.feed(chunk):
-                complete = complete or dialect.is_terminal(event)
+                outcome.complete = outcome.complete or dialect.is_terminal(event)
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
                     outcome.usage.merge(usage)
-        if not complete and upstream.status == 200:
+        if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
     except TimeoutError:
         outcome.stream_error = "stalled"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.config import ConfigError, LLMRolloutSpec, load_file
+from proxy.server.budget import BudgetGate
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
 
@@ -35,8 +36,16 @@ def env_force_mock() -> bool:
 
 
 class Runtime:
-    def __init__(self, spec: LLMRolloutSpec, source: str, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        spec: LLMRolloutSpec,
+        source: str,
+        *,
+        max_body_bytes: int,
+        ledger_path: Path | None = None,
+    ) -> None:
         self.metrics = Metrics()
+        self.budget = BudgetGate(spec, self.metrics, ledger_path)
         self.keys = KeyStore()
         self.force_mock_env = env_force_mock()
         self.max_body_bytes = max_body_bytes
@@ -47,6 +56,7 @@ class Runtime:
     def apply(self, spec: LLMRolloutSpec, source: str) -> Snapshot:
         """Swap in a new valid config; requests in flight keep the one they started with."""
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
+        self.budget.configure(spec)
         self.last_error = None
         self.metrics.config_reloads.labels("applied").inc()
         self._publish()

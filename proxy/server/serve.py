@@ -47,8 +47,14 @@ class Sidecar:
         admin_listen: Address,
         max_body_bytes: int = 10 * 1024 * 1024,
         watch_interval: float = 1.0,
+        ledger_path: Path | None = None,
     ) -> None:
-        self.runtime = Runtime(spec, str(config_path or "<memory>"), max_body_bytes=max_body_bytes)
+        self.runtime = Runtime(
+            spec,
+            str(config_path or "<memory>"),
+            max_body_bytes=max_body_bytes,
+            ledger_path=ledger_path,
+        )
         self.config_path = config_path
         self.listen = listen
         self.admin_listen = admin_listen
@@ -93,3 +99,4 @@ class Sidecar:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        await self.runtime.budget.flush()

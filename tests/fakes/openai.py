@@ -47,11 +47,15 @@ class FakeOpenAI(FakeProvider):
             "x-ratelimit-remaining-tokens": "799000",
         }
 
+    def usage(self, payload: Any) -> dict[str, Any]:
+        """The usage the answer reports; tests override it to control what is billed."""
+        return {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0}}  # fmt: skip
+
     async def chat(self, request: web.Request, payload: Any, fault: Fault) -> web.StreamResponse:
         model = payload.get("model", "gpt-4o-mini")
-        usage = {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15,
-                 "prompt_tokens_details": {"cached_tokens": 0},
-                 "completion_tokens_details": {"reasoning_tokens": 0}}  # fmt: skip
+        usage = self.usage(payload)
         head = {"id": "chatcmpl-fake", "created": 1700000000, "model": model}
         if not payload.get("stream"):
             return web.json_response(

@@ -1,0 +1,221 @@
+"""What a call costs: from its usage, and at worst, before it is made.
+
+Prices come from `genai-prices` (an offline snapshot of the providers' published
+rates, tiers included) unless the provider's config overrides the model with
+`providers[].prices`. A model known to neither is an error that names it and says
+how to fix it: pricing never silently answers zero.
+
+Usage convention. `proxy.dialects.Usage` holds what the provider reported, with
+``output_tokens`` meaning every generated token, reasoning included (the dialects
+make it so: Gemini's thoughts are added to its candidates there). `_normalised`
+turns it into genai-prices' terms, where ``input_tokens`` is *all* prompt tokens,
+cache reads and writes included:
+
+- openai and gemini: the prompt count already includes cached tokens.
+- anthropic: ``input_tokens`` excludes cache reads and writes, so they are added.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import genai_prices
+
+from proxy.config import Provider, ProviderType
+from proxy.config.model import ModelPrice
+from proxy.dialects import Usage
+
+MILLION = Decimal(1_000_000)
+#: genai-prices' provider id for each provider type.
+_GENAI_PROVIDER: dict[ProviderType, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "google",
+}
+#: The longest answer of model families whose limit genai-prices does not record,
+#: by name prefix (first match wins; a dated snapshot matches its family). Figures
+#: are each family's largest published `max output tokens` -- a model may allow
+#: less, which only makes the reservation larger than needed. A model not listed
+#: here falls back to its context window (input + output can never exceed it).
+OUTPUT_LIMITS: tuple[tuple[str, int], ...] = (
+    ("gpt-4o", 16_384), ("chatgpt-4o", 16_384), ("gpt-4.1", 32_768),
+    ("gpt-4-turbo", 4_096), ("gpt-3.5-turbo", 4_096),
+    ("o1", 100_000), ("o3", 100_000), ("o4", 100_000), ("gpt-5", 128_000),
+    ("gemini-1.5", 8_192), ("gemini-2.0", 8_192), ("gemini-2.5", 65_536),
+)  # fmt: skip
+
+
+class UnknownPrice(LookupError):
+    """No price for a model: the call cannot be priced, so it must not run under a cap."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        super().__init__(
+            f"no price known for model '{model}' at provider '{provider}': "
+            f"add providers[name={provider}].prices.{model} with inputPerMTok and "
+            "outputPerMTok (USD per million tokens) to the config"
+        )
+        self.provider = provider
+        self.model = model
+
+
+class UnknownOutputLimit(UnknownPrice):
+    """A request without max tokens, to a model whose longest answer is not known."""
+
+    def __init__(self, provider: str, model: str) -> None:
+        LookupError.__init__(
+            self,
+            f"the request sets no max tokens and the longest answer of model '{model}' at "
+            f"provider '{provider}' is not known, so its worst-case cost cannot be reserved: "
+            f"set providers[name={provider}].prices.{model}.maxOutputTokens in the config, "
+            "or send a max tokens setting with the request",
+        )
+        self.provider = provider
+        self.model = model
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Token counts in genai-prices' terms (see the module docstring)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+
+def _normalised(provider_type: ProviderType, usage: Usage) -> Counts:
+    prompt = usage.input_tokens
+    if provider_type == "anthropic":
+        prompt += usage.cache_read_tokens + usage.cache_write_tokens
+    return Counts(prompt, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
+
+
+def _override_cost(price: ModelPrice, counts: Counts) -> Decimal:
+    cache_read = price.cache_read_per_mtok
+    cache_write = price.cache_write_per_mtok
+    read_rate = price.input_per_mtok if cache_read is None else cache_read
+    write_rate = price.input_per_mtok * 2 if cache_write is None else cache_write
+    writes = counts.cache_write_tokens  # 1-hour writes are a part of these, as in genai-prices
+    uncached = max(counts.input_tokens - counts.cache_read_tokens - writes, 0)
+    total = (
+        uncached * price.input_per_mtok
+        + counts.cache_read_tokens * read_rate
+        + writes * write_rate
+        + counts.output_tokens * price.output_per_mtok
+    )
+    return total / MILLION
+
+
+@functools.lru_cache(maxsize=4096)
+def _genai_cost(provider_type: ProviderType, model: str, counts: Counts) -> Decimal | None:
+    usage = {k: v for k, v in _as_kwargs(counts).items() if v}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an unsupported key is an error below, not a warning
+            result = genai_prices.calc_price(
+                genai_prices.Usage(**usage), model, provider_id=_GENAI_PROVIDER[provider_type]
+            )
+    except LookupError:
+        return None
+    total: Decimal = result.total_price
+    return total
+
+
+def _as_kwargs(counts: Counts) -> dict[str, int]:
+    return {name: getattr(counts, name) for name in Counts.__slots__}
+
+
+@functools.lru_cache(maxsize=1024)
+def _genai_model(provider_type: ProviderType, model: str) -> object | None:
+    snapshot = genai_prices.data_snapshot.get_snapshot()
+    try:
+        found = snapshot.find_provider_model(model, None, _GENAI_PROVIDER[provider_type], None)
+    except LookupError:
+        return None
+    return found[1]
+
+
+@functools.lru_cache(maxsize=1024)
+def _cache_write_priced(provider_type: ProviderType, model: str) -> tuple[bool, bool]:
+    """Whether genai-prices prices (5-minute, 1-hour) cache writes for a model.
+
+    Only those variants can cost more than plain input, so only they are worth
+    pricing for a worst case (each `calc_price` call costs ~0.1 ms).
+    """
+    info = _genai_model(provider_type, model)
+    if info is None:
+        return False, False
+    prices = info.get_prices(datetime.now(UTC))  # type: ignore[attr-defined]
+    return (
+        getattr(prices, "cache_write_mtok", None) is not None,
+        getattr(prices, "cache_write_1h_mtok", None) is not None,
+    )
+
+
+class PriceBook:
+    """Prices for one config: per-provider overrides first, then genai-prices."""
+
+    def __init__(self, providers: list[Provider]) -> None:
+        self._overrides: Mapping[str, Mapping[str, ModelPrice]] = {
+            p.name: p.prices for p in providers
+        }
+
+    def _override(self, provider: Provider, model: str) -> ModelPrice | None:
+        return self._overrides.get(provider.name, {}).get(model)
+
+    def _price(self, provider: Provider, model: str, counts: Counts) -> Decimal:
+        override = self._override(provider, model)
+        if override is not None:
+            return _override_cost(override, counts)
+        cost = _genai_cost(provider.type, model, counts)
+        if cost is None:
+            raise UnknownPrice(provider.name, model)
+        return cost
+
+    def cost(self, provider: Provider, model: str, usage: Usage) -> Decimal:
+        """USD of one answer's usage. Raises `UnknownPrice`."""
+        return self._price(provider, model, _normalised(provider.type, usage))
+
+    def output_limit(self, provider: Provider, model: str, input_tokens: int) -> int:
+        """The most output tokens a request without a max tokens setting can produce.
+
+        The override's `maxOutputTokens`, else the family table `OUTPUT_LIMITS`, else
+        the context window left after the input; raises `UnknownOutputLimit` when none is.
+        """
+        override = self._override(provider, model)
+        if override is not None and override.max_output_tokens is not None:
+            return override.max_output_tokens
+        name = model.lower()
+        listed = next((n for prefix, n in OUTPUT_LIMITS if name.startswith(prefix)), None)
+        info = _genai_model(provider.type, model)
+        window = getattr(info, "context_window", None)
+        if isinstance(window, int):
+            room = max(window - input_tokens, 1)
+            return room if listed is None else min(listed, room)
+        if listed is not None:
+            return listed
+        raise UnknownOutputLimit(provider.name, model)
+
+    def worst_case(
+        self, provider: Provider, model: str, input_tokens: int, max_tokens: int | None
+    ) -> Decimal:
+        """The most a request can cost: every input token at its dearest rate (plain,
+        or written to a cache, 5-minute or 1-hour) and the longest answer allowed
+        (`max_tokens`; None: the model's limit; 0: a call that generates nothing)."""
+        output = (
+            self.output_limit(provider, model, input_tokens) if max_tokens is None else max_tokens
+        )
+        n = input_tokens
+        variants = [Counts(n, output)]
+        writes, writes_1h = _cache_write_priced(provider.type, model)
+        if writes or self._override(provider, model) is not None:
+            variants.append(Counts(n, output, cache_write_tokens=n))
+        if writes_1h:
+            variants.append(Counts(n, output, cache_write_tokens=n, cache_write_1h_tokens=n))
+        return max(self._price(provider, model, counts) for counts in variants)

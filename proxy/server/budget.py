@@ -1,0 +1,289 @@
+"""The budget gate: the data path's one hook into cost and budgets.
+
+`admit` runs before a real call: it prices the call's worst case, holds it in the
+ledger (all applicable budgets or none) and, with a ledger file, waits until the
+hold is on disk -- so a crash right after cannot forget money that may be spent.
+`settle` runs after the answer with what was billed (or None when that is
+unknowable, which charges the whole hold). Everything else -- logging threshold
+events, gauges, the cost counter, writing the file -- happens here, so the
+handler only calls two methods.
+
+File writes are grouped: every hold taken while a write is in flight shares the
+next write, so a burst of calls costs a few fsyncs, not one each. Settlements do
+not wait for the disk: the file stores spent *plus reserved*, and settling only
+ever lowers that, so losing a settlement write over-states spend, never under.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from proxy.budget import (
+    Ledger,
+    PriceBook,
+    Refusal,
+    Reservation,
+    ThresholdEvent,
+    UnknownPrice,
+    store,
+)
+from proxy.config import LLMRolloutSpec, Provider
+from proxy.dialects import Dialect, ParsedRequest, Usage
+from proxy.server.metrics import Metrics
+from proxy.server.relay import Outcome
+from proxy.tokens import reservation_tokens
+
+log = logging.getLogger("llm_rollout.budget")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Ticket:
+    """An admitted real call: what was held for it, and what settling needs."""
+
+    provider: Provider
+    model: str
+    tenant: str
+    dialect: Dialect
+    parsed: ParsedRequest
+    worst_case: Decimal | None = None  # computed when needed
+    reservation: Reservation | None = None  # None: no cap applies
+    settled: bool = False
+
+
+def billed_usage(outcome: Outcome) -> Usage | None:
+    """What the provider bills for an answer, or None when that cannot be known.
+
+    An error status is not billed (providers charge for answers, not refusals). A
+    complete answer that reported usage is billed by it. A stream cut or left
+    early, or an answer without usage (an OpenAI chat stream without
+    ``stream_options.include_usage``), may have been billed up to the reservation.
+    """
+    if not 200 <= outcome.status < 300:
+        return Usage()
+    usage = outcome.usage
+    if not outcome.complete or not (usage.input_tokens or usage.output_tokens):
+        return None
+    return usage
+
+
+def cost_header(cost: Decimal) -> str:
+    return format(cost.normalize(), "f")
+
+
+class BudgetGate:
+    def __init__(
+        self,
+        spec: LLMRolloutSpec,
+        metrics: Metrics,
+        ledger_path: Path | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.path = ledger_path
+        self.prices = PriceBook(spec.providers)
+        self.ledger = Ledger(spec.budget, spec.tenants)
+        self._changes = 0
+        self._saved = 0
+        self._writer: asyncio.Task[None] | None = None
+        self._write_error: str | None = None
+        self._corrupt_mtime: float | None = None
+        self._unpriced_logged: set[tuple[str, str]] = set()
+        if ledger_path is not None:
+            self._load()
+        self._publish()
+
+    # -- configuration and the file ------------------------------------------------
+    def configure(self, spec: LLMRolloutSpec) -> None:
+        """A new config: new prices and caps; spend so far is kept."""
+        self.prices = PriceBook(spec.providers)
+        self.ledger.configure(spec.budget, spec.tenants)
+        self._publish()
+
+    def _load(self) -> None:
+        assert self.path is not None
+        try:
+            document = store.load(self.path)
+            if document is not None:
+                try:
+                    self.ledger.restore(document, self.clock())
+                except ValueError as error:
+                    raise store.CorruptLedger(self.path, str(error)) from None
+        except store.CorruptLedger as error:
+            self.ledger.corrupt = str(error)
+            self._corrupt_mtime = self._mtime()
+            self.metrics.ledger_errors.labels("corrupt").inc()
+            log.error("%s", error)
+            return
+        self.ledger.corrupt = None
+        self._corrupt_mtime = None
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime if self.path else None
+        except OSError:
+            return None
+
+    def _retry_corrupt(self) -> None:
+        """A corrupt file is re-read once it changes (a person fixed or removed it)."""
+        if self.ledger.corrupt is None or self.path is None:
+            return
+        if self._mtime() != self._corrupt_mtime:
+            self.ledger = self.ledger.fresh()
+            self._load()
+            if self.ledger.corrupt is None:
+                log.warning("budget ledger %s is readable again; budgets resume", self.path)
+
+    def _changed(self) -> None:
+        self._changes += 1
+        if self.path is not None and (self._writer is None or self._writer.done()):
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        assert self.path is not None
+        while self._saved < self._changes and self.ledger.corrupt is None:
+            target = self._changes
+            try:
+                await asyncio.to_thread(store.save, self.path, self.ledger.snapshot())
+            except OSError as error:
+                self._write_error = f"cannot write budget ledger {self.path}: {error}"
+                self.metrics.ledger_errors.labels("write").inc()
+                log.error("%s", self._write_error)
+                return
+            self._write_error = None
+            self._saved = target
+
+    async def _commit(self) -> str | None:
+        """Wait until every change so far is on disk; the error, if it cannot be."""
+        if self.path is None:
+            return None
+        target = self._changes
+        while self._saved < target:
+            if self._writer is None or self._writer.done():
+                self._writer = asyncio.get_running_loop().create_task(self._write())
+            await asyncio.shield(self._writer)
+            if self._write_error is not None:
+                return self._write_error
+        return None
+
+    async def flush(self) -> None:
+        """Write what is pending (at shutdown)."""
+        await self._commit()
+
+    # -- the two calls of the data path ------------------------------------------------
+    async def admit(
+        self, dialect: Dialect, provider: Provider, parsed: ParsedRequest, tenant: str
+    ) -> Ticket | Refusal:
+        """Hold the call's worst case, or say why it may not run.
+
+        Without any cap nothing is held and the worst case is not even computed (it
+        is needed only if the call must be charged without usage).
+        """
+        self._retry_corrupt()
+        ticket = Ticket(provider, parsed.model, tenant, dialect, parsed)
+        if not self.ledger.enabled:
+            return ticket
+        try:
+            worst = self._worst_case(ticket)
+        except UnknownPrice as error:
+            self._unpriced(error)
+            return Refusal(f"price of {parsed.model}", Decimal(0), Decimal(0), Decimal(0),
+                           Decimal(0), None, reason=f"llm-rollout: {error}")  # fmt: skip
+        result, events = self.ledger.reserve(tenant, worst, self.clock())
+        self._emit(events)
+        if isinstance(result, Refusal):
+            self.metrics.budget_refusals.labels(result.budget).inc()
+            log.info("budget refusal: %s", result.message)
+            return result
+        self._changed()
+        self._publish()
+        problem = await self._commit()
+        if problem is not None:
+            self.ledger.settle(result, Decimal(0))  # nothing was sent: release the hold
+            self._publish()
+            return Refusal("ledger", worst, Decimal(0), Decimal(0), Decimal(0), None,
+                           reason=f"llm-rollout: {problem}")  # fmt: skip
+        ticket.reservation = result
+        return ticket
+
+    def _worst_case(self, ticket: Ticket) -> Decimal:
+        if ticket.worst_case is None:
+            parsed = ticket.parsed
+            tokens = reservation_tokens(ticket.dialect.name, parsed.payload, ticket.model)
+            generates = ticket.dialect.operation != "embeddings"
+            ticket.worst_case = self.prices.worst_case(
+                ticket.provider, ticket.model, tokens, parsed.max_tokens if generates else 0
+            )
+        return ticket.worst_case
+
+    def settle(self, ticket: Ticket, usage: Usage | None, arm: str = "real") -> Decimal | None:
+        """Charge what the call cost (`usage` None: its worst case); returns the cost,
+        or None for a model without a price (reported, and charged its hold if any)."""
+        if ticket.settled:
+            raise ValueError("this call is already settled")
+        ticket.settled = True
+        cost: Decimal | None
+        try:
+            if usage is None:
+                cost = self._worst_case(ticket)
+            else:
+                cost = self.prices.cost(ticket.provider, ticket.model, usage)
+        except UnknownPrice as error:
+            self._unpriced(error)
+            cost = ticket.worst_case  # priced at admission, if held: only a config change
+        reservation = ticket.reservation
+        if reservation is not None:
+            charge = reservation.amount if cost is None else cost
+            if charge > reservation.amount:
+                log.warning(
+                    "call to %s/%s cost $%s, more than its reservation $%s: the token "
+                    "estimate or price table is off",
+                    ticket.provider.name, ticket.model, charge, reservation.amount,
+                )  # fmt: skip
+            self._emit(self.ledger.settle(reservation, charge))
+            self._changed()
+            self._publish()
+        if cost is not None:
+            labels = (ticket.provider.name, ticket.model, ticket.tenant, arm)
+            self.metrics.cost.labels(*labels).inc(float(cost))
+        return cost
+
+    # -- reporting ------------------------------------------------------------------------
+    def _unpriced(self, error: UnknownPrice) -> None:
+        self.metrics.unpriced.labels(error.provider, error.model).inc()
+        if (error.provider, error.model) not in self._unpriced_logged:
+            self._unpriced_logged.add((error.provider, error.model))
+            log.error("%s", error)
+
+    def _emit(self, events: list[ThresholdEvent]) -> None:
+        for event in events:
+            self.metrics.budget_thresholds.labels(event.budget, str(event.percent)).inc()
+            log.warning(
+                "budget.threshold budget=%s percent=%d spent_usd=%s cap_usd=%s period_start=%s",
+                event.budget, event.percent, event.spent, event.cap,
+                event.period_start.isoformat(),
+                extra={
+                    "event": "budget.threshold",
+                    "budget": event.budget,
+                    "percent": event.percent,
+                    "spent_usd": str(event.spent),
+                    "cap_usd": str(event.cap),
+                    "period_start": event.period_start.isoformat(),
+                },
+            )  # fmt: skip
+
+    def _publish(self) -> None:
+        for state in self.ledger.states():
+            self.metrics.budget_spent.labels(state.key).set(float(state.spent))
+            self.metrics.budget_reserved.labels(state.key).set(float(state.reserved))
+            self.metrics.budget_cap.labels(state.key).set(float(state.limit))
