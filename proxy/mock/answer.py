@@ -37,7 +37,8 @@ from proxy.mock.simulate import (
     simulation_rng,
 )
 from proxy.mock.structured import Wanted, wanted
-from proxy.mock.text import compose, count_tokens, first_words, last_user_text, request_rng
+from proxy.mock.text import compose, first_words, last_user_text, request_rng
+from proxy.tokens import count_request, count_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,8 @@ def answer(
     prompt = read_prompt(request.payload)
     task = context.task or recognise_task(prompt)
     brand = context.brand or brand_from_system(system_text(request.payload))
-    draft = _draft(rng, prompt, request, wanted(dialect, request.payload, prompt), task, brand)
+    shape = wanted(dialect, request.payload, prompt)
+    draft = _draft(dialect, rng, prompt, request, shape, task, brand)
     body, events = render(request, draft)
     output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
     usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
@@ -151,11 +153,19 @@ def answer(
     return Answer(200, "text/event-stream", events=events, delays=delays, usage=usage, fault=fault)
 
 
+def _within(model: str, text: str, max_tokens: int | None) -> str:
+    """`text` shortened word by word until the model's tokenizer counts <= `max_tokens`."""
+    while max_tokens is not None and " " in text and count_text(model, text) > max_tokens:
+        text = text[: text.rstrip().rfind(" ")].rstrip()
+    return text
+
+
 def _ident(rng: random.Random) -> str:
     return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24))
 
 
 def _draft(
+    dialect: str,
     rng: random.Random,
     prompt: str,
     request: ParsedRequest,
@@ -168,7 +178,7 @@ def _draft(
     text, calls = "", []
     if shape is None:
         text = write(task, rng, prompt, brand) if task else compose(rng, prompt)
-        text = first_words(text, request.max_tokens)
+        text = _within(request.model, first_words(text, request.max_tokens), request.max_tokens)
     elif shape.kind == "json":
         fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
         text = _json(generate(shape.schema or fallback, rng, shape.name))
@@ -179,8 +189,8 @@ def _draft(
     return Draft(
         rng=rng,
         text=text,
-        input_tokens=count_tokens(request.raw.decode("utf-8", "replace")),
-        output_tokens=count_tokens(produced),
+        input_tokens=count_request(dialect, request.payload, request.model),
+        output_tokens=count_text(request.model, produced),
         created=int(time.time()),
         ident=ident,
         tool_calls=calls,

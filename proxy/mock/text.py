@@ -78,11 +78,6 @@ def first_words(text: str, max_tokens: int | None) -> str:
     return text[: words[max(1, max_tokens) - 1].end()]
 
 
-def count_tokens(text: str) -> int:
-    """Approximate tokens: about four characters each, as the providers document."""
-    return max(1, (len(text) + 3) // 4)
-
-
 def split_for_stream(text: str, structured: bool = False) -> list[str]:
     """Chunks the size real streams send: a word with its leading space, or for JSON
     (which has few spaces) a few characters at a time."""

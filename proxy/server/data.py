@@ -33,6 +33,7 @@ from proxy.server.budget import Ticket, billed_usage, cost_header
 from proxy.server.keys import MissingKey
 from proxy.server.relay import UpstreamFailure, open_upstream, relay
 from proxy.server.runtime import Runtime, Snapshot
+from proxy.server.shadow import record_shadow_cost
 
 log = logging.getLogger("llm_rollout.request")
 
@@ -160,6 +161,7 @@ class Handler:
         runtime.metrics.record_usage(
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
+        record_shadow_cost(runtime, self.dialect, parsed.model, answer.usage)
         self._count(runtime, "mock", "mock", answer.status)
         if not answer.events:  # a JSON body: an answer, or a simulated error even to a stream
             return web.Response(
