@@ -181,10 +181,27 @@ class MockErrors(Model):
     timeout_seconds: float = Field(default=30.0, ge=0.0, le=600.0)
 
 
+class MockReplay(Model):
+    """Answer from recorded cassettes (`replay`) or write them from real traffic (`record`)."""
+
+    cassette: str = Field(min_length=1, description="path of the YAML cassette file")
+    mode: Literal["replay", "record"] = "replay"
+    #: What must agree for a recording to answer a request: method, path, model, body
+    #: (the JSON equal) or bodySubset (every recorded field present and equal).
+    match: list[Literal["method", "path", "model", "body", "bodySubset"]] = Field(
+        default=["method", "path", "body"], min_length=1
+    )
+    #: A request no recording matches: the generated mock answers it, or a 404 error.
+    on_miss: Literal["mock", "error"] = "mock"
+    #: Play streams at the recorded pace, or as fast as possible.
+    timing: Literal["recorded", "none"] = "recorded"
+
+
 class MockSpec(Model):
     seed: int = 0
     latency: MockLatency = MockLatency()
     errors: MockErrors = MockErrors()
+    replay: MockReplay | None = None
 
 
 class StickyKey(Model):

@@ -32,6 +32,13 @@ from proxy.routing import Decision, decide
 from proxy.server.budget import Ticket, billed_usage, cost_header
 from proxy.server.keys import MissingKey
 from proxy.server.relay import UpstreamFailure, open_upstream, relay
+from proxy.server.replay import (
+    CASSETTES,
+    CassetteStore,
+    finish_recording,
+    replayed,
+    start_recording,
+)
 from proxy.server.runtime import Runtime, Snapshot
 from proxy.server.shadow import record_shadow_cost
 
@@ -99,6 +106,7 @@ class Handler:
             response = await self._serve_mock(request, snapshot, parsed, headers)
         else:
             assert ticket is not None
+            start_recording(request, snapshot.spec.mock.replay)
             try:
                 response = await self._serve_real(
                     request, runtime, decision, parsed, headers, ticket
@@ -106,6 +114,7 @@ class Handler:
             finally:
                 if not ticket.settled:  # an unexpected exit: charge the whole hold
                     runtime.budget.settle(ticket, None)
+            await finish_recording(request, snapshot.spec.mock.replay, parsed)
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, decision.backend
         ).observe(loop.time() - started)
@@ -152,7 +161,9 @@ class Handler:
         runtime = request.app[RUNTIME]
         seen = self.mock_seen.next(parsed.raw)
         context = mock.MockContext.from_headers(request.headers, headers["x-request-id"], seen)
-        answer = mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
+        answer = replayed(
+            request, snapshot.spec.mock.replay, self.dialect, parsed, seen
+        ) or mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
         headers.update(answer.headers)
         if answer.wait:
             await asyncio.sleep(answer.wait)
@@ -261,6 +272,7 @@ async def not_found(request: web.Request) -> web.Response:
 def build_data_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=runtime.max_body_bytes)
     app[RUNTIME] = runtime
+    app[CASSETTES] = CassetteStore()
     for path, dialect in ROUTES:
         app.router.add_post(path, Handler(dialect).handle)
     app.router.add_route("*", "/{tail:.*}", not_found)
