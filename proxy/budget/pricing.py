@@ -112,8 +112,77 @@ def _override_cost(price: ModelPrice, counts: Counts) -> Decimal:
     return total / MILLION
 
 
-@functools.lru_cache(maxsize=4096)
+@dataclass(frozen=True, slots=True)
+class _FlatRates:
+    """A model's per-million-token rates when none is tiered (most models)."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None
+    cache_write: Decimal | None
+    cache_write_1h: Decimal | None
+
+    def cost(self, counts: Counts) -> Decimal | None:
+        """The cost, or None when the counts need a rate this model does not list."""
+        writes_1h = counts.cache_write_1h_tokens
+        writes_5m = counts.cache_write_tokens - writes_1h
+        if (
+            (counts.cache_read_tokens and self.cache_read is None)
+            or (writes_5m and self.cache_write is None)
+            or (writes_1h and self.cache_write_1h is None)
+        ):
+            return None
+        uncached = counts.input_tokens - counts.cache_read_tokens - counts.cache_write_tokens
+        total = uncached * self.input + counts.output_tokens * self.output
+        total += counts.cache_read_tokens * (self.cache_read or 0)
+        total += writes_5m * (self.cache_write or 0) + writes_1h * (self.cache_write_1h or 0)
+        return total / MILLION
+
+
+#: Price fields our counts can never trigger (searches, audio tokens: `Counts` has
+#: none): they don't stop the fast path. Any other field (a per-request fee) does.
+_INERT_FIELDS = {"web_searches_kcount", "storage_searches_kcount", "input_audio_mtok",
+                 "cache_audio_read_mtok", "output_audio_mtok"}  # fmt: skip
+_FLAT_FIELDS = {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok",
+                "cache_write_1h_mtok"}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1024)
+def _flat_rates(provider_type: ProviderType, model: str, day: str) -> _FlatRates | None:
+    """Cached flat rates of a model for a UTC day (prices can change by date), or None.
+
+    genai-prices' `calc_price` takes ~0.15 ms per call -- half the sidecar's whole
+    latency budget -- so flat-priced models are priced from these rates; tiered ones,
+    and any with fields outside the known set, still go through `calc_price`.
+    tests/test_pricing_fast_path.py checks both paths agree.
+    """
+    info = _genai_model(provider_type, model)
+    if info is None:
+        return None
+    fields = {k: v for k, v in vars(info.get_prices(datetime.now(UTC))).items() if v is not None}  # type: ignore[attr-defined]
+    if set(fields) - _FLAT_FIELDS - _INERT_FIELDS or not all(
+        isinstance(fields.get(k, Decimal(0)), Decimal) for k in _FLAT_FIELDS
+    ):
+        return None
+    if "input_mtok" not in fields or "output_mtok" not in fields:
+        return None
+    return _FlatRates(
+        fields["input_mtok"],
+        fields["output_mtok"],
+        fields.get("cache_read_mtok"),
+        fields.get("cache_write_mtok"),
+        fields.get("cache_write_1h_mtok"),
+    )
+
+
 def _genai_cost(provider_type: ProviderType, model: str, counts: Counts) -> Decimal | None:
+    rates = _flat_rates(provider_type, model, datetime.now(UTC).date().isoformat())
+    cost = rates.cost(counts) if rates is not None else None
+    return cost if cost is not None else _genai_calc(provider_type, model, counts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _genai_calc(provider_type: ProviderType, model: str, counts: Counts) -> Decimal | None:
     usage = {k: v for k, v in _as_kwargs(counts).items() if v}
     try:
         with warnings.catch_warnings():

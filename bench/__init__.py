@@ -1,0 +1,1 @@
+"""Benchmarks of the sidecar against a fast local fake upstream: `python -m bench`."""

@@ -1,0 +1,194 @@
+"""`make bench`: direct versus through-the-sidecar, side by side, in one run.
+
+See bench/README.md for the method. Prints a table and writes docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench import hotspots, machine, ttfc
+from bench.load import BODY, PATH, STREAM_BODY, WrkResult, ensure_wrk, run_wrk
+from bench.procs import (
+    ALL_CPUS,
+    FREE,
+    ONE_CPU,
+    PROVIDER,
+    SPLIT,
+    Sidecar,
+    Upstream,
+    cpu_seconds,
+    write_config,
+)
+from bench.report import Run
+from bench.upstream import JSON_RESPONSE
+
+#: Seconds of py-spy sampling under load (inside a wrk run 2 s longer).
+PROFILE_SECONDS = 6
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def preflight(sidecar: Sidecar) -> None:
+    """Answers through the sidecar come from the provider, byte for byte, not from the mock."""
+    expected = JSON_RESPONSE.partition(b"\r\n\r\n")[2]
+    for body in (BODY, STREAM_BODY):
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{sidecar.port}{PATH}",
+            data=body.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            backend = response.headers.get("x-llm-backend")
+            answer = response.read()
+        if backend != PROVIDER:
+            sys.exit(f"bench: sidecar answered from {backend!r}, not {PROVIDER!r}: check config")
+        if body == BODY and answer != expected:
+            sys.exit(f"bench: sidecar changed the upstream's answer: {answer[:200]!r}")
+        if body == STREAM_BODY and not answer.endswith(b"data: [DONE]\n\n"):
+            sys.exit(f"bench: stream through the sidecar is incomplete: {answer[-200:]!r}")
+
+
+def quantiles(samples: list[float]) -> dict[str, float]:
+    """Nearest-rank p50/p90/p99/max of `samples` (seconds) in milliseconds."""
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": ordered[-1] * 1000}
+
+
+def median_result(results: list[WrkResult]) -> WrkResult:
+    """Each figure's median over rounds, so one round hit by other work does not skew it."""
+    mid = statistics.median
+    return WrkResult(
+        requests=sum(r.requests for r in results),
+        rps=mid([r.rps for r in results]),
+        p50_ms=mid([r.p50_ms for r in results]),
+        p90_ms=mid([r.p90_ms for r in results]),
+        p99_ms=mid([r.p99_ms for r in results]),
+        max_ms=max(r.max_ms for r in results),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=int, default=4, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of wrk runs (medians)")
+    parser.add_argument("--streams", type=int, default=300, help="streams timed per side")
+    parser.add_argument("--starts", type=int, default=5, help="sidecar starts timed")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--out", type=Path, default=DOC, help="Markdown report (%(default)s)")
+    args = parser.parse_args(argv)
+
+    wrk = ensure_wrk()
+    facts = machine.describe()
+    others = machine.OtherLoad()
+    began = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="llm-rollout-bench-"))
+    upstream = Upstream.start()
+    sidecar: Sidecar | None = None
+    latency_placements = [ONE_CPU, SPLIT] if len(ALL_CPUS) > 1 else [ONE_CPU]
+    try:
+        config = write_config(workdir, upstream.port)
+        starts = []
+        for _ in range(args.starts):
+            if sidecar is not None:
+                sidecar.stop()
+            sidecar = Sidecar.start(config)
+            starts.append(sidecar.start_seconds)
+        assert sidecar is not None
+        print(f"start to ready: {', '.join(f'{s:.2f}s' for s in starts)}", flush=True)
+        time.sleep(1)
+        idle_mb = sidecar.memory_mb()["VmRSS"]
+        preflight(sidecar)
+
+        ports = {"direct": upstream.port, "sidecar": sidecar.port}
+        for port in ports.values():
+            run_wrk(wrk, port, connections=8, seconds=2)  # warm-up
+        rounds: list[dict[tuple[str, str], WrkResult]] = []
+        # CPU time per request under the 8-client load, of the process that answers:
+        # the upstream for direct, the sidecar for through. Robust to other work on the
+        # machine, unlike wall-clock figures.
+        cpu_us: dict[str, list[float]] = {side: [] for side in ports}
+        interference: list[float] = []  # percent of CPU used by other processes, per round
+        pids = {"direct": upstream.proc.pid, "sidecar": sidecar.proc.pid}
+        for number in range(1, args.rounds + 1):
+            results: dict[tuple[str, str], WrkResult] = {}
+            round_load = machine.OtherLoad(live=tuple(pids.values()))
+            for placement, clients in [(p, 1) for p in latency_placements] + [(FREE, 8)]:
+                placement.apply(sidecar, upstream)
+                for side, port in ports.items():
+                    cpu_before = cpu_seconds(pids[side])
+                    result = run_wrk(wrk, port, connections=clients, seconds=args.seconds)
+                    results[placement.name, side] = result
+                    if placement == FREE:
+                        used = cpu_seconds(pids[side]) - cpu_before
+                        cpu_us[side].append(1e6 * used / result.requests)
+                    print(f"round {number}, {placement.name}, {clients} client(s), {side}: "
+                          f"p50 {result.p50_ms:.3f} ms, p99 {result.p99_ms:.3f} ms, "
+                          f"{result.rps:,.0f} req/s", flush=True)  # fmt: skip
+            rounds.append(results)
+            interference.append(round_load.share())
+            print(f"round {number}: other processes used {interference[-1]:.0f}% of the CPUs")
+        merged = {key: median_result([r[key] for r in rounds]) for key in rounds[0]}
+
+        ONE_CPU.apply(sidecar, upstream)
+        stream_times = ttfc.measure(upstream.port, sidecar.port, args.streams)
+        FREE.apply(sidecar, upstream)
+        load_mb = sidecar.memory_mb()["VmHWM"]
+
+        profile = None
+        if not args.no_profile:
+            profile = profile_under_load(wrk, sidecar, workdir)
+    finally:
+        if sidecar is not None:
+            sidecar.stop()
+        upstream.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    facts |= others.figures()
+    run = Run(
+        machine=facts,
+        latency={p: {s: merged[p.name, s] for s in ports} for p in latency_placements},
+        throughput={s: merged[FREE.name, s] for s in ports},
+        others_per_round=interference,
+        cpu_us_per_request={side: statistics.median(v) for side, v in cpu_us.items()},
+        ttfc_ms={side: quantiles(times) for side, times in stream_times.items()},
+        ttfc_count=args.streams,
+        memory_mb={"idle": idle_mb, "load": load_mb},
+        start_s=starts,
+        profile=profile,
+    )
+    print()
+    print(run.table())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(run.markdown(), encoding="utf-8")
+    print(f"\nwrote {args.out} ({time.monotonic() - began:.0f} s)")
+    return 0
+
+
+def profile_under_load(wrk: str, sidecar: Sidecar, workdir: Path) -> hotspots.Profile | None:
+    raw = workdir / "profile.txt"
+    sampler = hotspots.record(sidecar.proc.pid, PROFILE_SECONDS, raw)
+    if sampler is None:
+        print("bench: py-spy is not installed; no profile (pip install py-spy)", flush=True)
+        return None
+    result = run_wrk(wrk, sidecar.port, connections=8, seconds=PROFILE_SECONDS + 2)
+    sampler.wait(30)
+    if sampler.returncode != 0 or not raw.exists():
+        print(f"bench: py-spy failed (exit {sampler.returncode}); no profile", flush=True)
+        return None
+    print(f"profiled under load ({result.rps:,.0f} req/s while sampling)", flush=True)
+    return hotspots.summarise(raw)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
