@@ -215,3 +215,27 @@ async def test_latency_profile_slows_the_answer(start_sidecar: StartSidecar) -> 
     started = time.monotonic()
     await client.chat.completions.create(**CHAT)  # type: ignore[call-overload]
     assert time.monotonic() - started >= 0.3
+
+
+async def test_responses_stream_cut_raises(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(faulty("stream_cut")))
+    stream = await client.responses.create(model="gpt-4o-mini", input="Write a tweet", stream=True)
+    kinds = []
+    with pytest.raises(openai.APIError):
+        async for event in stream:
+            kinds.append(event.type)
+    assert "response.output_text.delta" in kinds
+    assert "response.completed" not in kinds
+
+
+async def test_gemini_stream_cut_raises(start_sidecar: StartSidecar) -> None:
+    sidecar = await start_sidecar(faulty("stream_cut"))
+    received = ""
+    async with gemini_client(sidecar).aio as client:
+        with pytest.raises(genai_errors.APIError) as caught:
+            async for chunk in await client.models.generate_content_stream(
+                model="gemini-2.5-flash", contents="Write a tweet"
+            ):
+                received += chunk.text or ""
+    assert received
+    assert caught.value.code == 500

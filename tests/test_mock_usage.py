@@ -80,3 +80,14 @@ async def test_shadow_cost_is_what_the_real_provider_would_charge(
     assert shadow(text, "openai", "gpt-4o-mini") == pytest.approx(float(expected))
     assert message.usage.input_tokens > 0
     assert shadow(text, "anthropic", "claude-sonnet-5") > 0
+
+
+def test_counting_a_request_with_a_nullable_schema_does_not_crash() -> None:
+    # A JSON schema's "type" can be a list; the prompt walk once hashed it and raised.
+    body = {
+        "model": "claude-sonnet-5",
+        "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"format": {"type": "json_schema", "schema": {
+            "type": "object", "properties": {"a": {"type": ["string", "null"]}}}}},
+    }  # fmt: skip
+    assert tokens.count_request("anthropic.messages", body) > 0
