@@ -184,14 +184,16 @@ def test_gemini_openapi_schema_converts() -> None:
             "tags": {"type": "ARRAY", "items": {"type": "STRING"}, "minItems": "2"},
             "mood": {"type": "STRING", "format": "enum", "enum": ["calm", "bold"]},
             "note": {"type": "STRING", "nullable": True},
+            "slogan": {"type": "STRING", "max_length": "12"},  # proto snake_case, int64 string
         },
-        "required": ["title", "tags", "mood", "note"],
+        "required": ["title", "tags", "mood", "note", "slogan"],
     }
     schema = from_openapi(gemini)
     value = generate(schema, random.Random(5))
     jsonschema.validate(value, schema)
     assert len(value["tags"]) >= 2
     assert value["mood"] in {"calm", "bold"}
+    assert len(value["slogan"]) <= 12
 
 
 # -- every dialect's answer to a schema-carrying request validates ---------------------------

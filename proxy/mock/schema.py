@@ -667,6 +667,9 @@ def from_openapi(schema: Any) -> Schema:
     """
     if not isinstance(schema, dict):
         return {}
+    # The REST API takes proto JSON, so snake_case (`max_length`, as the SDK sends nested
+    # schemas) is as valid as camelCase.
+    schema = {_camel(k): v for k, v in schema.items()}
     out: Schema = {}
     kind = schema.get("type")
     if isinstance(kind, str) and kind.upper() != "TYPE_UNSPECIFIED":
@@ -693,3 +696,8 @@ def from_openapi(schema: Any) -> Schema:
         if "enum" in out:
             out["enum"] = [*out["enum"], None]
     return out
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.capitalize() for part in rest)
