@@ -8,6 +8,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from proxy.mock.content import TASKS, Brand, recognise_task, write
 from tests.conftest import StartSidecar, anthropic_client, openai_client
@@ -132,3 +133,30 @@ def test_platform_limits_hold(brand: Brand, topic: str, seed: int) -> None:
     for text in (tweet, ads, email):
         for banned in brand.avoid:
             assert not re.search(rf"\b{banned}\b", text, re.IGNORECASE)
+
+
+class Email(BaseModel):
+    subject: str
+    preheader: str
+    body: str
+    hashtags: list[str]
+    brand: str
+
+
+async def test_structured_answers_speak_of_the_topic_and_brand(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    completion = await client.chat.completions.parse(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Write an email about our new cold brew"}],
+        response_format=Email,
+        extra_headers={"x-brand-context": json.dumps(BRAND)},
+    )
+    email = completion.choices[0].message.parsed
+    assert email is not None
+    assert "cold brew" in email.subject
+    assert len(email.subject) <= 78
+    assert email.brand == "Northwind Coffee"
+    assert "fair trade" in email.body
+    assert all(tag in {"#FairTrade", "#OatMilk"} for tag in email.hashtags[:1])
+    for banned in BRAND["avoid"]:
+        assert not re.search(rf"\b{banned}\b", email.model_dump_json(), re.IGNORECASE)

@@ -24,10 +24,11 @@ from proxy.mock.content import (
     MockContext,
     brand_from_system,
     recognise_task,
+    subject_of,
     system_text,
     write,
 )
-from proxy.mock.schema import generate
+from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
     cut_stream,
     draw_fault,
@@ -160,6 +161,12 @@ def _within(model: str, text: str, max_tokens: int | None) -> str:
     return text
 
 
+def _hints(prompt: str, brand: Brand | None) -> Hints:
+    """Generated JSON speaks of the request's subject and brand, like the text answers do."""
+    brand = brand or Brand()
+    return Hints(subject_of(prompt), brand.name, brand.keywords, brand.avoid)
+
+
 def _ident(rng: random.Random) -> str:
     return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24))
 
@@ -181,9 +188,11 @@ def _draft(
         text = _within(request.model, first_words(text, request.max_tokens), request.max_tokens)
     elif shape.kind == "json":
         fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
-        text = _json(generate(shape.schema or fallback, rng, shape.name))
+        text = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
     else:
-        arguments = _json(generate(shape.schema or _ANY_OBJECT, rng, shape.name))
+        arguments = _json(
+            generate(shape.schema or _ANY_OBJECT, rng, shape.name, _hints(prompt, brand))
+        )
         calls = [ToolCall(_ident(rng), shape.name, arguments)]
     produced = text + "".join(c.name + c.arguments for c in calls)
     return Draft(
