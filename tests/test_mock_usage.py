@@ -54,6 +54,17 @@ async def test_max_tokens_caps_counted_output(start_sidecar: StartSidecar) -> No
     )
     assert completion.usage is not None
     assert 0 < completion.usage.completion_tokens <= 7
+    assert completion.choices[0].finish_reason == "length", "cut answers say so, as real ones do"
+
+
+async def test_anthropic_cut_answer_stops_for_max_tokens(start_sidecar: StartSidecar) -> None:
+    client = anthropic_client(await start_sidecar(MOCK_ONLY))
+    ask = {"model": "claude-sonnet-5", "messages": [{"role": "user", "content": "A blog post"}]}
+    cut = await client.messages.create(max_tokens=5, **ask)  # type: ignore[call-overload]
+    whole = await client.messages.create(max_tokens=4000, **ask)  # type: ignore[call-overload]
+    assert cut.stop_reason == "max_tokens"
+    assert cut.usage.output_tokens <= 5
+    assert whole.stop_reason == "end_turn"
 
 
 async def test_shadow_cost_is_what_the_real_provider_would_charge(

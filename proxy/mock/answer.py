@@ -90,6 +90,8 @@ class Draft:
     ident: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     structured: bool = False
+    #: The text was cut at the request's max tokens (renderers say "length"/"max_tokens").
+    truncated: bool = False
 
 
 Renderer = Callable[[ParsedRequest, Draft], tuple[bytes, list[bytes]]]
@@ -182,10 +184,10 @@ def _draft(
 ) -> Draft:
     """The content: text for the task, JSON valid against the asked schema, or a tool call."""
     ident = _ident(rng)
-    text, calls = "", []
+    text, calls, whole = "", [], ""
     if shape is None:
-        text = write(task, rng, prompt, brand) if task else compose(rng, prompt)
-        text = _within(request.model, first_words(text, request.max_tokens), request.max_tokens)
+        whole = write(task, rng, prompt, brand) if task else compose(rng, prompt)
+        text = _within(request.model, first_words(whole, request.max_tokens), request.max_tokens)
     elif shape.kind == "json":
         fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
         text = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
@@ -204,6 +206,7 @@ def _draft(
         ident=ident,
         tool_calls=calls,
         structured=shape is not None,
+        truncated=shape is None and text != whole,
     )
 
 
