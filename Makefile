@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck layers pytest bench lock clean
+.PHONY: crd demo test check lint typecheck layers pytest bench lock clean
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -34,6 +34,10 @@ layers: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## Regenerate manifests/crd.yaml from proxy.config (a test fails when it drifts).
+crd: $(STAMP)
+	$(BIN)/python -m rollout_operator.crd --write
 
 ## Direct vs through-the-sidecar figures; writes docs/benchmarks.md.
 bench: $(STAMP)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
 from proxy.config import ConfigError, load_file
+from proxy.server.control import ControlClient
 from proxy.server.serve import Address, Sidecar
 
 DESCRIPTION = """\
@@ -72,6 +75,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="largest request body accepted; larger gets 413 in the client's dialect "
         "(default %(default)s)",
     )
+    control = parser.add_argument_group("operator control channel (optional)")
+    control.add_argument(
+        "--control-url",
+        metavar="URL",
+        help="follow the llm-rollout operator at URL (e.g. http://llm-rollout-operator:8090): "
+        "long-poll the rollout's config, push window stats; --config is the start-up config",
+    )
+    control.add_argument("--rollout", metavar="NS/NAME", help="the LLMRollout to follow")
+    control.add_argument(
+        "--token-file",
+        type=Path,
+        default=Path("/var/run/secrets/llm-rollout/token"),
+        metavar="PATH",
+        help="projected ServiceAccount token (audience llm-rollout) (default %(default)s)",
+    )
     parser.add_argument(
         "--budget-ledger",
         type=Path,
@@ -85,7 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity (default %(default)s); prompts and keys are never logged",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.control_url is None) != (args.rollout is None):
+        parser.error("--control-url and --rollout go together")
+    return args
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -99,11 +120,20 @@ async def run(args: argparse.Namespace) -> None:
         ledger_path=args.budget_ledger,
     )
     await sidecar.start()
+    client = None
+    if args.control_url:
+        client = ControlClient(
+            sidecar.runtime, args.control_url, args.rollout, args.token_file,
+            sidecar=os.environ.get("POD_NAME") or socket.gethostname(),
+        )  # fmt: skip
+        await client.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if client is not None:
+        await client.stop()
     await sidecar.stop()
 
 

@@ -44,6 +44,10 @@ async def fake_gemini() -> AsyncIterator[FakeGemini]:
     await fake.stop()
 
 
+#: The sidecar makes one call per provider, so a provider's error is the answer as it is.
+NO_RETRY: dict[str, Any] = {"retry": {"maxAttempts": 1}}
+
+
 def real_spec(
     openai_fake: FakeOpenAI | None = None,
     anthropic_fake: FakeAnthropic | None = None,

@@ -23,6 +23,7 @@ from proxy.cli import parse_args
 from proxy.config import parse_spec
 from proxy.server.serve import Sidecar
 from tests.conftest import (
+    NO_RETRY,
     StartSidecar,
     anthropic_client,
     gemini_client,
@@ -242,7 +243,8 @@ async def test_streams_settle_from_usage_or_at_the_reservation_when_usage_is_uns
 async def test_an_upstream_error_is_not_charged(
     start_sidecar: StartSidecar, fake_openai: FakeOpenAI
 ) -> None:
-    sidecar = await start_sidecar(real_spec(fake_openai, budget={"dailyUSD": "10"}))
+    spec = real_spec(fake_openai, budget={"dailyUSD": "10"}, **NO_RETRY)
+    sidecar = await start_sidecar(spec)
     fake_openai.faults.append(Fault(status=500))
     with pytest.raises(openai.InternalServerError):
         await openai_client(sidecar).chat.completions.create(model="gpt-4o-mini", messages=ASK)

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from proxy.mock.vectors import cosine
-from tests.conftest import APP_KEY, StartSidecar, openai_client, real_spec
+from tests.conftest import APP_KEY, NO_RETRY, StartSidecar, openai_client, real_spec
 from tests.fakes.base import Fault
 from tests.fakes.openai import FakeOpenAI
 
@@ -114,7 +114,7 @@ async def test_real_passthrough(
 async def test_real_errors_reach_the_sdk_typed(
     start_sidecar: StartSidecar, fake_openai: FakeOpenAI, status: int, error: type[Exception]
 ) -> None:
-    client = openai_client(await start_sidecar(real_spec(fake_openai)))
+    client = openai_client(await start_sidecar(real_spec(fake_openai, **NO_RETRY)))
     fake_openai.faults.append(Fault(status=status))
     with pytest.raises(error, match=f"scripted {status}"):
         await client.embeddings.create(model="text-embedding-3-small", input="x")

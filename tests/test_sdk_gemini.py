@@ -9,7 +9,7 @@ import pytest
 from google.genai import errors, types
 from pydantic import BaseModel
 
-from tests.conftest import APP_KEY, StartSidecar, gemini_client, real_spec
+from tests.conftest import APP_KEY, NO_RETRY, StartSidecar, gemini_client, real_spec
 from tests.fakes.base import Fault
 from tests.fakes.gemini import FakeGemini
 
@@ -170,7 +170,8 @@ async def test_real_errors_reach_the_sdk_typed(
     google_status: str,
 ) -> None:
     fake_gemini.faults.append(Fault(status=status))
-    async with gemini_client(await start_sidecar(real_spec(gemini_fake=fake_gemini))).aio as c:
+    spec = real_spec(gemini_fake=fake_gemini, **NO_RETRY)
+    async with gemini_client(await start_sidecar(spec)).aio as c:
         with pytest.raises(error) as raised:
             await c.models.generate_content(model=MODEL, contents="Hello")
     assert raised.value.code == status

@@ -91,11 +91,13 @@ async def test_anthropic_overloaded_reaches_the_sdk(
     start_sidecar: StartSidecar, fake_anthropic: FakeAnthropic
 ) -> None:
     client = anthropic_client(await start_sidecar(real_spec(anthropic_fake=fake_anthropic)))
-    fake_anthropic.faults.append(Fault(status=529))
+    fake_anthropic.faults.extend(Fault(status=529) for _ in range(3))  # retry.maxAttempts: 3
     with pytest.raises(anthropic.APIStatusError) as raised:
         await client.messages.create(model="claude-sonnet-5", max_tokens=64, messages=ASK)
     assert raised.value.status_code == 529
     assert raised.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert len(fake_anthropic.requests) == 3, "the sidecar retried up to retry.maxAttempts"
+    assert raised.value.response.headers["x-should-retry"] == "false", "no SDK retries on top"
 
 
 async def test_openai_stream_cut_midway_raises_in_the_sdk(

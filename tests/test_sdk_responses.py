@@ -8,7 +8,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.conftest import APP_KEY, StartSidecar, openai_client, real_spec
+from tests.conftest import APP_KEY, NO_RETRY, StartSidecar, openai_client, real_spec
 from tests.fakes.base import Fault
 from tests.fakes.openai import FakeOpenAI
 
@@ -145,7 +145,7 @@ async def test_real_parse_with_a_pydantic_model(
 async def test_provider_errors_reach_the_sdk_typed(
     start_sidecar: StartSidecar, fake_openai: FakeOpenAI, status: int, error: type[Exception]
 ) -> None:
-    client = openai_client(await start_sidecar(real_spec(fake_openai)))
+    client = openai_client(await start_sidecar(real_spec(fake_openai, **NO_RETRY)))
     fake_openai.faults.append(Fault(status=status))
     with pytest.raises(error, match=f"scripted {status}"):
         await client.responses.create(model="gpt-4.1-mini", input="Hello")

@@ -1,5 +1,14 @@
 """The `LLMRollout` schema shared by the sidecar and the operator (pure: no aiohttp, no kopf)."""
 
+from proxy.config.control import (
+    LATENCY_BOUNDS_MS,
+    AllowanceRequest,
+    Arm,
+    ArmWindow,
+    EffectiveConfig,
+    Grant,
+    WindowReport,
+)
 from proxy.config.loader import ConfigError, load_file, load_text, parse_spec
 from proxy.config.model import (
     MOCK,
@@ -12,13 +21,20 @@ from proxy.config.model import (
 )
 
 __all__ = [
+    "LATENCY_BOUNDS_MS",
     "MOCK",
+    "AllowanceRequest",
     "ApiKey",
+    "Arm",
+    "ArmWindow",
     "ConfigError",
+    "EffectiveConfig",
+    "Grant",
     "LLMRollout",
     "LLMRolloutSpec",
     "Provider",
     "ProviderType",
+    "WindowReport",
     "load_file",
     "load_text",
     "parse_duration",

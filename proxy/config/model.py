@@ -92,8 +92,13 @@ class ApiKey(Model):
 
 
 class RateLimit(Model):
+    """A provider's cluster-wide limits; each sidecar enforces its share (standalone: all)."""
+
     requests_per_minute: int | None = Field(default=None, ge=1)
     tokens_per_minute: int | None = Field(default=None, ge=1)
+    max_wait_ms: int = Field(
+        default=1000, ge=0, description="longest a request waits for quota before falling back"
+    )
 
 
 class Timeouts(Model):
@@ -209,12 +214,17 @@ class StickyKey(Model):
 
 
 class Traffic(Model):
-    real_weight: Percent = 0
+    real_weight: Percent = Field(
+        default=0,
+        description="percent of requests sent to real providers when there is no strategy",
+    )
     sticky_key: StickyKey | None = None
 
 
 class Pause(Model):
-    duration: Duration | None = None
+    duration: Duration | None = Field(
+        default=None, description="such as 30s, 10m, 1h; absent: wait until promoted"
+    )
 
 
 class Step(Model):
@@ -234,7 +244,10 @@ class PrometheusSource(Model):
 
 
 class AnalysisMetric(Model):
-    name: str = Field(min_length=1)
+    name: str = Field(
+        min_length=1,
+        description="error-rate, latency-p95-ms, cost-per-request-usd or a metric sidecars report",
+    )
     max: float | None = None
     min: float | None = None
     prometheus: PrometheusSource | None = None
@@ -244,11 +257,11 @@ class Analysis(Model):
     interval: Duration = "1m"
     failure_limit: int = Field(default=2, ge=1)
     min_requests: int = Field(default=20, ge=1)
-    metrics: list[AnalysisMetric] = []
+    metrics: list[AnalysisMetric] = Field(default=[], max_length=32)
 
 
 class Strategy(Model):
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=64)
     analysis: Analysis | None = None
 
 
@@ -261,9 +274,20 @@ class CircuitBreaker(Model):
 
 
 class Retry(Model):
-    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Retries of one provider within one request, and the deadline of the whole chain."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10, description="per provider, per request")
     initial_backoff_ms: int = Field(default=200, ge=0)
     max_backoff_ms: int = Field(default=5000, ge=0)
+    deadline_ms: int = Field(
+        default=60000, ge=1, description="bounds all attempts and waits before an answer starts"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Retry:
+        if self.max_backoff_ms < self.initial_backoff_ms:
+            raise ValueError("maxBackoffMs must be >= initialBackoffMs")
+        return self
 
 
 class Budget(Model):
@@ -296,9 +320,16 @@ class Tenants(Model):
 class LLMRolloutSpec(Model):
     """`spec` of an `LLMRollout`: everything a sidecar needs to route a request."""
 
-    selector: dict[str, dict[str, str]] | None = None
-    providers: list[Provider] = []
-    fallback: list[str] = []
+    selector: dict[str, dict[str, str]] | None = Field(
+        default=None, description="pods whose sidecars follow this rollout ({matchLabels: {...}})"
+    )
+    # Bounded lists keep the CRD's CEL cross-checks within the API server's cost budget.
+    providers: list[Provider] = Field(default=[], max_length=16)
+    fallback: list[Annotated[str, Field(max_length=63)]] = Field(
+        default=[],
+        max_length=17,
+        description="order in which providers are tried; 'mock' is the mock backend",
+    )
     mock: MockSpec = MockSpec()
     traffic: Traffic = Traffic()
     strategy: Strategy | None = None
@@ -306,7 +337,9 @@ class LLMRolloutSpec(Model):
     retry: Retry = Retry()
     budget: Budget = Budget()
     tenants: Tenants | None = None
-    force_mock: bool = False
+    force_mock: bool = Field(
+        default=False, description="kill switch: every request goes to the mock at once"
+    )
 
     @model_validator(mode="after")
     def _names_resolve(self) -> LLMRolloutSpec:

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from proxy.config import MOCK
 from proxy.server.runtime import Runtime
 
 ADMIN_RUNTIME = web.AppKey("admin_runtime", Runtime)
@@ -28,6 +29,29 @@ def effective_config(runtime: Runtime) -> dict[str, Any]:
         "forceMockEnv": runtime.force_mock_env,
         "lastRejected": runtime.last_error,
         "spec": snapshot.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "providers": runtime.resilience.status(runtime.clock()),
+    }
+
+
+def llm_health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
+    """Whether some path to an answer is usable now, and every backend's state.
+
+    The mock is a path when it serves traffic at all: the mock arm (weight below
+    100, or the kill switch) or the end of the fallback chain.
+    """
+    spec = runtime.snapshot.spec
+    providers = runtime.resilience.status(runtime.clock())
+    mock_usable = (
+        spec.traffic.real_weight < 100
+        or spec.force_mock
+        or runtime.force_mock_env
+        or MOCK in spec.fallback
+    )
+    healthy = mock_usable or any(p["usable"] for p in providers)
+    return healthy, {
+        "status": "ok" if healthy else "unavailable",
+        "providers": providers,
+        "mock": {"usable": mock_usable},
     }
 
 
@@ -41,8 +65,15 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "starting"}, status=503)
 
 
+async def health_llm(request: web.Request) -> web.Response:
+    healthy, body = llm_health(request.app[ADMIN_RUNTIME])
+    return web.json_response(body, status=200 if healthy else 503)
+
+
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[ADMIN_RUNTIME].metrics.registry)
+    runtime = request.app[ADMIN_RUNTIME]
+    runtime.refresh_breaker_gauges()  # open turns half-open by the clock, not by an event
+    body = generate_latest(runtime.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -58,6 +89,7 @@ def build_admin_app(runtime: Runtime) -> web.Application:
     app[READY] = {}
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/health/llm", health_llm)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config", config)
     return app

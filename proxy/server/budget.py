@@ -55,9 +55,13 @@ class Ticket:
     tenant: str
     dialect: Dialect
     parsed: ParsedRequest
+    #: Every provider the attempt chain may call (the routed one first): the hold
+    #: covers the dearest, so a fallback can never spend past the cap.
+    reachable: tuple[Provider, ...] = ()
     worst_case: Decimal | None = None  # computed when needed
     reservation: Reservation | None = None  # None: no cap applies
     settled: bool = False
+    cost: Decimal | None = None  # what settling charged for the answer (None: unpriced)
 
 
 def billed_usage(outcome: Outcome) -> Usage | None:
@@ -182,15 +186,21 @@ class BudgetGate:
 
     # -- the two calls of the data path ------------------------------------------------
     async def admit(
-        self, dialect: Dialect, provider: Provider, parsed: ParsedRequest, tenant: str
+        self,
+        dialect: Dialect,
+        reachable: list[Provider],
+        parsed: ParsedRequest,
+        tenant: str,
     ) -> Ticket | Refusal:
         """Hold the call's worst case, or say why it may not run.
 
-        Without any cap nothing is held and the worst case is not even computed (it
-        is needed only if the call must be charged without usage).
+        `reachable` lists the providers the attempt chain may call, routed one first;
+        the hold is the worst case at the dearest of them. Without any cap nothing is
+        held and the worst case is not even computed (it is needed only if the call
+        must be charged without usage).
         """
         self._retry_corrupt()
-        ticket = Ticket(provider, parsed.model, tenant, dialect, parsed)
+        ticket = Ticket(reachable[0], parsed.model, tenant, dialect, parsed, tuple(reachable))
         if not self.ledger.enabled:
             return ticket
         try:
@@ -221,17 +231,32 @@ class BudgetGate:
             parsed = ticket.parsed
             tokens = reservation_tokens(ticket.dialect.name, parsed.payload, ticket.model)
             generates = ticket.dialect.operation != "embeddings"
-            ticket.worst_case = self.prices.worst_case(
-                ticket.provider, ticket.model, tokens, parsed.max_tokens if generates else 0
+            ticket.worst_case = max(
+                self.prices.worst_case(
+                    provider, ticket.model, tokens, parsed.max_tokens if generates else 0
+                )
+                for provider in ticket.reachable or (ticket.provider,)
             )
         return ticket.worst_case
 
-    def settle(self, ticket: Ticket, usage: Usage | None, arm: str = "real") -> Decimal | None:
+    def settle(
+        self,
+        ticket: Ticket,
+        usage: Usage | None,
+        arm: str = "real",
+        answered_by: Provider | None = None,
+    ) -> Decimal | None:
         """Charge what the call cost (`usage` None: its worst case); returns the cost,
-        or None for a model without a price (reported, and charged its hold if any)."""
+        or None for a model without a price (reported, and charged its hold if any).
+
+        `answered_by` is the provider whose answer was relayed, when the chain fell
+        back past the routed one: the usage is priced at its rates.
+        """
         if ticket.settled:
             raise ValueError("this call is already settled")
         ticket.settled = True
+        if answered_by is not None:
+            ticket.provider = answered_by
         cost: Decimal | None
         try:
             if usage is None:
@@ -253,6 +278,7 @@ class BudgetGate:
             self._emit(self.ledger.settle(reservation, charge))
             self._changed()
             self._publish()
+        ticket.cost = cost
         if cost is not None:
             labels = (ticket.provider.name, ticket.model, ticket.tenant, arm)
             self.metrics.cost.labels(*labels).inc(float(cost))

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from proxy import mock
 from proxy.budget import NO_TENANT, Refusal
+from proxy.config import Arm
 from proxy.dialects import (
     ROUTES,
     BadRequest,
@@ -28,10 +29,10 @@ from proxy.dialects import (
     Usage,
     guess_dialect,
 )
+from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
+from proxy.server.attempts import error_response, serve_real
 from proxy.server.budget import Ticket, billed_usage, cost_header
-from proxy.server.keys import MissingKey
-from proxy.server.relay import UpstreamFailure, open_upstream, relay
 from proxy.server.replay import (
     CASSETTES,
     CassetteStore,
@@ -50,18 +51,6 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 FIRST_BYTE_AT = web.RequestKey("first_byte_at", float)
 
 
-def error_response(
-    dialect: Dialect, kind: ErrorKind, message: str, headers: dict[str, str]
-) -> web.Response:
-    request_id = headers.get("x-request-id")
-    return web.Response(
-        status=kind.status,
-        body=dialect.error_body(kind, message, request_id),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
 class Handler:
     """Serves one dialect's path."""
 
@@ -74,6 +63,7 @@ class Handler:
         snapshot = runtime.snapshot
         loop = asyncio.get_running_loop()
         started = loop.time()
+        chain_started = runtime.clock()  # the retry deadline counts from here
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
         dialect = self.dialect
@@ -88,11 +78,17 @@ class Handler:
             self._count(runtime, "none", "none", error.kind.status)
             return error_response(dialect, error.kind, str(error), headers)
 
+        refusal = self._over_quota(request, runtime, snapshot, headers)
+        if refusal is not None:
+            return refusal
         decision = self._route(request, snapshot, runtime.force_mock_env)
         ticket: Ticket | None = None
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
-            admitted = await runtime.budget.admit(dialect, decision.provider, parsed, tenant)
+            reachable = fallback_chain(snapshot.spec, decision.provider)
+            admitted = await runtime.budget.admit(
+                dialect, [p for p in reachable if p is not None], parsed, tenant
+            )
             if isinstance(admitted, Refusal):
                 if snapshot.spec.budget.on_exhausted == "reject":
                     return self._refuse(runtime, admitted, headers)
@@ -109,18 +105,24 @@ class Handler:
             start_recording(request, snapshot.spec.mock.replay)
             try:
                 response = await self._serve_real(
-                    request, runtime, decision, parsed, headers, ticket
+                    request, runtime, snapshot, decision, parsed, headers, chain_started, ticket
                 )
             finally:
                 if not ticket.settled:  # an unexpected exit: charge the whole hold
                     runtime.budget.settle(ticket, None)
             await finish_recording(request, snapshot.spec.mock.replay, parsed)
+        backend = headers["x-llm-backend"]
         runtime.metrics.duration.labels(
-            dialect.operation, dialect.otel_provider, parsed.model, decision.backend
-        ).observe(loop.time() - started)
+            dialect.operation, dialect.otel_provider, parsed.model, backend
+        ).observe(elapsed := loop.time() - started)
+        runtime.stats.record(
+            *_analysis_view(decision, backend, response.status),
+            elapsed,
+            float(ticket.cost) if ticket is not None and ticket.cost is not None else 0.0,
+        )
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:
-            runtime.metrics.first_chunk.labels(dialect.name, decision.backend).observe(
+            runtime.metrics.first_chunk.labels(dialect.name, backend).observe(
                 first_byte_at - started
             )
         return response
@@ -157,7 +159,9 @@ class Handler:
         snapshot: Snapshot,
         parsed: ParsedRequest,
         headers: dict[str, str],
+        arm: str = "mock",
     ) -> web.StreamResponse:
+        """The mock's answer; `arm` is "real" when a real request fell back to the mock."""
         runtime = request.app[RUNTIME]
         seen = self.mock_seen.next(parsed.raw)
         context = mock.MockContext.from_headers(request.headers, headers["x-request-id"], seen)
@@ -173,7 +177,7 @@ class Handler:
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
         record_shadow_cost(runtime, self.dialect, parsed.model, answer.usage)
-        self._count(runtime, "mock", "mock", answer.status)
+        self._count(runtime, "mock", arm, answer.status)
         if not answer.events:  # a JSON body: an answer, or a simulated error even to a stream
             return web.Response(
                 status=answer.status, body=answer.body, content_type=answer.content_type,
@@ -194,53 +198,85 @@ class Handler:
         self,
         request: web.Request,
         runtime: Runtime,
+        snapshot: Snapshot,
         decision: Decision,
         parsed: ParsedRequest,
         headers: dict[str, str],
+        started: float,
         ticket: Ticket,
     ) -> web.StreamResponse:
-        provider = decision.provider
-        assert provider is not None
+        """The attempt chain (retries, fallback, breakers: `attempts.serve_real`), then mock.
+
+        A real request answered by the mock at the end of the chain still counts in
+        the real arm (backend "mock"), so a step's analysis sees the fallbacks.
+        """
         dialect = self.dialect
-        if provider.api_key is None:
-            key = ""
-        else:
-            try:
-                key = runtime.keys.get(provider.api_key)
-            except MissingKey as error:
-                message = (
-                    f"llm-rollout: provider '{provider.name}' has no API key ({error}); "
-                    "the request was not sent. Fix the provider's apiKey in the config."
-                )
-                self._count(runtime, provider.name, "real", ErrorKind.UPSTREAM.status)
-                runtime.budget.settle(ticket, Usage())  # nothing was sent
-                return error_response(dialect, ErrorKind.UPSTREAM, message, headers)
-        session = request.app[SESSION]
-        try:
-            upstream = await open_upstream(session, request, dialect, provider, key, parsed.raw)
-            response, outcome = await relay(request, upstream, dialect, headers)
-        except UpstreamFailure as failure:
-            log.warning("request %s: %s", headers["x-request-id"], failure)
-            runtime.budget.settle(ticket, None)  # it may have run: charge the hold
-            self._count(runtime, provider.name, "real", failure.kind.status)
-            return error_response(dialect, failure.kind, f"llm-rollout: {failure}", headers)
-        cost = runtime.budget.settle(ticket, billed_usage(outcome))
-        if cost is not None and not response.prepared:  # a stream's headers are already sent
-            response.headers["x-llm-cost-usd"] = cost_header(cost)
-        if outcome.first_byte_at is not None:
-            request[FIRST_BYTE_AT] = outcome.first_byte_at
-        if outcome.stream_error:
+        served = await serve_real(
+            request, request.app[SESSION], runtime, snapshot.spec, dialect, decision, parsed,
+            headers, started,
+        )  # fmt: skip
+        # The budget hold covers the whole chain; it is settled once, with what was billed.
+        if served.response is None:  # the chain ended at the mock: no answer was billed
+            runtime.budget.settle(ticket, None if served.uncertain else Usage())
+            return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
+        billed = billed_usage(served.outcome) if served.outcome is not None else Usage()
+        cost = runtime.budget.settle(
+            ticket,
+            None if served.uncertain else billed,
+            answered_by=snapshot.spec.provider(served.backend),
+        )
+        if cost is not None and not served.response.prepared:  # a stream's headers are sent
+            served.response.headers["x-llm-cost-usd"] = cost_header(cost)
+        if served.first_byte_at is not None:
+            request[FIRST_BYTE_AT] = served.first_byte_at
+        if served.stream_error:
             runtime.metrics.stream_errors.labels(
-                dialect.name, provider.name, outcome.stream_error
+                dialect.name, served.backend, served.stream_error
             ).inc()
         runtime.metrics.record_usage(
-            dialect.operation, dialect.otel_provider, parsed.model, provider.name, outcome.usage
+            dialect.operation, dialect.otel_provider, parsed.model, served.backend, served.usage
         )
-        self._count(runtime, provider.name, "real", outcome.status)
-        return response
+        self._count(runtime, served.backend, "real", served.status)
+        return served.response
+
+    def _over_quota(
+        self, request: web.Request, runtime: Runtime, snapshot: Snapshot, headers: dict[str, str]
+    ) -> web.Response | None:
+        """A 429 in the client's dialect when its tenant is over quota (refused, not queued)."""
+        tenants = snapshot.spec.tenants
+        if tenants is None:
+            return None
+        tenant = self._tenant(request, snapshot)
+        wait = runtime.resilience.tenants.admit(tenants, tenant, runtime.clock())
+        if wait is None:
+            return None
+        runtime.metrics.refused.labels(self.dialect.name, "tenant-quota").inc()
+        self._count(runtime, "none", "none", ErrorKind.RATE_LIMITED.status)
+        headers |= {"x-llm-backend": "none", "x-llm-route-reason": "tenant-quota",
+                    "retry-after": str(wait)}  # fmt: skip
+        rpm = tenants.quota(tenant).requests_per_minute
+        message = (
+            f"llm-rollout: tenant '{tenant}' ({tenants.header}) is over its quota of {rpm} "
+            f"requests per minute; retry after {wait} s"
+        )
+        return error_response(self.dialect, ErrorKind.RATE_LIMITED, message, headers)
 
     def _count(self, runtime: Runtime, backend: str, arm: str, status: int) -> None:
         runtime.metrics.requests.labels(self.dialect.name, backend, arm, str(status)).inc()
+
+
+def _analysis_view(decision: Decision, backend: str, status: int) -> tuple[Arm, int]:
+    """The arm and status a rollout's analysis should judge a request by.
+
+    A request routed real but answered by the mock after the chain gave up on every
+    provider (fallback or open breakers) looks fine to the client, but it is a
+    real-arm failure: counted as a 502 so a failing provider fails its step.
+    """
+    if decision.provider is None:
+        return "mock", status
+    if backend == "mock":
+        return "real", ErrorKind.UPSTREAM.status
+    return "real", status
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

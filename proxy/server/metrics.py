@@ -55,6 +55,30 @@ class Metrics:
             ["dialect", "backend", "reason"],
             registry=r,
         )
+        self.attempts = Counter(
+            "llm_rollout_upstream_attempts",
+            "Calls to a provider, by outcome: its HTTP status, timeout or unreachable.",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "llm_rollout_breaker_state",
+            "Circuit breaker of each provider: 0 closed, 1 open, 2 half-open.",
+            ["provider"],
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "llm_rollout_breaker_transitions",
+            "Circuit breaker state changes, by the state entered.",
+            ["provider", "to"],
+            registry=r,
+        )
+        self.refused = Counter(
+            "llm_rollout_refused",
+            "Requests refused before any backend: a tenant over its quota, or no usable backend.",
+            ["dialect", "reason"],
+            registry=r,
+        )
         self.config_reloads = Counter(
             "llm_rollout_config_reloads",
             "Config changes seen: applied, or rejected (the last good config kept serving).",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
@@ -38,9 +39,17 @@ _DROP_RESPONSE = _HOP_BY_HOP | {"content-encoding", "set-cookie", "server", "dat
 class UpstreamFailure(Exception):
     """The provider could not be reached or did not answer in time; nothing was relayed."""
 
-    def __init__(self, kind: ErrorKind, message: str) -> None:
+    def __init__(self, kind: ErrorKind, message: str, *, outcome: str = "unreachable") -> None:
         super().__init__(message)
         self.kind = kind
+        #: Short label for metrics: unreachable (never sent), timeout, disconnected, cut
+        #: (sent: the provider may have run and billed it), no-key.
+        self.outcome = outcome
+
+    @property
+    def may_have_run(self) -> bool:
+        """Whether the provider may have processed (and billed) the request."""
+        return self.outcome in ("timeout", "disconnected", "cut")
 
 
 @dataclass(slots=True)
@@ -97,13 +106,29 @@ async def open_upstream(
             timeout=timeout,
             allow_redirects=False,
         )
+    except aiohttp.ConnectionTimeoutError:
+        raise UpstreamFailure(
+            ErrorKind.TIMEOUT,
+            f"provider '{provider.name}' did not accept a connection within "
+            f"connectMs {timeouts.connect_ms}",
+            outcome="unreachable",
+        ) from None
     except TimeoutError:
         raise UpstreamFailure(
-            ErrorKind.TIMEOUT, f"provider '{provider.name}' did not answer in time"
+            ErrorKind.TIMEOUT,
+            f"provider '{provider.name}' did not answer in time (its timeouts: "
+            f"firstByteMs {timeouts.first_byte_ms}, totalMs {timeouts.total_ms})",
+            outcome="timeout",
+        ) from None
+    except aiohttp.ClientConnectorError as error:
+        raise UpstreamFailure(
+            ErrorKind.UPSTREAM, f"provider '{provider.name}' is unreachable: {error}"
         ) from None
     except aiohttp.ClientError as error:
         raise UpstreamFailure(
-            ErrorKind.UPSTREAM, f"provider '{provider.name}' is unreachable: {error}"
+            ErrorKind.UPSTREAM,
+            f"provider '{provider.name}' dropped the connection before answering: {error}",
+            outcome="disconnected",
         ) from None
 
 
@@ -113,8 +138,12 @@ async def relay(
     dialect: Dialect,
     extra_headers: Mapping[str, str],
 ) -> tuple[web.StreamResponse, Outcome]:
-    headers = client_headers(upstream.headers)
-    headers.update(extra_headers)
+    headers = CIMultiDict(client_headers(upstream.headers))
+    for name, value in extra_headers.items():
+        if name == "x-should-retry":
+            headers[name] = value  # the sidecar retried: its word replaces the provider's
+        else:
+            headers.add(name, value)
     outcome = Outcome(upstream.status)
     loop = asyncio.get_running_loop()
     if upstream.content_type != "text/event-stream":
@@ -122,7 +151,9 @@ async def relay(
             body = await upstream.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             upstream.release()
-            raise UpstreamFailure(ErrorKind.UPSTREAM, f"answer cut short: {error}") from None
+            raise UpstreamFailure(
+                ErrorKind.UPSTREAM, f"answer cut short: {error}", outcome="cut"
+            ) from None
         outcome.first_byte_at = loop.time()
         outcome.complete = True
         if (tap := request.get(RECORD_TAP)) is not None:
@@ -131,13 +162,14 @@ async def relay(
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
+    chunk = await _first_chunk(upstream)
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
     if (tap := request.get(RECORD_TAP)) is not None:
         tap.begin(upstream.status, dict(upstream.headers))
     try:
-        async for chunk in upstream.content.iter_any():
+        while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
             await response.write(chunk)
@@ -148,6 +180,7 @@ async def relay(
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
                     outcome.usage.merge(usage)
+            chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
     except TimeoutError:
@@ -164,3 +197,29 @@ async def relay(
         await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
     await response.write_eof()
     return response, outcome
+
+
+async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:
+    """A stream's first bytes, read before the client is sent anything.
+
+    A stream that dies before its first byte has relayed nothing, so it is still a
+    failure the attempt chain can retry or route elsewhere, not a broken answer.
+    """
+    try:
+        chunk = await upstream.content.readany()
+    except TimeoutError:
+        upstream.release()
+        raise UpstreamFailure(
+            ErrorKind.TIMEOUT, "stream sent nothing within firstByteMs", outcome="timeout"
+        ) from None
+    except aiohttp.ClientError as error:
+        upstream.release()
+        raise UpstreamFailure(
+            ErrorKind.UPSTREAM, f"stream cut before its first byte: {error}", outcome="cut"
+        ) from None
+    if not chunk:
+        upstream.release()
+        raise UpstreamFailure(
+            ErrorKind.UPSTREAM, "stream closed before its first byte", outcome="cut"
+        )
+    return chunk

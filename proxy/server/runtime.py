@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.config import ConfigError, LLMRolloutSpec, load_file
+from proxy.resilience.breaker import State
+from proxy.resilience.registry import Registry
 from proxy.server.budget import BudgetGate
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
+from proxy.stats import WindowStats
 
 log = logging.getLogger("llm_rollout.config")
 
@@ -42,11 +46,16 @@ class Runtime:
         source: str,
         *,
         max_body_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
         ledger_path: Path | None = None,
     ) -> None:
         self.metrics = Metrics()
+        self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
         self.keys = KeyStore()
+        #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
+        self.clock = clock
+        self.resilience = Registry(on_transition=self._breaker_moved)
         self.force_mock_env = env_force_mock()
         self.max_body_bytes = max_body_bytes
         self.last_error: str | None = None
@@ -84,3 +93,14 @@ class Runtime:
     def _publish(self) -> None:
         self.metrics.config_version.set(self.snapshot.version)
         self.metrics.real_weight.set(self.snapshot.spec.traffic.real_weight)
+        self.resilience.sync(self.snapshot.spec, self.clock())
+        self.refresh_breaker_gauges()
+
+    def refresh_breaker_gauges(self) -> None:
+        for provider, state in self.resilience.states(self.clock()).items():
+            self.metrics.breaker_state.labels(provider).set(state.value)
+
+    def _breaker_moved(self, provider: str, state: State) -> None:
+        self.metrics.breaker_state.labels(provider).set(state.value)
+        self.metrics.breaker_transitions.labels(provider, state.label).inc()
+        log.warning("circuit breaker of provider '%s' is now %s", provider, state.label)

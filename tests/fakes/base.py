@@ -117,6 +117,8 @@ class FakeProvider:
                 return response
             if fault.stall_after_chunks is not None and index == fault.stall_after_chunks:
                 await asyncio.sleep(fault.stall_seconds)
+                if request.transport is None or request.transport.is_closing():
+                    return response  # the client gave up on the silence
             await response.write(chunk)
         await response.write_eof()
         return response
@@ -125,10 +127,11 @@ class FakeProvider:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> FakeProvider:
+    async def start(self, port: int = 0) -> FakeProvider:
+        """Listen on `port` (0: a free one; a stopped fake's old port brings it back)."""
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         server = site._server
         assert server is not None

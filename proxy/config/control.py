@@ -1,0 +1,122 @@
+"""The control channel's messages: what the operator sends sidecars and what they send back.
+
+Both halves import these models, so the wire format lives next to the spec it
+carries and cannot drift between the operator and the sidecar. Pure: pydantic only.
+
+Latency travels as counts in fixed buckets rather than raw samples so that the
+operator can merge windows from any number of sidecars and still read a p95.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from proxy.config.model import LLMRolloutSpec, Model
+
+Arm = Literal["real", "mock"]
+
+#: Upper bounds (ms) of the latency buckets; one more bucket counts everything above.
+LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    750,
+    1000,
+    1500,
+    2000,
+    3000,
+    5000,
+    10000,
+    30000,
+    60000,
+    120000,
+)
+
+
+class ArmWindow(Model):
+    """One arm's requests during one window of one sidecar (or merged across sidecars)."""
+
+    requests: int = Field(default=0, ge=0)
+    errors: int = Field(default=0, ge=0, description="answers with status 429 or >= 500")
+    latency_buckets: list[int] = Field(
+        default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1),
+        min_length=len(LATENCY_BOUNDS_MS) + 1,
+        max_length=len(LATENCY_BOUNDS_MS) + 1,
+        description="request counts per LATENCY_BOUNDS_MS bucket, plus one overflow bucket",
+    )
+    latency_max_ms: float = Field(default=0.0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0, alias="costUSD")
+    metric_sums: dict[str, float] = Field(
+        default_factory=dict, description="other per-request metrics, summed; judged as means"
+    )
+
+    def merged(self, other: ArmWindow) -> ArmWindow:
+        pairs = zip(self.latency_buckets, other.latency_buckets, strict=True)
+        sums = dict(self.metric_sums)
+        for name, value in other.metric_sums.items():
+            sums[name] = sums.get(name, 0.0) + value
+        return ArmWindow(
+            requests=self.requests + other.requests,
+            errors=self.errors + other.errors,
+            latency_buckets=[a + b for a, b in pairs],
+            latency_max_ms=max(self.latency_max_ms, other.latency_max_ms),
+            cost_usd=self.cost_usd + other.cost_usd,
+            metric_sums=sums,
+        )
+
+    def latency_percentile_ms(self, q: float) -> float:
+        """The bucket bound under which a fraction `q` of requests fell (conservative)."""
+        if self.requests == 0:
+            return 0.0
+        rank = q * sum(self.latency_buckets)
+        seen = 0
+        for index, count in enumerate(self.latency_buckets):
+            seen += count
+            if seen >= rank and count:
+                if index < len(LATENCY_BOUNDS_MS):
+                    return min(float(LATENCY_BOUNDS_MS[index]), self.latency_max_ms)
+                return self.latency_max_ms
+        return self.latency_max_ms
+
+
+class WindowReport(Model):
+    """What a sidecar POSTs to `.../stats` every window."""
+
+    sidecar: str = Field(min_length=1, description="pod name (or any id unique per sidecar)")
+    config_version: int = Field(ge=0)
+    arms: dict[Arm, ArmWindow] = Field(default_factory=dict)
+
+
+class EffectiveConfig(Model):
+    """What a long-poll on `.../config` returns: the spec a sidecar applies as it is."""
+
+    version: int = Field(ge=1, description="bumps on every change; long-poll with ?after=VERSION")
+    phase: str
+    spec: LLMRolloutSpec = Field(
+        description="the rollout's spec with traffic.realWeight set to the operator's current "
+        "weight, forceMock set on abort, and each provider's rateLimit divided by the number "
+        "of connected sidecars"
+    )
+
+
+class AllowanceRequest(Model):
+    """A sidecar asking for budget: returns what it did not spend, asks for the next slice."""
+
+    sidecar: str = Field(min_length=1)
+    lease_id: str | None = Field(default=None, description="the lease being settled, if any")
+    spent_usd: Decimal = Field(default=Decimal(0), ge=0, alias="spentUSD")
+
+
+class Grant(Model):
+    """A budget slice leased to one sidecar; unspent money returns when the lease ends."""
+
+    lease_id: str
+    slice_usd: Decimal = Field(ge=0, alias="sliceUSD")
+    ttl_seconds: float = Field(gt=0)

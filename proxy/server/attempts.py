@@ -1,0 +1,268 @@
+"""Executing one request's attempt chain against real providers.
+
+`proxy.resilience.chain.Chain` decides (which provider, how long to wait, when to
+fall back, when to give up); this module only does what it says: sleeps, calls
+`open_upstream`, discards a failed answer that will be retried, relays the one
+that is final. Retries happen only before anything was relayed: once `relay`
+starts writing, the answer is the client's, and a stream that then dies ends with
+the dialect's error event (and counts against the provider's breaker).
+
+`serve_real` is the one place where a request's real call starts and ends: a
+budget reservation wraps it (reserve before, settle with `Served.usage` after).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from proxy.config import LLMRolloutSpec, Provider
+from proxy.dialects import Dialect, ErrorKind, ParsedRequest, Usage
+from proxy.resilience import retry
+from proxy.resilience.chain import Chain, GiveUp, UseMock
+from proxy.resilience.ratelimit import estimate_tokens
+from proxy.routing import Decision
+from proxy.server.keys import MissingKey
+from proxy.server.relay import Outcome, UpstreamFailure, open_upstream, relay
+from proxy.server.runtime import Runtime
+
+log = logging.getLogger("llm_rollout.attempts")
+
+
+@dataclass(slots=True)
+class Served:
+    """How a real request ended. `response` None: the chain reached the mock."""
+
+    response: web.StreamResponse | None
+    backend: str
+    status: int
+    #: What the relay learned of the answer; None when the sidecar answered itself.
+    outcome: Outcome | None = None
+    #: An attempt may have run at a provider without the sidecar learning its usage
+    #: (a timeout or a dropped connection after sending): the budget charges the hold.
+    uncertain: bool = False
+
+    @property
+    def usage(self) -> Usage:
+        return self.outcome.usage if self.outcome is not None else Usage()
+
+    @property
+    def stream_error(self) -> str | None:
+        return self.outcome.stream_error if self.outcome is not None else None
+
+    @property
+    def first_byte_at(self) -> float | None:
+        return self.outcome.first_byte_at if self.outcome is not None else None
+
+
+def error_response(
+    dialect: Dialect, kind: ErrorKind, message: str, headers: dict[str, str]
+) -> web.Response:
+    return web.Response(
+        status=kind.status,
+        body=dialect.error_body(kind, message, headers.get("x-request-id")),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+async def serve_real(
+    request: web.Request,
+    session: aiohttp.ClientSession,
+    runtime: Runtime,
+    spec: LLMRolloutSpec,
+    dialect: Dialect,
+    decision: Decision,
+    parsed: ParsedRequest,
+    headers: dict[str, str],
+    started: float,
+) -> Served:
+    """Walk the chain until an answer is relayed, the mock is due, or nothing is left.
+
+    `headers` (the sidecar's own response headers) are updated with the backend
+    that answered, the route reason and `x-should-retry: false` once retried.
+    `started` is the request's arrival on `runtime.clock`: the deadline counts from it.
+    """
+    assert decision.provider is not None
+    chain = Chain(
+        spec,
+        decision.provider,
+        runtime.resilience,
+        started=started,
+        tokens=estimate_tokens(len(parsed.raw), parsed.max_tokens),
+        draw=random.random,
+    )
+    walk = _Walk(request, session, runtime, dialect, decision, parsed, headers, chain)
+    return await walk.run()
+
+
+class _Walk:
+    """One request's walk along its chain: the I/O half of `resilience.chain.Chain`."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        session: aiohttp.ClientSession,
+        runtime: Runtime,
+        dialect: Dialect,
+        decision: Decision,
+        parsed: ParsedRequest,
+        headers: dict[str, str],
+        chain: Chain,
+    ) -> None:
+        self.request, self.session, self.runtime = request, session, runtime
+        self.dialect, self.decision, self.parsed = dialect, decision, parsed
+        self.headers, self.chain = headers, chain
+        self.clock = runtime.clock
+        self.request_id = headers["x-request-id"]
+        self.last: UpstreamFailure | None = None
+        self.uncertain = False
+
+    async def run(self) -> Served:
+        while True:
+            step = self.chain.next(self.clock())
+            if isinstance(step, UseMock):
+                self._stamp("mock")
+                return Served(None, "mock", 0, uncertain=self.uncertain)
+            if isinstance(step, GiveUp):
+                answer = _give_up(self.runtime, self.dialect, self.chain, self.last, self.headers)
+                answer.uncertain = self.uncertain
+                return answer
+            try:
+                if step.wait:
+                    await asyncio.sleep(step.wait)
+                served = await self._call(step.provider)
+            except asyncio.CancelledError:
+                self.chain.abandon(step.provider)  # no verdict: free a half-open probe
+                raise
+            if served is not None:
+                return served
+
+    async def _call(self, provider: Provider) -> Served | None:
+        """One real call to a provider: where it starts and where it ends.
+
+        Returns how the request ended, or None when the call failed before anything
+        was relayed and the chain has another step.
+        """
+        try:
+            key = self.runtime.keys.get(provider.api_key) if provider.api_key else ""
+        except MissingKey as error:
+            self.last = UpstreamFailure(
+                ErrorKind.UPSTREAM,
+                f"provider '{provider.name}' has no API key ({error}); the request was not "
+                "sent. Fix the provider's apiKey in the config.",
+                outcome="no-key",
+            )
+            log.error("request %s: %s", self.request_id, self.last)
+            return None if self.chain.skip(provider) else self._failure(provider, self.last)
+        try:
+            upstream = await _attempt(
+                self.session, self.request, self.dialect, provider, key, self.parsed,
+                self.chain.deadline - self.clock(),
+            )  # fmt: skip
+            status = upstream.status
+            self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
+            if (
+                status != 200
+                and retry.retryable(status)
+                and self.chain.failed(provider, status, upstream.headers, self.clock(), time.time())
+            ):
+                log.info("request %s: provider '%s' answered %d; next step of the chain",
+                         self.request_id, provider.name, status)  # fmt: skip
+                upstream.release()
+                return None
+            self._stamp(provider.name)
+            response, outcome = await relay(self.request, upstream, self.dialect, self.headers)
+        except UpstreamFailure as failure:
+            self.last = failure
+            self.uncertain = self.uncertain or failure.may_have_run
+            self.runtime.metrics.attempts.labels(provider.name, failure.outcome).inc()
+            log.warning("request %s: %s", self.request_id, failure)
+            if self.chain.failed(provider, None, {}, self.clock(), time.time()):
+                return None
+            return self._failure(provider, failure)
+        self.chain.done(
+            provider,
+            outcome.status,
+            upstream.headers,
+            outcome.stream_error is None,
+            outcome.usage.input_tokens + outcome.usage.output_tokens,
+            self.clock(),
+            time.time(),
+        )
+        if outcome.stream_error:
+            self.runtime.metrics.attempts.labels(
+                provider.name, f"stream-{outcome.stream_error}"
+            ).inc()
+        return Served(response, provider.name, outcome.status, outcome, self.uncertain)
+
+    def _failure(self, provider: Provider, failure: UpstreamFailure) -> Served:
+        """The last failure as the answer, in the client's dialect."""
+        self._stamp(provider.name)
+        body = error_response(self.dialect, failure.kind, f"llm-rollout: {failure}", self.headers)
+        return Served(body, provider.name, failure.kind.status, uncertain=self.uncertain)
+
+    def _stamp(self, backend: str) -> None:
+        self.headers["x-llm-backend"] = backend
+        self.headers["x-llm-route-reason"] = self.chain.reason or self.decision.reason
+        if self.chain.retried:
+            self.headers["x-should-retry"] = "false"
+
+
+async def _attempt(
+    session: aiohttp.ClientSession,
+    request: web.Request,
+    dialect: Dialect,
+    provider: Provider,
+    key: str,
+    parsed: ParsedRequest,
+    remaining: float,
+) -> aiohttp.ClientResponse:
+    """One call to a provider, cut short when the chain's deadline comes first."""
+    try:
+        async with asyncio.timeout(max(remaining, 0.001)):
+            return await open_upstream(session, request, dialect, provider, key, parsed.raw)
+    except TimeoutError:
+        raise UpstreamFailure(
+            ErrorKind.TIMEOUT,
+            f"provider '{provider.name}' did not answer before the retry deadline "
+            "(spec.retry.deadlineMs)",
+            outcome="timeout",
+        ) from None
+
+
+def _give_up(
+    runtime: Runtime,
+    dialect: Dialect,
+    chain: Chain,
+    last: UpstreamFailure | None,
+    headers: dict[str, str],
+) -> Served:
+    """No backend left: the last failure, or 503 when no provider could even be tried."""
+    now = runtime.clock()
+    reopen = min(
+        (chain.registry.state_for(p, chain.spec, now).breaker.reopens_in(now)
+         for p in chain.entries if p),
+        default=0.0,
+    )  # fmt: skip
+    headers["x-llm-backend"] = "none"
+    headers["x-llm-route-reason"] = chain.reason or "no-provider"
+    headers["retry-after"] = str(max(1, math.ceil(reopen)))
+    if chain.retried:
+        headers["x-should-retry"] = "false"
+    runtime.metrics.refused.labels(dialect.name, "no-backend").inc()
+    kind = last.kind if last is not None else ErrorKind.UNAVAILABLE
+    names = ", ".join(p.name for p in chain.entries if p)
+    message = (
+        f"llm-rollout: no provider could answer ({names}; {chain.reason}); "
+        f"last failure: {last or 'none, none could be tried'}. "
+        f"Retry after {headers['retry-after']} s."
+    )
+    return Served(error_response(dialect, kind, message, headers), "none", kind.status)

@@ -1,0 +1,114 @@
+"""The sidecar's end of the control channel: follow the operator, report the windows.
+
+Long-polls the rollout's effective config and applies each new version atomically
+(`Runtime.apply`); pushes the per-arm window stats every `stats_interval`. When the
+operator is away the sidecar keeps its last good config and retries with backoff:
+traffic never waits on the control plane. The token is re-read from its file on
+every call because projected ServiceAccount tokens rotate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import aiohttp
+from pydantic import ValidationError
+
+from proxy.config import EffectiveConfig, WindowReport
+from proxy.server.runtime import Runtime
+
+log = logging.getLogger("llm_rollout.control")
+
+
+class ControlClient:
+    def __init__(
+        self,
+        runtime: Runtime,
+        url: str,
+        rollout: str,
+        token_file: Path,
+        *,
+        sidecar: str,
+        poll_seconds: float = 30.0,
+        stats_interval: float = 10.0,
+    ) -> None:
+        namespace, _, name = rollout.partition("/")
+        if not namespace or not name:
+            raise ValueError(f"--rollout {rollout!r} is not NAMESPACE/NAME")
+        self.runtime = runtime
+        self.base = f"{url.rstrip('/')}/v1/namespaces/{namespace}/llmrollouts/{name}"
+        self.token_file = token_file
+        self.sidecar = sidecar
+        self.poll_seconds = poll_seconds
+        self.stats_interval = stats_interval
+        self.version = 0  # the operator's config version in force (0: none yet)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    def _headers(self) -> dict[str, str]:
+        token = self.token_file.read_text(encoding="utf-8").strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        self._tasks = [asyncio.create_task(self._follow()), asyncio.create_task(self._report())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+
+    async def _follow(self) -> None:
+        assert self._session is not None
+        backoff = 0.5
+        while True:
+            try:
+                params = {"after": str(self.version), "timeout": str(self.poll_seconds)}
+                timeout = aiohttp.ClientTimeout(total=self.poll_seconds + 10)
+                async with self._session.get(
+                    self.base + "/config", params=params, headers=self._headers(), timeout=timeout
+                ) as response:
+                    if response.status == 304:
+                        continue
+                    body = await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
+                config = EffectiveConfig.model_validate_json(body)
+                self.version = config.version
+                self.runtime.apply(config.spec, f"operator v{config.version} ({config.phase})")
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except (OSError, aiohttp.ClientError, RuntimeError, ValidationError) as error:
+                log.warning(
+                    "control channel %s: %s; keeping config version %d, retrying in %.1fs",
+                    self.base, error, self.runtime.snapshot.version, backoff,
+                )  # fmt: skip
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _report(self) -> None:
+        assert self._session is not None
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            report = WindowReport(
+                sidecar=self.sidecar, config_version=self.version, arms=self.runtime.stats.drain()
+            )
+            try:
+                async with self._session.post(
+                    self.base + "/stats",
+                    data=report.model_dump_json(by_alias=True),
+                    headers={**self._headers(), "Content-Type": "application/json"},
+                    timeout=aiohttp.ClientTimeout(total=5),
+                ) as response:
+                    if response.status >= 300:
+                        log.warning("stats push: HTTP %d (window dropped)", response.status)
+            except (OSError, aiohttp.ClientError) as error:
+                log.warning("stats push to %s failed: %s (window dropped)", self.base, error)

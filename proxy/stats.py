@@ -1,0 +1,59 @@
+"""Per-arm window statistics a sidecar collects for the operator's analysis.
+
+Pure and cheap on the hot path: `record` bumps a few counters; `drain` hands the
+window over (as the control channel's `ArmWindow`) and starts the next one. The
+operator merges windows from every sidecar, so nothing here is a percentile yet.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from proxy.config import LATENCY_BOUNDS_MS, Arm, ArmWindow
+
+
+def is_error(status: int) -> bool:
+    """A provider-side failure as analysis counts it: throttled or a server error."""
+    return status == 429 or status >= 500
+
+
+@dataclass(slots=True)
+class _Counters:
+    requests: int = 0
+    errors: int = 0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+    latency_max_ms: float = 0.0
+    cost_usd: float = 0.0
+
+
+class WindowStats:
+    """Counters for the current window, one set per arm."""
+
+    def __init__(self) -> None:
+        self._arms: dict[Arm, _Counters] = {}
+
+    def record(self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0) -> None:
+        counters = self._arms.get(arm)
+        if counters is None:
+            counters = self._arms[arm] = _Counters()
+        millis = seconds * 1000.0
+        counters.requests += 1
+        counters.errors += is_error(status)
+        counters.buckets[bisect_left(LATENCY_BOUNDS_MS, millis)] += 1
+        counters.latency_max_ms = max(counters.latency_max_ms, millis)
+        counters.cost_usd += cost_usd
+
+    def drain(self) -> dict[Arm, ArmWindow]:
+        """The window so far, per arm; the counters restart from zero."""
+        arms, self._arms = self._arms, {}
+        return {
+            arm: ArmWindow(
+                requests=c.requests,
+                errors=c.errors,
+                latency_buckets=c.buckets,
+                latency_max_ms=c.latency_max_ms,
+                cost_usd=c.cost_usd,
+            )
+            for arm, c in arms.items()
+        }

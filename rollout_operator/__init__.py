@@ -1,0 +1,1 @@
+"""The llm-rollout operator: walks LLMRollout steps, judges them, rolls back, keeps the budget."""

@@ -1,0 +1,3 @@
+from rollout_operator.cli import main
+
+raise SystemExit(main())

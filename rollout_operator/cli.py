@@ -1,0 +1,154 @@
+"""`llm-rollout-operator`: runs kopf with the rollout handlers and serves the control channel."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import threading
+
+import aiohttp
+import kopf
+from aiohttp import web
+
+from rollout_operator import handlers
+from rollout_operator.auth import Authenticator, TokenReviewAuthenticator
+from rollout_operator.control import build_app
+from rollout_operator.hub import Hub
+from rollout_operator.kube import KubeClient, connection
+
+
+class Operator:
+    """The operator in-process: kopf plus the control channel; tests run it against kmock."""
+
+    def __init__(
+        self,
+        *,
+        namespaces: list[str] | None = None,
+        control_host: str = "0.0.0.0",
+        control_port: int = 8090,
+        tick: float = 1.0,
+        max_poll_seconds: float = 30.0,
+        sidecar_ttl: float = 60.0,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.namespaces = namespaces or []
+        self.control_host, self.control_port = control_host, control_port
+        self.tick = tick
+        self.max_poll_seconds = max_poll_seconds
+        self.hub = Hub(sidecar_ttl=sidecar_ttl)
+        self.authenticator = authenticator
+        self._runner: web.AppRunner | None = None
+        self._client: KubeClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The operator's HTTP client for Prometheus queries (opened on first use)."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _start_control(self) -> None:
+        authenticator = self.authenticator
+        if authenticator is None:
+            self._client = KubeClient(connection())
+            authenticator = TokenReviewAuthenticator(self._client)
+        app = build_app(self.hub, authenticator, self.max_poll_seconds)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.control_host, self.control_port, reuse_address=True)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        if sockets:
+            self.control_port = int(sockets[0].getsockname()[1])
+        logging.getLogger("llm_rollout.operator").info(
+            "control channel listening on %s:%d", self.control_host, self.control_port
+        )
+        self.hub.started.set()
+
+    async def _stop_control(self) -> None:
+        for rollout in self.hub.rollouts.values():
+            rollout.changed.set()  # release the long-polls
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._client is not None:
+            await self._client.close()
+        if self._session is not None:
+            await self._session.close()
+
+    async def run(self, stop_flag: asyncio.Event | threading.Event | None = None) -> None:
+        registry = kopf.OperatorRegistry()
+        handlers.register(
+            registry,
+            self.hub,
+            tick=self.tick,
+            on_startup=self._start_control,
+            on_cleanup=self._stop_control,
+            session=self.session,
+        )
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not self.namespaces,
+            namespaces=self.namespaces,
+            standalone=True,
+            stop_flag=stop_flag,
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="llm-rollout-operator",
+        description="Walks LLMRollout steps, judges them from the sidecars' window stats, "
+        "rolls back on its own, keeps the cluster budget ledger, and serves the sidecars' "
+        "control channel. Credentials: in-cluster ServiceAccount, else KUBECONFIG.",
+    )
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeatable; default: the whole cluster)",
+    )
+    parser.add_argument(
+        "--control-listen",
+        default="0.0.0.0:8090",
+        metavar="HOST:PORT",
+        help="address of the sidecars' control channel (default %(default)s)",
+    )
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often each rollout is advanced (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    host, sep, port = args.control_listen.rpartition(":")
+    if not sep or not port.isdigit():
+        print(
+            f"llm-rollout-operator: --control-listen {args.control_listen!r} is not HOST:PORT",
+            file=sys.stderr,
+        )
+        return 2
+    operator = Operator(
+        namespaces=args.namespace,
+        control_host=host or "0.0.0.0",
+        control_port=int(port),
+        tick=args.tick,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(operator.run())
+    return 0

@@ -1,0 +1,115 @@
+"""The control channel: sidecars long-poll their rollout's config and push window stats.
+
+    GET  /v1/namespaces/{ns}/llmrollouts/{name}/config?after=V&timeout=S
+         -> 200 EffectiveConfig as soon as its version differs from V, or 304 after S s
+    POST /v1/namespaces/{ns}/llmrollouts/{name}/stats      WindowReport -> 204
+    POST /v1/namespaces/{ns}/llmrollouts/{name}/allowance  AllowanceRequest -> 200 Grant
+
+Every call carries ``Authorization: Bearer <projected ServiceAccount token>``.
+See docs/control-channel.md. The handlers only authenticate, parse and hand over
+to the hub; the hub does the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from proxy.config import AllowanceRequest, WindowReport
+from rollout_operator.auth import Authenticator, Denied
+from rollout_operator.hub import Hub, Live
+
+HUB = web.AppKey("hub", Hub)
+AUTH = web.AppKey("auth", Authenticator)
+MAX_TIMEOUT = web.AppKey("max_timeout", float)
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _caller(request: web.Request) -> tuple[Live, str]:
+    hub = request.app[HUB]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    live = hub.rollouts.get((namespace, name))
+    if live is None:
+        message = f"no LLMRollout {namespace}/{name} is managed by this operator"
+        raise web.HTTPNotFound(text=json.dumps({"error": message}), content_type="application/json")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        body = '{"error": "send Authorization: Bearer <token>"}'
+        raise web.HTTPUnauthorized(text=body, content_type="application/json")
+    try:
+        sidecar = await request.app[AUTH].authenticate(token, namespace, live.spec.selector)
+    except Denied as denied:
+        error = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[denied.status]
+        body = json.dumps({"error": str(denied)})
+        raise error(text=body, content_type="application/json") from None
+    return live, sidecar
+
+
+async def config(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    live, sidecar = await _caller(request)
+    try:
+        after = int(request.query.get("after", "0"))
+        timeout = min(float(request.query.get("timeout", "30")), request.app[MAX_TIMEOUT])
+    except ValueError:
+        return _problem(400, "after must be an integer and timeout a number of seconds")
+    live.seen[sidecar] = time.time()
+    if sidecar not in live.polling:
+        hub.publish(live)  # a new sidecar changes everyone's rate-limit share
+    live.polling[sidecar] = live.polling.get(sidecar, 0) + 1
+    try:
+        if live.effective is None or live.effective.version == after:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.changed.wait(), timeout)
+    finally:
+        live.polling[sidecar] -= 1
+        live.seen[sidecar] = time.time()
+    current = hub.rollouts.get((request.match_info["namespace"], request.match_info["name"]))
+    if current is None:
+        return _problem(404, "the LLMRollout was deleted")
+    if current.effective is None or current.effective.version == after:
+        return web.Response(status=304)
+    return web.json_response(text=current.effective.model_dump_json(by_alias=True))
+
+
+async def stats(request: web.Request) -> web.Response:
+    live, sidecar = await _caller(request)
+    try:
+        report = WindowReport.model_validate_json(await request.read())
+    except ConnectionResetError:
+        return _problem(400, "connection lost while reading the report")
+    except ValidationError as error:
+        return _problem(400, f"bad window report: {error.errors()[0]['msg']}")
+    request.app[HUB].report(live, report.model_copy(update={"sidecar": sidecar}), time.time())
+    return web.Response(status=204)
+
+
+async def allowance(request: web.Request) -> web.Response:
+    live, sidecar = await _caller(request)
+    try:
+        ask = AllowanceRequest.model_validate_json(await request.read())
+    except ValidationError as error:
+        return _problem(400, f"bad allowance request: {error.errors()[0]['msg']}")
+    now = time.time()
+    live.seen[sidecar] = now
+    live.ledger.settle(ask.lease_id, ask.spent_usd)
+    grant = live.ledger.grant(sidecar, now)
+    return web.json_response(text=grant.model_dump_json(by_alias=True))
+
+
+def build_app(hub: Hub, authenticator: Authenticator, max_timeout: float = 30.0) -> web.Application:
+    app = web.Application()
+    app[HUB], app[AUTH], app[MAX_TIMEOUT] = hub, authenticator, max_timeout
+    base = "/v1/namespaces/{namespace}/llmrollouts/{name}"
+    app.router.add_get(base + "/config", config)
+    app.router.add_post(base + "/stats", stats)
+    app.router.add_post(base + "/allowance", allowance)
+    return app

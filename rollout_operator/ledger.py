@@ -1,0 +1,123 @@
+"""The cluster budget ledger: money is granted to sidecars in leased slices.
+
+Pure. A sidecar spends only what it holds a lease for; the ledger never grants
+more than `cap - spent - reserved`, so the total in flight plus the total spent
+stays under the cap whatever the sidecars do. A lease ends when its sidecar
+settles it (reports what it spent) or when its TTL passes (the sidecar went away):
+then its unspent money returns. The ledger is saved in `status.budget`, so an
+operator restart loses no spend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from proxy.config import Grant
+
+
+def usd(amount: Decimal) -> str:
+    """Dollars as people read them: at least cents, at most micro-dollars (``2.00``, ``0.0125``)."""
+    text = f"{amount.quantize(Decimal('0.000001')):f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
+
+
+@dataclass(slots=True)
+class Lease:
+    sidecar: str
+    amount: Decimal
+    expires_at: float
+
+
+@dataclass(slots=True)
+class Ledger:
+    cap: Decimal | None  # None: no budget, grants are unlimited
+    spent: Decimal = Decimal(0)
+    period_start: str = ""
+    leases: dict[str, Lease] = field(default_factory=dict)
+    ttl_seconds: float = 60.0
+    slices_per_cap: int = 20
+
+    @property
+    def reserved(self) -> Decimal:
+        return sum((lease.amount for lease in self.leases.values()), Decimal(0))
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return None if self.cap is None else max(Decimal(0), self.cap - self.spent - self.reserved)
+
+    def roll_period(self, now: float) -> bool:
+        """A new UTC day starts a fresh daily budget; True when it did."""
+        day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT00:00:00Z")
+        if day == self.period_start:
+            return False
+        self.period_start, self.spent = day, Decimal(0)
+        return True
+
+    def expire(self, now: float) -> list[str]:
+        """End leases whose sidecar stopped renewing; their money returns."""
+        gone = [lid for lid, lease in self.leases.items() if lease.expires_at <= now]
+        for lease_id in gone:
+            del self.leases[lease_id]
+        return gone
+
+    def settle(self, lease_id: str | None, spent: Decimal) -> None:
+        """Book what a sidecar spent under a lease and end the lease.
+
+        Spend is booked even for an unknown (expired) lease: money spent is spent.
+        """
+        if lease_id is not None:
+            self.leases.pop(lease_id, None)
+        self.spent += spent
+
+    def grant(self, sidecar: str, now: float) -> Grant:
+        """The next slice for `sidecar`: a fixed fraction of the cap, never beyond what is left."""
+        self.expire(now)
+        remaining = self.remaining
+        if remaining is None or self.cap is None:
+            amount = Decimal(0)  # no cap: nothing to lease, the sidecar spends freely
+        else:
+            amount = min(remaining, (self.cap / self.slices_per_cap).quantize(Decimal("0.000001")))
+        lease_id = uuid.uuid4().hex[:12]
+        if amount > 0:
+            self.leases[lease_id] = Lease(sidecar, amount, now + self.ttl_seconds)
+        return Grant(lease_id=lease_id, slice_usd=amount, ttl_seconds=self.ttl_seconds)
+
+    def to_status(self) -> dict[str, Any]:
+        return {
+            "spentUSD": usd(self.spent),
+            "reservedUSD": usd(self.reserved),
+            "capUSD": None if self.cap is None else usd(self.cap),
+            "periodStart": self.period_start,
+            "leases": [
+                {
+                    "id": lid,
+                    "sidecar": lease.sidecar,
+                    "amountUSD": usd(lease.amount),
+                    "expiresAt": lease.expires_at,
+                }
+                for lid, lease in self.leases.items()
+            ],
+        }
+
+    @classmethod
+    def from_status(cls, cap: Decimal | None, budget: dict[str, Any], ttl: float) -> Ledger:
+        ledger = cls(cap=cap, ttl_seconds=ttl)
+        ledger.spent = Decimal(str(budget.get("spentUSD", "0")))
+        ledger.period_start = str(budget.get("periodStart", ""))
+        for item in budget.get("leases", []):
+            ledger.leases[item["id"]] = Lease(
+                item["sidecar"], Decimal(str(item["amountUSD"])), float(item["expiresAt"])
+            )
+        return ledger
+
+
+def rate_share(limit: int | None, connected: int) -> int | None:
+    """One sidecar's share of a cluster-wide rate limit (at least 1 so nobody is starved)."""
+    if limit is None:
+        return None
+    return max(1, limit // max(1, connected))

@@ -1,0 +1,183 @@
+"""One operator tick for one rollout: commands, spec changes, analysis, steps, budget, status.
+
+Called by the kopf timer (the only writer of a rollout's state) with the object's
+latest spec, metadata and status; returns the status to write and the transitions
+to post as Events. No kopf and no aiohttp here, so it is tested directly.
+
+Commands from `kubectl llmrollout` arrive as the annotation
+``llm-rollout.io/command: "<id> <verb> [weight]"``; a command is executed once,
+when its id differs from ``status.lastCommand.id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any, cast
+
+from proxy.config import ConfigError, LLMRolloutSpec, parse_duration, parse_spec
+from rollout_operator import steps
+from rollout_operator.analysis import judge, merge
+from rollout_operator.hub import Hub, Key, Live
+from rollout_operator.ledger import Ledger
+from rollout_operator.steps import CommandRejected, RolloutState, Transition
+
+COMMAND_ANNOTATION = "llm-rollout.io/command"
+VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-weight")
+LEASE_TTL_SECONDS = 60.0
+
+
+def _cap(spec: LLMRolloutSpec) -> Decimal | None:
+    return spec.budget.daily_usd
+
+
+def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen: int,
+          now: float) -> tuple[Live, list[Transition]]:  # fmt: skip
+    """The rollout as the last operator run left it (status), or a fresh start."""
+    persisted = RolloutState.from_status(status)
+    ledger = Ledger.from_status(_cap(spec), status.get("budget") or {}, LEASE_TTL_SECONDS)
+    version = int((status.get("sidecars") or {}).get("configVersion", 0))
+    if persisted is None:
+        state, transitions = steps.start(spec, now)
+        observed = gen
+    else:
+        state, transitions = persisted, [Transition("Resumed", "operator resumed this rollout")]
+        observed = int(status.get("observedGeneration", gen))
+    live = Live(spec=spec, state=state, ledger=ledger, generation=observed, version=version)
+    live.last_command = str((status.get("lastCommand") or {}).get("id", ""))
+    live.analysed_at = now
+    hub.rollouts[key] = live
+    return live, transitions
+
+
+def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], list[Transition]]:
+    command_id, _, rest = annotation.partition(" ")
+    verb, _, argument = rest.strip().partition(" ")
+    record = {"id": command_id, "verb": verb}
+    try:
+        if verb not in VERBS:
+            raise CommandRejected(f"unknown command {verb!r}; known: {', '.join(VERBS)}")
+        weight = int(argument) if verb == "set-weight" and argument.strip().isdigit() else None
+        state, transitions = steps.command(
+            live.spec, live.state, cast(steps.Command, verb), now, weight
+        )
+    except CommandRejected as error:
+        record["result"] = f"rejected: {error}"
+        return record, [Transition("CommandRejected", f"{verb}: {error}", warning=True)]
+    if state.real_weight != live.state.real_weight:
+        live.windows.clear()
+    live.state = state
+    record["result"] = "done"
+    return record, transitions
+
+
+def analysis_due(hub: Hub, key: Key, now: float) -> LLMRolloutSpec | None:
+    """The spec to analyse if an analysis of this rollout is due now (for external queries)."""
+    live = hub.rollouts.get(key)
+    if live is None or live.spec.strategy is None or live.spec.strategy.analysis is None:
+        return None
+    due = now - live.analysed_at >= parse_duration(live.spec.strategy.analysis.interval)
+    return live.spec if due else None
+
+
+def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[Transition]:
+    strategy = live.spec.strategy
+    if strategy is None or strategy.analysis is None:
+        return []
+    if now - live.analysed_at < parse_duration(strategy.analysis.interval):
+        return []
+    live.analysed_at = now
+    windows, live.windows = live.windows, []
+    if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
+        return []
+    live.judgement = judge(strategy.analysis, merge(windows), external)
+    before = live.state.real_weight
+    live.state, transitions = steps.judged(
+        live.spec, live.state, live.judgement.verdict, live.judgement.detail, now
+    )
+    if live.state.real_weight != before:
+        live.windows.clear()
+    return transitions
+
+
+def tick(
+    hub: Hub, key: Key, raw_spec: dict[str, Any], meta: dict[str, Any],
+    status: dict[str, Any], now: float, external: dict[str, float | None] | None = None,
+) -> tuple[dict[str, Any], list[Transition]]:  # fmt: skip
+    """Advance one rollout; returns the full status to write and what happened.
+
+    `external` holds this tick's values of Prometheus-sourced metrics (see `analysis_due`).
+    """
+    generation = int(meta.get("generation") or 1)
+    transitions: list[Transition] = []
+    live = hub.rollouts.get(key)
+    try:
+        spec = parse_spec(raw_spec, f"{key[0]}/{key[1]}")
+    except ConfigError as error:
+        problems = "; ".join(error.problems)
+        if live is None:
+            return {"message": f"invalid spec, not started: {problems}"}, [
+                Transition("InvalidSpec", problems, warning=True)
+            ]
+        if live.generation != generation:
+            live.generation = generation
+            transitions.append(Transition("InvalidSpec", f"kept the last good spec: {problems}",
+                                          warning=True))  # fmt: skip
+        spec = live.spec
+    if live is None:
+        live, loaded = _load(hub, key, spec, status, generation, now)
+        transitions += loaded
+    if live.generation != generation and spec is not live.spec:
+        live.spec, live.generation = spec, generation
+        live.ledger.cap = _cap(spec)
+        live.windows.clear()
+        live.state, changed = steps.spec_changed(spec, live.state, now)
+        transitions += changed
+    annotation = (meta.get("annotations") or {}).get(COMMAND_ANNOTATION, "")
+    command_record = status.get("lastCommand")
+    if annotation and annotation.partition(" ")[0] != live.last_command:
+        live.last_command = annotation.partition(" ")[0]
+        command_record, done = _command(live, annotation, now)
+        transitions += done
+    transitions += _analyse(live, now, external or {})
+    before = live.state.real_weight
+    live.state, walked = steps.advance(live.spec, live.state, now)
+    if live.state.real_weight != before:
+        live.windows.clear()
+    transitions += walked
+    previous_period = live.ledger.period_start
+    if live.ledger.roll_period(now) and previous_period and live.ledger.cap is not None:
+        transitions.append(
+            Transition("BudgetPeriod", f"new budget period {live.ledger.period_start}")
+        )
+    live.ledger.expire(now)
+    hub.publish(live)
+    return _status(hub, live, command_record, now), transitions
+
+
+def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
+    state = live.state
+    healthy = state.phase in ("Healthy", "Progressing", "Paused")
+    return {
+        **state.to_status(),
+        "analysis": None if live.judgement is None else live.judgement.to_status(),
+        "budget": live.ledger.to_status(),
+        "sidecars": {"connected": len(hub.connected(live, now)), "configVersion": live.version},
+        "conditions": [
+            {
+                "type": "Available",
+                "status": "True" if healthy else "False",
+                "reason": state.phase,
+                "message": state.message,
+            },
+        ],
+        "observedGeneration": live.generation,
+        "lastCommand": command,
+    }
+
+
+def forget(hub: Hub, key: Key) -> None:
+    live = hub.rollouts.pop(key, None)
+    if live is not None:
+        live.state = replace(live.state, phase="Aborted", real_weight=0)
+        live.changed.set()

@@ -1,0 +1,51 @@
+"""The cluster budget ledger: grants never exceed the cap; expired leases return their money."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rollout_operator.ledger import Ledger, rate_share
+
+
+def test_slices_stop_at_the_cap_and_expired_leases_return() -> None:
+    ledger = Ledger(cap=Decimal("1.00"), ttl_seconds=10, slices_per_cap=4)
+    grants = [ledger.grant(f"s{i}", now=0) for i in range(6)]
+    assert [g.slice_usd for g in grants] == [Decimal("0.25")] * 4 + [Decimal(0)] * 2
+    ledger.settle(grants[0].lease_id, Decimal("0.10"))
+    assert ledger.remaining == Decimal("0.15")
+    assert ledger.grant("s9", now=11).slice_usd == Decimal("0.25")  # the rest expired
+    assert ledger.spent == Decimal("0.10")
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 100), st.booleans()), max_size=60))
+def test_spent_plus_reserved_never_exceeds_cap(ops: list[tuple[int, int, bool]]) -> None:
+    ledger = Ledger(cap=Decimal("5.00"), ttl_seconds=30)
+    held: dict[int, tuple[str, Decimal]] = {}
+    for now, (sidecar, cents, settle) in enumerate(ops):
+        if settle and sidecar in held:
+            lease_id, amount = held.pop(sidecar)
+            ledger.settle(lease_id, min(amount, Decimal(cents) / 100))
+        else:
+            grant = ledger.grant(str(sidecar), now=float(now))
+            held[sidecar] = (grant.lease_id, grant.slice_usd)
+        assert ledger.spent + ledger.reserved <= Decimal("5.00")
+
+
+def test_status_round_trip_keeps_spend() -> None:
+    ledger = Ledger(cap=Decimal(10))
+    ledger.roll_period(0)
+    ledger.grant("a", now=0)
+    ledger.settle(None, Decimal("1.5"))
+    again = Ledger.from_status(Decimal(10), ledger.to_status(), ttl=60)
+    assert (again.spent, again.reserved, again.period_start) == (
+        Decimal("1.5"), ledger.reserved, "1970-01-01T00:00:00Z"
+    )  # fmt: skip
+
+
+def test_rate_share_divides_among_connected_sidecars() -> None:
+    assert rate_share(3000, 4) == 750
+    assert rate_share(2, 5) == 1
+    assert rate_share(None, 3) is None

@@ -1,0 +1,95 @@
+"""One operator tick, without kopf: commands, bad specs, spec changes, status contents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.config import ArmWindow, WindowReport
+from rollout_operator.hub import Hub
+from rollout_operator.reconcile import COMMAND_ANNOTATION, tick
+
+KEY = ("shop", "m")
+SPEC: dict[str, Any] = {
+    "providers": [{"name": "p", "type": "openai", "baseURL": "http://x/v1",
+                   "rateLimit": {"requestsPerMinute": 3000}}],
+    "strategy": {"steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 100}],
+                 "analysis": {"interval": "1s", "failureLimit": 1, "minRequests": 1,
+                              "metrics": [{"name": "error-rate", "max": 0.1}]}},
+}  # fmt: skip
+
+
+def run(hub: Hub, spec: dict[str, Any], now: float, generation: int = 1, command: str = "",
+        status: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    meta = {"generation": generation, "annotations": {COMMAND_ANNOTATION: command}}
+    new, transitions = tick(hub, KEY, spec, meta, status or {}, now)
+    return new, [t.reason for t in transitions]
+
+
+def test_first_tick_starts_and_publishes_the_effective_config() -> None:
+    hub = Hub()
+    status, reasons = run(hub, SPEC, now=0)
+    assert (status["phase"], status["realWeight"], status["currentStepIndex"]) == ("Paused", 20, 1)
+    assert reasons == ["WeightSet", "Paused"]
+    effective = hub.rollouts[KEY].effective
+    assert effective is not None
+    assert effective.spec.traffic.real_weight == 20
+    assert status["sidecars"] == {"connected": 0, "configVersion": effective.version}
+
+
+def test_commands_run_once_and_unknown_ones_are_refused() -> None:
+    hub = Hub()
+    run(hub, SPEC, now=0)
+    status, reasons = run(hub, SPEC, now=1, command="c1 promote")
+    assert status["realWeight"] == 100
+    assert status["lastCommand"] == {"id": "c1", "verb": "promote", "result": "done"}
+    status, reasons = run(hub, SPEC, now=2, command="c1 promote", status=status)
+    assert reasons == []  # same id: not again
+    status, reasons = run(hub, SPEC, now=3, command="c2 explode", status=status)
+    assert reasons == ["CommandRejected"]
+    assert status["lastCommand"]["result"].startswith("rejected: unknown command 'explode'")
+
+
+def test_failed_analysis_rolls_back_and_names_the_metric() -> None:
+    hub = Hub()
+    run(hub, SPEC, now=0)
+    live = hub.rollouts[KEY]
+    window = {"real": ArmWindow(requests=10, errors=5)}
+    hub.report(live, WindowReport(sidecar="a", config_version=1, arms=window), now=0.5)
+    status, reasons = run(hub, SPEC, now=1.5)
+    assert "RolledBack" in reasons
+    assert (status["phase"], status["realWeight"]) == ("Degraded", 0)
+    assert status["analysis"]["metrics"][0] == {
+        "name": "error-rate", "real": 0.5, "mock": None, "max": 0.1, "min": None, "ok": False
+    }  # fmt: skip
+    assert hub.rollouts[KEY].effective.spec.traffic.real_weight == 0  # type: ignore[union-attr]
+
+
+def test_a_bad_spec_change_keeps_the_last_good_one() -> None:
+    hub = Hub()
+    run(hub, SPEC, now=0)
+    bad = {**SPEC, "fallback": ["nope"]}
+    status, reasons = run(hub, bad, now=1, generation=2)
+    assert reasons == ["InvalidSpec"]
+    assert status["realWeight"] == 20
+    status, reasons = run(hub, {**SPEC, "forceMock": True}, now=2, generation=3)
+    assert reasons[0] == "SpecChanged"
+    assert status["observedGeneration"] == 3
+    assert hub.rollouts[KEY].effective.spec.force_mock is True  # type: ignore[union-attr]
+
+
+def test_a_never_valid_spec_is_not_started() -> None:
+    status, reasons = run(Hub(), {"providers": [{"name": "mock", "type": "x"}]}, now=0)
+    assert reasons == ["InvalidSpec"]
+    assert "not started" in status["message"]
+
+
+def test_rate_limits_are_shared_among_connected_sidecars() -> None:
+    hub = Hub()
+    run(hub, SPEC, now=0)
+    live = hub.rollouts[KEY]
+    for sidecar in ("a", "b", "c"):
+        live.seen[sidecar] = 10**10  # seen "now" for any clock
+    hub.publish(live)
+    limit = live.effective.spec.providers[0].rate_limit  # type: ignore[union-attr]
+    assert limit is not None
+    assert limit.requests_per_minute == 1000

@@ -1,0 +1,134 @@
+"""End to end: the operator under kopf against the emulated API, real sidecars, the plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from conftest import NS, Cluster, provider_spec
+
+from rollout_operator.kube import rollout_path
+
+ANALYSIS = {"interval": "1s", "failureLimit": 2, "minRequests": 3,
+            "metrics": [{"name": "error-rate", "max": 0.05},
+                        {"name": "latency-p95-ms", "max": 3000}]}  # fmt: skip
+
+
+async def test_full_rollout_5_to_100_with_pauses_promoted_by_the_plugin(cluster: Cluster) -> None:
+    await cluster.start_operator()
+    steps = [{"setWeight": 5}, {"pause": {}}, {"setWeight": 25}, {"pause": {"duration": "1s"}},
+             {"setWeight": 50}, {"setWeight": 75}, {"pause": {}}, {"setWeight": 100}]  # fmt: skip
+    strategy = {"steps": steps, "analysis": ANALYSIS}
+    await cluster.apply("marketing", provider_spec(cluster, strategy=strategy))
+    await cluster.start_sidecars("marketing", 3)
+    async with cluster.traffic(rps=40) as counts:
+        status = await cluster.wait_status("marketing", lambda s: s.get("phase") == "Paused")
+        assert (status["currentStepIndex"], status["realWeight"]) == (1, 5)
+        await cluster.wait_weights(5)
+        assert await cluster.plugin("promote", "marketing") == 0
+        # 25 %, a 1 s pause that also needs a passing analysis, then 50 and 75 and a pause.
+        status = await cluster.wait_status(
+            "marketing", lambda s: s.get("phase") == "Paused" and s.get("realWeight") == 75
+        )
+        assert status["currentStepIndex"] == 6
+        assert status["analysis"]["verdict"] == "Passed"
+        await cluster.wait_weights(75)
+        assert await cluster.plugin("promote", "marketing") == 0
+        status = await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
+        assert status["realWeight"] == 100
+        await cluster.wait_weights(100)
+        await asyncio.sleep(0.5)
+    assert counts.get("openai-primary", 0) > 0
+    assert counts.get("mock", 0) > 0
+    assert not [k for k in counts if ":" in k], counts  # no errors reached the app
+    reasons = [e["reason"] for e in await cluster.events()]
+    for reason in ("WeightSet", "Paused", "PromotedStep", "PauseEnded", "Promoted"):
+        assert reason in reasons
+    assert status["sidecars"]["connected"] == 3
+
+
+async def test_failing_provider_rolls_back_every_sidecar_to_zero(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.start_operator()
+    steps = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 100}]
+    strategy = {"steps": steps, "analysis": ANALYSIS}
+    await cluster.apply("marketing", provider_spec(cluster, strategy=strategy))
+    await cluster.start_sidecars("marketing", 3)
+    await cluster.wait_weights(25)
+    cluster.provider.failing = True
+    async with cluster.traffic(rps=40):
+        status = await cluster.wait_status("marketing", lambda s: s.get("phase") == "Degraded")
+        seconds = await cluster.wait_weights(0, within=5)
+    assert status["realWeight"] == 0
+    assert "error-rate" in status["message"]
+    assert "> max 0.05" in status["message"]
+    assert seconds <= 2.0, f"rollback reached every sidecar after {seconds:.2f}s"
+    rolled_back = await cluster.wait_event("RolledBack")
+    assert rolled_back["type"] == "Warning"
+    assert "error-rate 1 > max 0.05 (real arm; mock arm" in rolled_back["message"]
+    capsys.readouterr()
+    assert await cluster.plugin("get", "marketing") == 0
+    shown = capsys.readouterr().out
+    assert "Phase:     Degraded" in shown
+    assert "Weight:    0% real" in shown
+    assert "=> 1: pause until promoted" in shown
+    assert "error-rate               real 1          mock 0          max 0.05  FAIL" in shown
+    assert "Sidecars:  3 connected" in shown
+
+
+async def test_abort_retry_pause_resume_set_weight_through_the_plugin(cluster: Cluster) -> None:
+    await cluster.start_operator()
+    steps = [{"setWeight": 10}, {"pause": {"duration": "1h"}}, {"setWeight": 100}]
+    await cluster.apply("marketing", provider_spec(cluster, strategy={"steps": steps}))
+    await cluster.start_sidecars("marketing", 2)
+    await cluster.wait_weights(10)
+
+    assert await cluster.plugin("set-weight", "marketing", "30") == 0
+    await cluster.wait_weights(30)
+    assert (await cluster.status("marketing"))["phase"] == "Paused"
+    assert await cluster.plugin("resume", "marketing") == 0
+    assert await cluster.plugin("resume", "marketing") == 1  # refused: not paused
+    assert (await cluster.status("marketing"))["lastCommand"]["result"].startswith("rejected")
+    assert await cluster.plugin("pause", "marketing") == 0
+    assert (await cluster.status("marketing"))["pausedByUser"] is True
+    assert await cluster.plugin("resume", "marketing") == 0
+
+    assert await cluster.plugin("abort", "marketing") == 0
+    assert await cluster.wait_weights(0) <= 2.0
+    assert (await cluster.status("marketing"))["phase"] == "Aborted"
+    assert await cluster.plugin("promote", "marketing") == 1  # refused while aborted
+    assert await cluster.plugin("retry", "marketing") == 0
+    await cluster.wait_weights(10)
+    assert await cluster.plugin("promote", "marketing", "--full") == 0
+    await cluster.wait_weights(100)
+    assert (await cluster.status("marketing"))["phase"] == "Healthy"
+    await cluster.api("PATCH", rollout_path(NS, "marketing"), {"spec": {"forceMock": True}},
+                      "application/merge-patch+json")  # fmt: skip
+    started = time.monotonic()
+    while not all(s.runtime.snapshot.spec.force_mock for s, _ in cluster.sidecars):
+        assert time.monotonic() - started <= 2.0, "forceMock did not reach every sidecar in 2 s"
+        await asyncio.sleep(0.01)
+    reasons = [e["reason"] for e in await cluster.events()]
+    for reason in ("WeightSetByHand", "Resumed", "Aborted", "Retried", "Promoted"):
+        assert reason in reasons
+
+
+async def test_sidecar_of_an_unselected_pod_is_refused(cluster: Cluster) -> None:
+    import aiohttp
+
+    operator = await cluster.start_operator()
+    await cluster.apply("marketing", provider_spec(cluster))
+    await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
+    token = await cluster.add_pod("intruder", {"app": "other"})
+    url = (
+        f"http://127.0.0.1:{operator.control_port}/v1/namespaces/shop/llmrollouts/marketing/config"
+    )
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {token.read_text().strip()}"}
+        async with session.get(url, headers=headers) as response:
+            assert response.status == 403
+            assert "not selected by this rollout" in (await response.json())["error"]
+        async with session.get(url, headers={"Authorization": "Bearer forged"}) as response:
+            assert response.status == 401
