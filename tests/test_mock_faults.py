@@ -17,7 +17,15 @@ from proxy.config import parse_spec
 from proxy.dialects import ROUTES
 from proxy.mock import MockContext, answer
 from proxy.mock.simulate import first_token_seconds
-from tests.conftest import StartSidecar, anthropic_client, gemini_client, openai_client
+from tests.conftest import (
+    StartSidecar,
+    anthropic_client,
+    gemini_client,
+    openai_client,
+    real_spec,
+)
+from tests.fakes.base import Fault
+from tests.fakes.openai import FakeOpenAI
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Write a tweet"}]}
 MESSAGES = {
@@ -239,3 +247,22 @@ async def test_gemini_stream_cut_raises(start_sidecar: StartSidecar) -> None:
                 received += chunk.text or ""
     assert received
     assert caught.value.code == 500
+
+
+async def test_a_fallback_mock_never_injects_faults(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    spec = real_spec(
+        fake_openai,
+        fallback=["openai-primary", "mock"],
+        retry={"maxAttempts": 1},
+        mock={"seed": 1, "errors": {"rate": 1.0},
+              "latency": {"firstTokenMs": {"p50": 5000, "p95": 5000}}},
+    )  # fmt: skip
+    fake_openai.faults.append(Fault(status=500))
+    client = openai_client(await start_sidecar(spec))
+    started = time.monotonic()
+    raw = await client.chat.completions.with_raw_response.create(**CHAT)  # type: ignore[call-overload]
+    assert raw.headers["x-llm-backend"] == "mock"
+    assert raw.parse().choices[0].message.content
+    assert time.monotonic() - started < 4, "no simulated latency on the fallback either"

@@ -176,8 +176,9 @@ class MockFaultKinds(Model):
 class MockErrors(Model):
     """Fault injection: `rate` of requests fail, the kind drawn by `kinds` weights.
 
-    With no weight set, rate_limit, server_error, unavailable and overloaded are
-    equally likely.
+    With no weight set, rateLimit, serverError, unavailable and overloaded are
+    equally likely. A mock answering as the fallback of a failed real request never
+    injects faults or latency: it is the availability of last resort.
     """
 
     rate: float = Field(default=0.0, ge=0.0, le=1.0)

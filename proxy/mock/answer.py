@@ -130,6 +130,8 @@ def answer(
     body, events = render(request, draft)
     output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
     usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
+    if context.fallback:
+        spec = MockSpec(seed=spec.seed)  # no simulated faults or latency for a fallback
     sim = simulation_rng(spec.seed, request.raw, context.occurrence)
     fault = draw_fault(spec.errors, sim, request.stream)
     if fault is not None and fault != "stream_cut":

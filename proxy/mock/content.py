@@ -102,17 +102,24 @@ class MockContext:
     request_id: str | None = None
     #: How many times this exact request was seen before: fault draws differ per retry.
     occurrence: int = 0
-    extra: dict[str, str] = field(default_factory=dict)
+    #: The mock answers for a real request whose providers failed: no simulated faults
+    #: or latency then, it is the availability of last resort.
+    fallback: bool = False
 
     @classmethod
     def from_headers(
-        cls, headers: Mapping[str, str], request_id: str | None = None, occurrence: int = 0
+        cls,
+        headers: Mapping[str, str],
+        request_id: str | None = None,
+        occurrence: int = 0,
+        fallback: bool = False,
     ) -> MockContext:
         return cls(
             task=normalise_task(headers.get("x-llm-task")),
             brand=brand_from_header(headers.get("x-brand-context")),
             request_id=request_id,
             occurrence=occurrence,
+            fallback=fallback,
         )
 
 

@@ -164,7 +164,9 @@ class Handler:
         """The mock's answer; `arm` is "real" when a real request fell back to the mock."""
         runtime = request.app[RUNTIME]
         seen = self.mock_seen.next(parsed.raw)
-        context = mock.MockContext.from_headers(request.headers, headers["x-request-id"], seen)
+        context = mock.MockContext.from_headers(
+            request.headers, headers["x-request-id"], seen, fallback=arm != "mock"
+        )
         answer = replayed(
             request, snapshot.spec.mock.replay, self.dialect, parsed, seen
         ) or mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
