@@ -102,3 +102,22 @@ def test_counting_a_request_with_a_nullable_schema_does_not_crash() -> None:
             "type": "object", "properties": {"a": {"type": ["string", "null"]}}}}},
     }  # fmt: skip
     assert tokens.count_request("anthropic.messages", body) > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_responses_cut_answer_is_incomplete(
+    start_sidecar: StartSidecar, stream: bool
+) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    ask = {"model": "gpt-4o-mini", "input": "Write a blog post", "max_output_tokens": 16}
+    if stream:
+        events = [e async for e in await client.responses.create(stream=True, **ask)]  # type: ignore[call-overload]
+        assert events[-1].type == "response.incomplete"
+        response = events[-1].response
+    else:
+        response = await client.responses.create(**ask)  # type: ignore[call-overload]
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.usage is not None
+    assert response.usage.output_tokens <= 16

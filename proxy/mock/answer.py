@@ -90,7 +90,8 @@ class Draft:
     ident: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     structured: bool = False
-    #: The text was cut at the request's max tokens (renderers say "length"/"max_tokens").
+    #: The text was cut at the request's max tokens: renderers say so in the dialect's way
+    #: ("length", "max_tokens", "MAX_TOKENS", an incomplete response).
     truncated: bool = False
 
 
