@@ -266,3 +266,12 @@ async def test_a_fallback_mock_never_injects_faults(
     assert raw.headers["x-llm-backend"] == "mock"
     assert raw.parse().choices[0].message.content
     assert time.monotonic() - started < 4, "no simulated latency on the fallback either"
+
+
+def test_a_stream_paces_its_tokens_per_second() -> None:
+    doc = {"mock": {"latency": {"firstTokenMs": {"p50": 200, "p95": 200}, "tokensPerSecond": 50}}}
+    spec, dialect = parse_spec(doc).mock, _DIALECTS["openai.chat"]
+    reply = answer("openai.chat", dialect.parse(_raw(_chat(1) | {"stream": True})), spec)
+    assert reply.delays[0] == pytest.approx(0.2)
+    writing = sum(reply.delays[1:])
+    assert writing == pytest.approx(reply.usage.output_tokens / 50)
