@@ -24,8 +24,6 @@ import json
 import math
 from typing import Any
 
-from bpe_openai import _bindings as bpe
-
 #: Tokens OpenAI adds around each chat message and to prime the answer (its cookbook figures).
 PER_MESSAGE = 4
 PER_REQUEST = 3
@@ -65,23 +63,43 @@ _OPENAI_FAMILIES = (
 )  # fmt: skip
 
 
+#: Model names of other providers: they never need the OpenAI tables.
+_NOT_OPENAI = ("claude", "gemini", "models/", "anthropic/", "google/")
+
+
+@functools.cache
+def _bindings() -> Any:
+    """bpe-openai's native module, imported on first use, not at start-up.
+
+    Importing it costs ~70 MB of resident memory and building the o200k tables ~75 MB
+    more (docs/benchmarks.md): a sidecar that never counts OpenAI tokens (no budget
+    cap, no mock answers for OpenAI models) must not carry that.
+    """
+    from bpe_openai import _bindings as bpe
+
+    return bpe
+
+
 @functools.cache
 def _encoding_name(model: str) -> str | None:
     """The OpenAI encoding of a model name, or None when it is not an OpenAI model."""
     name = model.lower().removeprefix("openai/")
-    if name in bpe.supported_models():
-        from bpe_openai import encoding_name_for_model
+    if name.startswith(_NOT_OPENAI):
+        return None
+    family = next((enc for prefix, enc in _OPENAI_FAMILIES if name.startswith(prefix)), None)
+    if family is not None or name not in _bindings().supported_models():
+        return family
+    from bpe_openai import encoding_name_for_model
 
-        encoding: str = encoding_name_for_model(name)
-        return encoding
-    return next((enc for prefix, enc in _OPENAI_FAMILIES if name.startswith(prefix)), None)
+    encoding: str = encoding_name_for_model(name)
+    return encoding
 
 
 @functools.cache
 def _tokenizer(encoding: str) -> Any:
     # The raw Rust tokenizer: its `count` has no size limits and treats special-token
     # text as plain text, whereas `Encoding.encode` refuses both (a prompt may hold them).
-    return bpe.tokenizer_for_encoding(encoding)
+    return _bindings().tokenizer_for_encoding(encoding)
 
 
 def is_exact(model: str) -> bool:
