@@ -121,3 +121,14 @@ async def test_responses_cut_answer_is_incomplete(
     assert response.incomplete_details.reason == "max_output_tokens"
     assert response.usage is not None
     assert response.usage.output_tokens <= 16
+
+
+async def test_estimate_mode_skips_the_tokenizer(start_sidecar: StartSidecar) -> None:
+    spec = {"mock": {"seed": 2, "tokenCount": "estimate"}, "traffic": {"realWeight": 0}}
+    client = openai_client(await start_sidecar(spec))
+    completion = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "A tweet about tea"}]
+    )
+    assert completion.usage is not None
+    content = completion.choices[0].message.content or ""
+    assert completion.usage.completion_tokens == tokens.estimate(content)

@@ -127,7 +127,9 @@ def answer(
     task = context.task or recognise_task(prompt)
     brand = context.brand or brand_from_system(system_text(request.payload))
     shape = wanted(dialect, request.payload, prompt)
-    draft = _draft(dialect, rng, prompt, request, shape, task, brand)
+    # The name the tokenizer is chosen by: none (the estimate) unless exact counts are wanted.
+    counted_as = request.model if spec.token_count == "exact" else ""
+    draft = _draft(dialect, rng, prompt, request, shape, task, brand, counted_as)
     body, events = render(request, draft)
     output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
     usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
@@ -184,13 +186,14 @@ def _draft(
     shape: Wanted | None,
     task: str | None,
     brand: Brand | None,
+    counted_as: str,
 ) -> Draft:
     """The content: text for the task, JSON valid against the asked schema, or a tool call."""
     ident = _ident(rng)
     text, calls, whole = "", [], ""
     if shape is None:
         whole = write(task, rng, prompt, brand) if task else compose(rng, prompt)
-        text = _within(request.model, first_words(whole, request.max_tokens), request.max_tokens)
+        text = _within(counted_as, first_words(whole, request.max_tokens), request.max_tokens)
     elif shape.kind == "json":
         fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
         text = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
@@ -203,8 +206,8 @@ def _draft(
     return Draft(
         rng=rng,
         text=text,
-        input_tokens=count_request(dialect, request.payload, request.model),
-        output_tokens=count_text(request.model, produced),
+        input_tokens=count_request(dialect, request.payload, counted_as),
+        output_tokens=count_text(counted_as, produced),
         created=int(time.time()),
         ident=ident,
         tool_calls=calls,
