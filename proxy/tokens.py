@@ -84,7 +84,7 @@ def _bindings() -> Any:
 def _encoding_name(model: str) -> str | None:
     """The OpenAI encoding of a model name, or None when it is not an OpenAI model."""
     name = model.lower().removeprefix("openai/")
-    if name.startswith(_NOT_OPENAI):
+    if not name or name.startswith(_NOT_OPENAI):  # no name: the estimate, no tables loaded
         return None
     family = next((enc for prefix, enc in _OPENAI_FAMILIES if name.startswith(prefix)), None)
     if family is not None or name not in _bindings().supported_models():

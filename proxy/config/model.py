@@ -208,7 +208,7 @@ class MockSpec(Model):
     latency: MockLatency = MockLatency()
     errors: MockErrors = MockErrors()
     replay: MockReplay | None = None
-    #: exact: OpenAI models' usage from their real tokenizer (costs ~130 MB of RSS once
+    #: exact: OpenAI models' usage from their real tokenizer (costs ~125 MB of RSS once
     #: loaded); estimate: the documented approximation for every model.
     token_count: Literal["exact", "estimate"] = "exact"
 
