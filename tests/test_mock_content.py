@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from proxy.mock.content import TASKS, Brand, recognise_task, write
+from proxy.mock.content import (
+    TASKS,
+    Brand,
+    brand_from_system,
+    recognise_task,
+    system_text,
+    write,
+)
 from tests.conftest import StartSidecar, anthropic_client, openai_client
 
 MOCK_ONLY = {"mock": {"seed": 5}, "traffic": {"realWeight": 0}}
@@ -160,3 +167,17 @@ async def test_structured_answers_speak_of_the_topic_and_brand(start_sidecar: St
     assert all(tag in {"#FairTrade", "#OatMilk"} for tag in email.hashtags[:1])
     for banned in BRAND["avoid"]:
         assert not re.search(rf"\b{banned}\b", email.model_dump_json(), re.IGNORECASE)
+
+
+def test_brand_lines_are_read_from_every_dialects_system_prompt() -> None:
+    lines = "Brand: Acme\nVoice: playful\nAvoid: cheap"
+    shapes = [
+        {"messages": [{"role": "system", "content": lines}]},  # OpenAI chat
+        {"messages": [{"role": "developer", "content": [{"type": "text", "text": lines}]}]},
+        {"system": [{"type": "text", "text": lines}]},  # Anthropic blocks
+        {"instructions": lines},  # Responses
+        {"systemInstruction": {"parts": [{"text": lines}]}},  # Gemini
+    ]
+    for payload in shapes:
+        brand = brand_from_system(system_text(payload))
+        assert brand == Brand(name="Acme", voice=("playful",), avoid=("cheap",)), payload
