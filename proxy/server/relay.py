@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
 log = logging.getLogger("llm_rollout.relay")
@@ -155,6 +156,8 @@ async def relay(
             ) from None
         outcome.first_byte_at = loop.time()
         outcome.complete = True
+        if (tap := request.get(RECORD_TAP)) is not None:
+            tap.whole(upstream.status, dict(upstream.headers), body)
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
@@ -163,11 +166,15 @@ async def relay(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
+    if (tap := request.get(RECORD_TAP)) is not None:
+        tap.begin(upstream.status, dict(upstream.headers))
     try:
         while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
             await response.write(chunk)
+            if tap is not None:
+                tap.chunk(chunk)
             for event in parser.feed(chunk):
                 outcome.complete = outcome.complete or dialect.is_terminal(event)
                 usage = dialect.usage_from_event(event)
