@@ -36,6 +36,10 @@ _DROP_REQUEST = _HOP_BY_HOP | {"authorization", "x-api-key", "x-goog-api-key", "
 _DROP_RESPONSE = _HOP_BY_HOP | {"content-encoding", "set-cookie", "server", "date"}
 
 
+#: `Outcome.stream_error` when the provider itself ended the stream with an error event.
+PROVIDER_ERROR = "provider-error"
+
+
 class UpstreamFailure(Exception):
     """The provider could not be reached or did not answer in time; nothing was relayed."""
 
@@ -176,6 +180,9 @@ async def relay(
             if tap is not None:
                 tap.chunk(chunk)
             for event in parser.feed(chunk):
+                if dialect.is_error_event(event):
+                    outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
+                    outcome.complete = True
                 outcome.complete = outcome.complete or dialect.is_terminal(event)
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
@@ -191,7 +198,7 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     finally:
         upstream.release()
-    if outcome.stream_error:
+    if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
         message = f"upstream stream {outcome.stream_error} before completion"
         log.warning("%s: %s", dialect.name, message)
         await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
