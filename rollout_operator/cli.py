@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import random
 import sys
 import threading
 
@@ -18,6 +19,9 @@ from rollout_operator.auth import Authenticator, TokenReviewAuthenticator
 from rollout_operator.control import build_app
 from rollout_operator.hub import Hub
 from rollout_operator.kube import KubeClient, connection
+from rollout_operator.metrics import add_metrics_route
+from rollout_operator.webhook import bootstrap
+from rollout_operator.webhook.server import WebhookSettings
 
 
 class Operator:
@@ -33,6 +37,9 @@ class Operator:
         max_poll_seconds: float = 30.0,
         sidecar_ttl: float = 60.0,
         authenticator: Authenticator | None = None,
+        peering: str | None = None,
+        liveness: str | None = None,
+        webhook: WebhookSettings | None = None,
     ) -> None:
         self.namespaces = namespaces or []
         self.control_host, self.control_port = control_host, control_port
@@ -40,7 +47,9 @@ class Operator:
         self.max_poll_seconds = max_poll_seconds
         self.hub = Hub(sidecar_ttl=sidecar_ttl)
         self.authenticator = authenticator
+        self.peering, self.liveness, self.webhook = peering, liveness, webhook
         self._runner: web.AppRunner | None = None
+        self._webhook_runner: web.AppRunner | None = None
         self._client: KubeClient | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -56,6 +65,7 @@ class Operator:
             self._client = KubeClient(connection())
             authenticator = TokenReviewAuthenticator(self._client)
         app = build_app(self.hub, authenticator, self.max_poll_seconds)
+        add_metrics_route(app, self.hub)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.control_host, self.control_port, reuse_address=True)
@@ -66,6 +76,9 @@ class Operator:
         logging.getLogger("llm_rollout.operator").info(
             "control channel listening on %s:%d", self.control_host, self.control_port
         )
+        if self.webhook is not None:  # stateless: every replica serves it, paused or not
+            self._client = self._client or KubeClient(connection())
+            self._webhook_runner = await bootstrap.start(self._client, self.webhook)
         self.hub.started.set()
 
     async def _stop_control(self) -> None:
@@ -73,6 +86,8 @@ class Operator:
             rollout.changed.set()  # release the long-polls
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._webhook_runner is not None:
+            await self._webhook_runner.cleanup()
         if self._client is not None:
             await self._client.close()
         if self._session is not None:
@@ -92,7 +107,12 @@ class Operator:
             registry=registry,
             clusterwide=not self.namespaces,
             namespaces=self.namespaces,
-            standalone=True,
+            standalone=self.peering is None,
+            peering_name=self.peering,
+            # kopf pauses every peer but the highest-priority one, and lets equal priorities
+            # all run (with a warning); a random priority per process makes exactly one active.
+            priority=random.SystemRandom().randint(1, 2**31 - 1) if self.peering else None,
+            liveness_endpoint=self.liveness,
             stop_flag=stop_flag,
         )
 
@@ -126,6 +146,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how often each rollout is advanced (default %(default)s)",
     )
     parser.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="run as one of several replicas: kopf peering object NAME elects the one active "
+        "operator (default: standalone, a single replica)",
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8091/healthz",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser.parse_args(argv)
@@ -148,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         control_host=host or "0.0.0.0",
         control_port=int(port),
         tick=args.tick,
+        peering=args.peering,
+        liveness=args.liveness,
+        # The injection webhook, when the Helm chart enables it (LLM_ROLLOUT_WEBHOOK_*).
+        webhook=WebhookSettings.from_env(),
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(operator.run())

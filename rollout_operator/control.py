@@ -40,7 +40,14 @@ async def _caller(request: web.Request) -> tuple[Live, str]:
     live = hub.rollouts.get((namespace, name))
     if live is None:
         message = f"no LLMRollout {namespace}/{name} is managed by this operator"
-        raise web.HTTPNotFound(text=json.dumps({"error": message}), content_type="application/json")
+        # A paused (standby) replica knows no rollout. Closing the connection makes the
+        # sidecar's retry open a new one, which the Service may send to the active replica;
+        # a kept-alive connection would bring it back here on every retry.
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": message}),
+            content_type="application/json",
+            headers={"Connection": "close"},
+        )
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         body = '{"error": "send Authorization: Bearer <token>"}'

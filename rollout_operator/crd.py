@@ -1,7 +1,8 @@
 """The LLMRollout CRD, generated from the pydantic spec so the two cannot drift.
 
 `python -m rollout_operator.crd` prints the CRD; `--write` updates the committed
-`manifests/crd.yaml` (a test fails when that file differs from a fresh generation).
+`charts/llm-rollout/files/crd.yaml`, which the Helm chart installs and `make manifests`
+renders into `manifests/crd.yaml` (tests fail when either differs from a fresh generation).
 
 Pydantic emits JSON Schema 2020-12; Kubernetes wants a *structural* OpenAPI v3.0
 schema. The conversion inlines `$ref`s, drops `anyOf: [X, null]` for `X`, turns
@@ -27,7 +28,7 @@ KIND = "LLMRollout"
 PLURAL = "llmrollouts"
 SHORT_NAME = "llmro"
 DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]{1,6})?$"
-COMMITTED = Path(__file__).resolve().parent.parent / "manifests" / "crd.yaml"
+COMMITTED = Path(__file__).resolve().parent.parent / "charts" / "llm-rollout" / "files" / "crd.yaml"
 
 #: Cross-field rules pydantic checks in validators, as CEL for the API server.
 RULES: dict[str, list[dict[str, str]]] = {

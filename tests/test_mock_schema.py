@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -9,6 +10,9 @@ import jsonschema
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from proxy.config import parse_spec
+from proxy.dialects import ROUTES
+from proxy.mock import answer
 from proxy.mock.schema import from_openapi, generate
 
 NAMES = st.sampled_from(
@@ -180,11 +184,96 @@ def test_gemini_openapi_schema_converts() -> None:
             "tags": {"type": "ARRAY", "items": {"type": "STRING"}, "minItems": "2"},
             "mood": {"type": "STRING", "format": "enum", "enum": ["calm", "bold"]},
             "note": {"type": "STRING", "nullable": True},
+            "slogan": {"type": "STRING", "max_length": "12"},  # proto snake_case, int64 string
         },
-        "required": ["title", "tags", "mood", "note"],
+        "required": ["title", "tags", "mood", "note", "slogan"],
     }
     schema = from_openapi(gemini)
     value = generate(schema, random.Random(5))
     jsonschema.validate(value, schema)
     assert len(value["tags"]) >= 2
     assert value["mood"] in {"calm", "bold"}
+    assert len(value["slogan"]) <= 12
+
+
+# -- every dialect's answer to a schema-carrying request validates ---------------------------
+
+_DIALECTS = {d.name: d for _, d in ROUTES}
+_MODELS = {
+    "openai.chat": "gpt-4o-mini",
+    "openai.responses": "gpt-4o-mini",
+    "anthropic.messages": "claude-sonnet-5",
+    "gemini.generate_content": "gemini-2.5-flash",
+}
+_USER = "Write our spring campaign"
+
+
+def _request(dialect: str, schema: dict[str, Any], tool: bool) -> dict[str, Any]:
+    """A request asking for JSON against `schema`, or forcing a tool that takes it."""
+    if dialect == "openai.chat":
+        base: dict[str, Any] = {"model": "gpt-4o-mini",
+                                "messages": [{"role": "user", "content": _USER}]}  # fmt: skip
+        if tool:
+            return base | {
+                "tools": [{"type": "function", "function": {"name": "save", "parameters": schema}}],
+                "tool_choice": "required",
+            }
+        wanted = {"type": "json_schema", "json_schema": {"name": "out", "schema": schema}}
+        return base | {"response_format": wanted}
+    if dialect == "openai.responses":
+        base = {"model": "gpt-4o-mini", "input": _USER}
+        if tool:
+            return base | {"tools": [{"type": "function", "name": "save", "parameters": schema}],
+                           "tool_choice": {"type": "function", "name": "save"}}  # fmt: skip
+        return base | {"text": {"format": {"type": "json_schema", "name": "o", "schema": schema}}}
+    if dialect == "anthropic.messages":
+        base = {"model": "claude-sonnet-5", "max_tokens": 4000,
+                "messages": [{"role": "user", "content": _USER}]}  # fmt: skip
+        if tool:
+            return base | {"tools": [{"name": "save", "input_schema": schema}],
+                           "tool_choice": {"type": "tool", "name": "save"}}  # fmt: skip
+        return base | {"output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    base = {"contents": [{"role": "user", "parts": [{"text": _USER}]}]}
+    if tool:
+        return base | {
+            "tools": [{"functionDeclarations": [{"name": "save", "parametersJsonSchema": schema}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+        }
+    return base | {"generationConfig": {"responseMimeType": "application/json",
+                                        "responseJsonSchema": schema}}  # fmt: skip
+
+
+def _produced(dialect: str, body: dict[str, Any], tool: bool) -> Any:
+    """The JSON instance inside a dialect's answer (a tool's arguments, or the text)."""
+    if dialect == "openai.chat":
+        message = body["choices"][0]["message"]
+        if tool:
+            return json.loads(message["tool_calls"][0]["function"]["arguments"])
+        return json.loads(message["content"])
+    if dialect == "openai.responses":
+        item = body["output"][0]
+        return json.loads(item["arguments"] if tool else item["content"][0]["text"])
+    if dialect == "anthropic.messages":
+        block = body["content"][0]
+        return block["input"] if tool else json.loads(block["text"])
+    part = body["candidates"][0]["content"]["parts"][0]
+    return part["functionCall"]["args"] if tool else json.loads(part["text"])
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    schema=SCHEMAS.map(
+        lambda s: {"type": "object", "properties": {"result": s}, "required": ["result"]}
+    ),
+    seed=st.integers(0, 2**31),
+    dialect=st.sampled_from(sorted(_MODELS)),
+    tool=st.booleans(),
+)
+def test_every_dialect_answers_valid_json(
+    schema: dict[str, Any], seed: int, dialect: str, tool: bool
+) -> None:
+    raw = json.dumps(_request(dialect, schema, tool)).encode()
+    parsed = _DIALECTS[dialect].parse(raw, path_model=_MODELS[dialect])
+    reply = answer(dialect, parsed, parse_spec({"mock": {"seed": seed}}).mock)
+    assert reply.status == 200
+    jsonschema.validate(_produced(dialect, json.loads(reply.body), tool), schema)

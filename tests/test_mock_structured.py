@@ -30,6 +30,13 @@ class Campaign(BaseModel):
     owner: str | None
 
 
+class GeminiBrief(BaseModel):
+    name: str
+    channel: Literal["email", "instagram", "linkedin", "x"]
+    ads: list[Ad] = Field(min_length=2, max_length=4)
+    owner: str | None
+
+
 async def test_openai_chat_parse_gives_a_valid_pydantic_object(start_sidecar: StartSidecar) -> None:
     client = openai_client(await start_sidecar(MOCK_ONLY))
     completion = await client.chat.completions.parse(
@@ -204,3 +211,61 @@ async def test_anthropic_parse_with_output_format(start_sidecar: StartSidecar) -
     campaign = message.parsed_output
     assert isinstance(campaign, Campaign)
     assert all(len(ad.description) <= 90 for ad in campaign.ads)
+
+
+async def test_responses_parse_with_nested_constrained_model(start_sidecar: StartSidecar) -> None:
+    client = openai_client(await start_sidecar(MOCK_ONLY))
+    response = await client.responses.parse(
+        model="gpt-4o-mini", input="Plan a campaign for our tea brand", text_format=Campaign
+    )
+    campaign = response.output_parsed
+    assert isinstance(campaign, Campaign)
+    assert all(len(ad.headline) <= 30 for ad in campaign.ads)
+
+
+@pytest.mark.parametrize("as_json_schema", [False, True])
+async def test_gemini_schema_parses_into_the_model(
+    start_sidecar: StartSidecar, as_json_schema: bool
+) -> None:
+    from google.genai import types
+
+    from tests.conftest import gemini_client
+
+    sidecar = await start_sidecar(MOCK_ONLY)
+    # google-genai's own Schema type refuses exclusiveMinimum: the SDK path gets GeminiBrief.
+    schema = {"response_json_schema": Campaign.model_json_schema()} if as_json_schema else {
+        "response_schema": GeminiBrief
+    }  # fmt: skip
+    async with gemini_client(sidecar).aio as client:
+        response = await client.models.generate_content(
+            model="gemini-2.5-flash",
+            contents="Plan a campaign for our tea brand",
+            config=types.GenerateContentConfig(response_mime_type="application/json", **schema),
+        )
+    model = Campaign if as_json_schema else GeminiBrief
+    campaign = model.model_validate_json(response.text or "")
+    assert 2 <= len(campaign.ads) <= 4
+
+
+async def test_gemini_forced_function_call(start_sidecar: StartSidecar) -> None:
+    from google.genai import types
+
+    from tests.conftest import gemini_client
+
+    parameters = WEATHER_TOOL["function"]["parameters"]  # type: ignore[index]
+    sidecar = await start_sidecar(MOCK_ONLY)
+    async with gemini_client(sidecar).aio as client:
+        response = await client.models.generate_content(
+            model="gemini-2.5-flash",
+            contents="What should I wear in Osaka?",
+            config=types.GenerateContentConfig(
+                tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+                    name="get_weather", parameters_json_schema=parameters)])],
+                tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
+                    mode=types.FunctionCallingConfigMode.ANY)),
+            ),
+        )  # fmt: skip
+    assert response.function_calls
+    call = response.function_calls[0]
+    assert call.name == "get_weather"
+    jsonschema.validate(call.args, parameters)

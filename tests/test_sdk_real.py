@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -150,3 +151,54 @@ async def test_missing_key_is_reported_without_calling_the_provider(
     with pytest.raises(openai.APIStatusError, match="TEST_OPENAI_KEY is not set"):
         await client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
     assert fake_openai.requests == []
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_provider_error_event_midstream_is_relayed_once_and_counted(
+    start_sidecar: StartSidecar,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    provider: str,
+) -> None:
+    sidecar = await start_sidecar(real_spec(fake_openai, fake_anthropic))
+    if provider == "openai":
+        fake_openai.faults.append(Fault(error_after_chunks=2))
+        path, marker, dialect, backend = (
+            "/v1/chat/completions",
+            '{"error"',
+            "openai.chat",
+            ("openai-primary"),
+        )
+        body = {"model": "gpt-4o-mini", "messages": ASK, "stream": True}
+    else:
+        fake_anthropic.faults.append(Fault(error_after_chunks=4))
+        path, marker, dialect, backend = (
+            "/v1/messages",
+            "event: error",
+            "anthropic.messages",
+            ("anthropic-primary"),
+        )
+        body = {"model": "claude-sonnet-5", "max_tokens": 64, "messages": ASK, "stream": True}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://127.0.0.1:{sidecar.data_port}{path}", json=body,
+                  headers={"anthropic-version": "2023-06-01"}) as response,
+    ):  # fmt: skip
+        text = (await response.read()).decode()
+    assert text.count(marker) == 1, "the provider's error reaches the client once, unaltered"
+    assert "before completion" not in text, "no second, sidecar-made error is appended"
+    errors = sidecar.runtime.metrics.stream_errors.labels(dialect, backend, "provider-error")
+    assert errors._value.get() == 1
+
+
+async def test_anthropic_sdk_raises_on_the_relayed_overloaded_event(
+    start_sidecar: StartSidecar, fake_anthropic: FakeAnthropic
+) -> None:
+    client = anthropic_client(await start_sidecar(real_spec(anthropic_fake=fake_anthropic)))
+    fake_anthropic.faults.append(Fault(error_after_chunks=4))
+    with pytest.raises(anthropic.APIStatusError, match="Overloaded"):
+        async with client.messages.stream(
+            model="claude-sonnet-5", max_tokens=64, messages=ASK
+        ) as stream:
+            async for _ in stream.text_stream:
+                pass

@@ -162,14 +162,55 @@ class MockLatency(Model):
     tokens_per_second: float = Field(default=0, ge=0, description="0 streams as fast as possible")
 
 
+class MockFaultKinds(Model):
+    """Relative weights of the injected faults (any non-negative numbers)."""
+
+    rate_limit: float = Field(default=0.0, ge=0.0, description="429 with retry-after")
+    server_error: float = Field(default=0.0, ge=0.0, description="500")
+    unavailable: float = Field(default=0.0, ge=0.0, description="503")
+    overloaded: float = Field(default=0.0, ge=0.0, description="Anthropic 529; 503 elsewhere")
+    timeout: float = Field(default=0.0, ge=0.0, description="a long wait, then 504")
+    stream_cut: float = Field(default=0.0, ge=0.0, description="stream ends with an error event")
+
+
 class MockErrors(Model):
+    """Fault injection: `rate` of requests fail, the kind drawn by `kinds` weights.
+
+    With no weight set, rateLimit, serverError, unavailable and overloaded are
+    equally likely. A mock answering as the fallback of a failed real request never
+    injects faults or latency: it is the availability of last resort.
+    """
+
     rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    kinds: MockFaultKinds = MockFaultKinds()
+    retry_after_seconds: int = Field(default=1, ge=0, le=3600)
+    timeout_seconds: float = Field(default=30.0, ge=0.0, le=600.0)
+
+
+class MockReplay(Model):
+    """Answer from recorded cassettes (`replay`) or write them from real traffic (`record`)."""
+
+    cassette: str = Field(min_length=1, description="path of the YAML cassette file")
+    mode: Literal["replay", "record"] = "replay"
+    #: What must agree for a recording to answer a request: method, path, model, body
+    #: (the JSON equal) or bodySubset (every recorded field present and equal).
+    match: list[Literal["method", "path", "model", "body", "bodySubset"]] = Field(
+        default=["method", "path", "body"], min_length=1
+    )
+    #: A request no recording matches: the generated mock answers it, or a 404 error.
+    on_miss: Literal["mock", "error"] = "mock"
+    #: Play streams at the recorded pace, or as fast as possible.
+    timing: Literal["recorded", "none"] = "recorded"
 
 
 class MockSpec(Model):
     seed: int = 0
     latency: MockLatency = MockLatency()
     errors: MockErrors = MockErrors()
+    replay: MockReplay | None = None
+    #: exact: OpenAI models' usage from their real tokenizer (costs ~125 MB of RSS once
+    #: loaded); estimate: the documented approximation for every model.
+    token_count: Literal["exact", "estimate"] = "exact"
 
 
 class StickyKey(Model):

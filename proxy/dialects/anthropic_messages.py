@@ -47,6 +47,9 @@ class AnthropicMessages(Dialect):
     def is_terminal(self, event: Event) -> bool:
         return event.event == "message_stop"
 
+    def is_error_event(self, event: Event) -> bool:
+        return event.event == "error"
+
     def describe(
         self, payload: dict[str, Any], raw: bytes, path_model: str | None, query_stream: bool
     ) -> ParsedRequest:

@@ -102,6 +102,15 @@ class Dialect(ABC):
         A stream that closes before it is a cut, and the client is told so.
         """
 
+    def is_error_event(self, event: Event) -> bool:
+        """Whether a stream event is the provider's own report that the stream failed.
+
+        It reaches the client as it is (the SDK raises on it), so the relay adds no
+        error of its own, but counts the stream as failed. OpenAI chat and Gemini
+        send ``{"error": {...}}`` as a data chunk; other dialects name an event.
+        """
+        return event.data.startswith('{"error"')
+
     def parse(
         self, body: bytes, path_model: str | None = None, query_stream: bool = False
     ) -> ParsedRequest:

@@ -47,6 +47,9 @@ class OpenAIResponses(OpenAIDialect):
     def is_terminal(self, event: Event) -> bool:
         return event.event in _TERMINAL
 
+    def is_error_event(self, event: Event) -> bool:
+        return event.event in ("error", "response.failed")
+
     def describe(
         self, payload: dict[str, Any], raw: bytes, path_model: str | None, query_stream: bool
     ) -> ParsedRequest:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.config.model import MockSpec
-from proxy.dialects import ParsedRequest, Usage
+from proxy.dialects import ROUTES, ParsedRequest, Usage
 from proxy.mock import (
     anthropic_messages,
     gemini,
@@ -18,9 +18,28 @@ from proxy.mock import (
     openai_embeddings,
     openai_responses,
 )
-from proxy.mock.schema import generate
+from proxy.mock.content import (
+    TASK_SCHEMAS,
+    Brand,
+    MockContext,
+    brand_from_system,
+    recognise_task,
+    subject_of,
+    system_text,
+    write,
+)
+from proxy.mock.schema import Hints, generate
+from proxy.mock.simulate import (
+    cut_stream,
+    draw_fault,
+    fault_response,
+    first_token_seconds,
+    generation_seconds,
+    simulation_rng,
+)
 from proxy.mock.structured import Wanted, wanted
-from proxy.mock.text import compose, count_tokens, last_user_text, request_rng
+from proxy.mock.text import compose, first_words, last_user_text, request_rng
+from proxy.tokens import count_request, count_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +52,12 @@ class Answer:
     events: list[bytes] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    #: Extra response headers (`retry-after` on a simulated 429).
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Seconds to wait before the status line: generation time, or a simulated hang.
+    wait: float = 0.0
+    #: The injected fault, if any (`spec.mock.errors`), for metrics.
+    fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +90,9 @@ class Draft:
     ident: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     structured: bool = False
+    #: The text was cut at the request's max tokens: renderers say so in the dialect's way
+    #: ("length", "max_tokens", "MAX_TOKENS", an incomplete response).
+    truncated: bool = False
 
 
 Renderer = Callable[[ParsedRequest, Draft], tuple[bytes, list[bytes]]]
@@ -83,59 +111,108 @@ DIALECTS: dict[str, tuple[PromptReader, Renderer]] = {
     "openai.embeddings": (openai_embeddings.prompt, openai_embeddings.render),
     "gemini.generate_content": (gemini.prompt, gemini.render),
 }
+_BY_NAME = {dialect.name: dialect for _, dialect in ROUTES}
 #: Dialects that answer with vectors, not generated text: they produce no output tokens.
 _NO_OUTPUT = frozenset({"openai.embeddings"})
 
 
-def answer(dialect: str, request: ParsedRequest, spec: MockSpec) -> Answer:
+def answer(
+    dialect: str, request: ParsedRequest, spec: MockSpec, context: MockContext | None = None
+) -> Answer:
+    """The mock's whole answer to `request`; `context` carries what the headers said."""
+    context = context or MockContext()
     read_prompt, render = DIALECTS[dialect]
     rng = request_rng(spec.seed, request.raw)
     prompt = read_prompt(request.payload)
-    draft = _draft(rng, prompt, request, wanted(dialect, request.payload, prompt))
+    task = context.task or recognise_task(prompt)
+    brand = context.brand or brand_from_system(system_text(request.payload))
+    shape = wanted(dialect, request.payload, prompt)
+    # The name the tokenizer is chosen by: none (the estimate) unless exact counts are wanted.
+    counted_as = request.model if spec.token_count == "exact" else ""
+    draft = _draft(dialect, rng, prompt, request, shape, task, brand, counted_as)
     body, events = render(request, draft)
     output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
     usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
-    if not request.stream:
+    if context.fallback:
+        spec = MockSpec(seed=spec.seed)  # no simulated faults or latency for a fallback
+    sim = simulation_rng(spec.seed, request.raw, context.occurrence)
+    fault = draw_fault(spec.errors, sim, request.stream)
+    if fault is not None and fault != "stream_cut":
+        failed = fault_response(fault, _BY_NAME[dialect], spec.errors, context.request_id)
         return Answer(
-            200,
+            failed.status,
             "application/json",
-            body=body,
-            usage=usage,
+            body=failed.body,
+            headers=failed.headers,
+            wait=failed.wait,
+            fault=fault,
         )
-    return Answer(
-        200,
-        "text/event-stream",
-        events=events,
-        delays=_delays(rng, spec, len(events)),
-        usage=usage,
-    )
+    first = first_token_seconds(spec.latency, sim)
+    writing = generation_seconds(spec.latency, output_tokens)
+    if not request.stream:
+        return Answer(200, "application/json", body=body, usage=usage, wait=first + writing)
+    if fault == "stream_cut":
+        sent = len(events)
+        events, kept = cut_stream(events, _BY_NAME[dialect], sim)
+        usage.output_tokens = output_tokens * kept // max(1, sent)
+        writing = writing * kept / max(1, sent)
+    step = writing / (len(events) - 1) if len(events) > 1 else 0.0
+    delays = [first] + [step] * (len(events) - 1) if events else []
+    return Answer(200, "text/event-stream", events=events, delays=delays, usage=usage, fault=fault)
+
+
+def _within(model: str, text: str, max_tokens: int | None) -> str:
+    """`text` shortened word by word until the model's tokenizer counts <= `max_tokens`."""
+    while max_tokens is not None and " " in text and count_text(model, text) > max_tokens:
+        text = text[: text.rstrip().rfind(" ")].rstrip()
+    return text
+
+
+def _hints(prompt: str, brand: Brand | None) -> Hints:
+    """Generated JSON speaks of the request's subject and brand, like the text answers do."""
+    brand = brand or Brand()
+    return Hints(subject_of(prompt), brand.name, brand.keywords, brand.avoid)
 
 
 def _ident(rng: random.Random) -> str:
     return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=24))
 
 
-def _draft(rng: random.Random, prompt: str, request: ParsedRequest, shape: Wanted | None) -> Draft:
-    """The content: free text, JSON valid against the asked schema, or a tool call."""
+def _draft(
+    dialect: str,
+    rng: random.Random,
+    prompt: str,
+    request: ParsedRequest,
+    shape: Wanted | None,
+    task: str | None,
+    brand: Brand | None,
+    counted_as: str,
+) -> Draft:
+    """The content: text for the task, JSON valid against the asked schema, or a tool call."""
     ident = _ident(rng)
-    text, calls = "", []
+    text, calls, whole = "", [], ""
     if shape is None:
-        text = compose(rng, prompt, request.max_tokens)
+        whole = write(task, rng, prompt, brand) if task else compose(rng, prompt)
+        text = _within(counted_as, first_words(whole, request.max_tokens), request.max_tokens)
     elif shape.kind == "json":
-        text = _json(generate(shape.schema or _ANY_OBJECT, rng, shape.name))
+        fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
+        text = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
     else:
-        arguments = _json(generate(shape.schema or _ANY_OBJECT, rng, shape.name))
+        arguments = _json(
+            generate(shape.schema or _ANY_OBJECT, rng, shape.name, _hints(prompt, brand))
+        )
         calls = [ToolCall(_ident(rng), shape.name, arguments)]
     produced = text + "".join(c.name + c.arguments for c in calls)
     return Draft(
         rng=rng,
         text=text,
-        input_tokens=count_tokens(request.raw.decode("utf-8", "replace")),
-        output_tokens=count_tokens(produced),
+        input_tokens=count_request(dialect, request.payload, counted_as),
+        output_tokens=count_text(counted_as, produced),
         created=int(time.time()),
         ident=ident,
         tool_calls=calls,
         structured=shape is not None,
+        truncated=shape is None and text != whole,
     )
 
 
@@ -150,11 +227,3 @@ _ANY_OBJECT: dict[str, Any] = {
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _delays(rng: random.Random, spec: MockSpec, count: int) -> list[float]:
-    """Time to first token, then a steady rate, from the latency profile."""
-    first = spec.latency.first_token_ms
-    ttft = first.p50 / 1000 if first.p95 == first.p50 else rng.uniform(first.p50, first.p95) / 1000
-    step = 1 / spec.latency.tokens_per_second if spec.latency.tokens_per_second else 0.0
-    return [ttft] + [step] * (count - 1) if count else []

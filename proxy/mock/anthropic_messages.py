@@ -25,7 +25,9 @@ def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
         "model": request.model,
         "stop_sequence": None,
     }
-    stop_reason = "tool_use" if draft.tool_calls else "end_turn"
+    stop_reason = (
+        "tool_use" if draft.tool_calls else "max_tokens" if draft.truncated else "end_turn"
+    )
     calls = [
         {"type": "tool_use", "id": f"toolu_{call.ident}", "name": call.name, "input": call.input}
         for call in draft.tool_calls

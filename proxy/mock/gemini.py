@@ -40,7 +40,8 @@ def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
     def chunk(parts: list[dict[str, Any]], finish: bool, output_tokens: int) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
         if finish:
-            candidate["finishReason"] = "STOP"  # Gemini ends function calls with STOP too
+            # Gemini ends function calls with STOP too.
+            candidate["finishReason"] = "MAX_TOKENS" if draft.truncated else "STOP"
         candidate["index"] = 0
         return {"candidates": [candidate], "usageMetadata": _usage(draft, output_tokens)} | tail
 

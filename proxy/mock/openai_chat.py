@@ -35,7 +35,7 @@ def _calls(draft: Draft) -> list[dict[str, Any]]:
 def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
     ident = f"chatcmpl-{draft.ident}"
     head: dict[str, Any] = {"id": ident, "created": draft.created, "model": request.model}
-    finish = "tool_calls" if draft.tool_calls else "stop"
+    finish = "tool_calls" if draft.tool_calls else "length" if draft.truncated else "stop"
     if not request.stream:
         message: dict[str, Any] = {"role": "assistant", "content": draft.text, "refusal": None}
         if draft.tool_calls:

@@ -84,7 +84,7 @@ def _items(draft: Draft) -> list[dict[str, Any]]:
         {
             "id": f"msg_{draft.ident}",
             "type": "message",
-            "status": "completed",
+            "status": "incomplete" if draft.truncated else "completed",
             "role": "assistant",
             "content": [part],
         }
@@ -93,7 +93,11 @@ def _items(draft: Draft) -> list[dict[str, Any]]:
 
 def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
     items = _items(draft)
-    done = _response(request, draft, "completed") | {"output": items, "usage": _usage(draft)}
+    # Cut at max_output_tokens: the API calls the response incomplete and says why.
+    status = "incomplete" if draft.truncated else "completed"
+    done = _response(request, draft, status) | {"output": items, "usage": _usage(draft)}
+    if draft.truncated:
+        done["incomplete_details"] = {"reason": "max_output_tokens"}
     if not request.stream:
         return dumps(done), []
 
@@ -124,5 +128,5 @@ def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
             emit("response.output_text.done", where | {"text": draft.text, "logprobs": []})
             emit("response.content_part.done", where | {"part": part})
         emit("response.output_item.done", {"output_index": index, "item": item})
-    emit("response.completed", {"response": done})
+    emit(f"response.{status}", {"response": done})
     return b"", events

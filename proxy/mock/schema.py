@@ -23,6 +23,7 @@ import re
 import string
 import uuid
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -96,7 +97,20 @@ _SENTENCES = [
 ]
 
 
-def generate(schema: Schema | bool, rng: random.Random, name: str = "") -> Any:
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the request is about, so that text fields speak of it: the topic, the brand's
+    name and keywords, and words the brand never uses."""
+
+    topic: str = ""
+    brand: str = ""
+    keywords: tuple[str, ...] = ()
+    avoid: tuple[str, ...] = ()
+
+
+def generate(
+    schema: Schema | bool, rng: random.Random, name: str = "", hints: Hints | None = None
+) -> Any:
     """An instance of `schema` (JSON Schema, draft 2020-12 or 7 keywords).
 
     `name` is the field or tool name the value is for; it steers the content.
@@ -105,7 +119,7 @@ def generate(schema: Schema | bool, rng: random.Random, name: str = "") -> Any:
     validator = _validator(root)
     candidate: Any = None
     for _ in range(_ATTEMPTS):
-        candidate = _Gen(root, rng).value(root, name, 0)
+        candidate = _Gen(root, rng, hints or Hints()).value(root, name, 0)
         if validator is None or validator.is_valid(candidate):
             return candidate
     return candidate
@@ -121,9 +135,10 @@ def _validator(schema: Schema) -> Any:
 
 
 class _Gen:
-    def __init__(self, root: Schema, rng: random.Random) -> None:
+    def __init__(self, root: Schema, rng: random.Random, hints: Hints) -> None:
         self.root = root
         self.rng = rng
+        self.hints = hints
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -345,7 +360,7 @@ class _Gen:
         if value is None and isinstance(pattern, str):
             value = _from_pattern(pattern, self.rng)
         if value is None:
-            value = _text_for(name, self.rng)
+            value = _scrub(_text_for(name, self.rng, self.hints), self.hints.avoid)
         return _fit_length(value, low, int(high) if high is not None else None, self.rng)
 
 
@@ -447,27 +462,48 @@ def _number_for(name: str, rng: random.Random) -> float | None:
     return None
 
 
-def _text_for(name: str, rng: random.Random) -> str:
-    """A string that reads like the field it fills."""
+#: Limits a field's name implies when its schema sets none (email subject, X post).
+_NAMED_LIMITS = (({"subject"}, 78), ({"tweet"}, 280), ({"preheader"}, 100))
+
+
+def _scrub(text: str, avoid: tuple[str, ...]) -> str:
+    for word in avoid:
+        text = re.sub(rf"\s*\b{re.escape(word)}\b", "", text, flags=re.IGNORECASE).strip()
+    return text
+
+
+def _text_for(name: str, rng: random.Random, hints: Hints) -> str:
+    """A string that reads like the field it fills (and fits the limit its name implies)."""
+    text = _plain_text_for(name, rng, hints)
     words = _words(name)
-    adjective, noun = rng.choice(_WORDS), rng.choice(_NOUNS)
+    for names, limit in _NAMED_LIMITS:
+        if words & names and len(text) > limit:
+            text = text[:limit].rsplit(" ", 1)[0]
+    return text
+
+
+def _plain_text_for(name: str, rng: random.Random, hints: Hints) -> str:
+    words = _words(name)
+    adjective = rng.choice(_WORDS)
+    noun = hints.topic or rng.choice(_NOUNS)
     person = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
     if words & {"email", "mail"}:
         return f"{rng.choice(_FIRST).lower()}.{rng.choice(_LAST).lower()}@example.com"
     if words & {"url", "uri", "link", "website", "href", "homepage", "image", "src"}:
-        return f"https://example.com/{adjective}-{noun}"
+        return f"https://example.com/{adjective}-{re.sub(r'[^a-z0-9]+', '-', noun.lower())}"
     if words & {"phone", "tel", "mobile"}:
         return f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"
     if words & {"uuid", "guid"}:
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
     if words & {"id", "sku", "code", "key", "slug", "handle"}:
-        return f"{adjective}-{noun}-{rng.randint(100, 999)}"
+        return f"{adjective}-{rng.choice(_NOUNS)}-{rng.randint(100, 999)}"
     if "date" in words or "deadline" in words:
         return _formatted("date", rng) or "2026-01-01"
     if words & {"time", "timestamp", "at"}:
         return _formatted("date-time", rng) or "2026-01-01T09:00:00Z"
     if words & {"hashtag", "hashtags", "tag", "tags", "keyword", "keywords"}:
-        return f"#{adjective.capitalize()}{noun.capitalize()}"
+        source = rng.choice(hints.keywords) if hints.keywords else f"{adjective} {noun}"
+        return "#" + re.sub(r"[^A-Za-z0-9]", "", source.title())
     if words & {"color", "colour"}:
         return rng.choice(_COLORS)
     if words & {"cta", "action", "button"}:
@@ -481,7 +517,7 @@ def _text_for(name: str, rng: random.Random) -> str:
     if words & {"country"}:
         return rng.choice(_COUNTRIES)
     if words & {"company", "brand", "organization", "organisation", "vendor"}:
-        return rng.choice(_COMPANIES)
+        return hints.brand or rng.choice(_COMPANIES)
     if words & {"author", "person", "customer", "owner", "user", "contact"} or name == "name":
         return person
     if words & {"first"}:
@@ -501,7 +537,9 @@ def _text_for(name: str, rng: random.Random) -> str:
     if words & {"status", "state", "type", "kind", "category", "level", "priority"}:
         return rng.choice(["active", "draft", "primary", "standard"])
     if words & {"body", "content", "description", "text", "copy", "message", "details", "bio"}:
-        return " ".join(rng.sample(_SENTENCES, k=2))
+        about = f"Meet the {adjective} {noun}" + (f" from {hints.brand}." if hints.brand else ".")
+        extra = f" Think {', '.join(hints.keywords)}." if hints.keywords else ""
+        return about + extra + " " + rng.choice(_SENTENCES)
     if words & {"reason", "rationale", "explanation", "notes", "note", "feedback", "comment"}:
         return rng.choice(_SENTENCES)
     return f"{adjective} {noun}"
@@ -667,6 +705,9 @@ def from_openapi(schema: Any) -> Schema:
     """
     if not isinstance(schema, dict):
         return {}
+    # The REST API takes proto JSON, so snake_case (`max_length`, as the SDK sends nested
+    # schemas) is as valid as camelCase.
+    schema = {_camel(k): v for k, v in schema.items()}
     out: Schema = {}
     kind = schema.get("type")
     if isinstance(kind, str) and kind.upper() != "TYPE_UNSPECIFIED":
@@ -693,3 +734,8 @@ def from_openapi(schema: Any) -> Schema:
         if "enum" in out:
             out["enum"] = [*out["enum"], None]
     return out
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part.capitalize() for part in rest)

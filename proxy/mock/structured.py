@@ -164,36 +164,47 @@ def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
 # -- Gemini -----------------------------------------------------------------------------------
 
 
+def _field(source: Any, camel: str) -> Any:
+    """A Gemini field by its camelCase name or its proto snake_case one (both are accepted)."""
+    if not isinstance(source, dict):
+        return None
+    if camel in source:
+        return source[camel]
+    return source.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel))
+
+
 def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
     contents = _list(payload.get("contents"))
     last = _dict(contents[-1]) if contents else {}
-    after_tool_result = any("functionResponse" in _dict(p) for p in _list(last.get("parts")))
+    after_tool_result = any(
+        _field(p, "functionResponse") is not None for p in _list(last.get("parts"))
+    )
     tools = [
         Tool(
             str(fn.get("name")),
             str(fn.get("description", "")),
-            _dict(fn.get("parametersJsonSchema"))
+            _dict(_field(fn, "parametersJsonSchema"))
             or from_openapi(fn.get("parameters"))
             or {"type": "object"},
         )
         for t in _list(payload.get("tools"))
-        for fn in map(_dict, _list(_dict(t).get("functionDeclarations")))
+        for fn in map(_dict, _list(_field(t, "functionDeclarations")))
         if fn.get("name")
     ]
-    calling = _dict(_dict(payload.get("toolConfig")).get("functionCallingConfig"))
+    calling = _dict(_field(_field(payload, "toolConfig"), "functionCallingConfig"))
     mode = str(calling.get("mode", "AUTO")).upper()
     if mode != "NONE" and not after_tool_result:
-        allowed = [n for n in _list(calling.get("allowedFunctionNames")) if isinstance(n, str)]
+        allowed = [n for n in _list(_field(calling, "allowedFunctionNames")) if isinstance(n, str)]
         forced = allowed[0] if mode == "ANY" and allowed else None
         wanted = choose_tool(tools, forced, mode == "ANY", prompt)
         if wanted:
             return wanted
-    config = _dict(payload.get("generationConfig"))
-    if isinstance(config.get("responseJsonSchema"), dict):
-        return Wanted("json", config["responseJsonSchema"])
-    if isinstance(config.get("responseSchema"), dict):
-        return Wanted("json", from_openapi(config["responseSchema"]))
-    if config.get("responseMimeType") == "application/json":
+    config = _dict(_field(payload, "generationConfig"))
+    if isinstance(_field(config, "responseJsonSchema"), dict):
+        return Wanted("json", _field(config, "responseJsonSchema"))
+    if isinstance(_field(config, "responseSchema"), dict):
+        return Wanted("json", from_openapi(_field(config, "responseSchema")))
+    if _field(config, "responseMimeType") == "application/json":
         return Wanted("json")
     return None
 

@@ -62,18 +62,20 @@ def topic_of(prompt: str) -> str:
     return " ".join(words[:4]) if words else "your request"
 
 
-def compose(rng: random.Random, prompt: str, max_words: int | None = None) -> str:
-    """A few sentences about the prompt's topic, cut to `max_words` when given."""
+def compose(rng: random.Random, prompt: str) -> str:
+    """A few sentences about the prompt's topic."""
     text = rng.choice(_OPENERS).format(topic=topic_of(prompt))
-    text += " " + " ".join(rng.sample(_SENTENCES, k=rng.randint(2, 4)))
-    if max_words is not None:
-        text = " ".join(text.split()[: max(1, max_words)])
-    return text
+    return text + " " + " ".join(rng.sample(_SENTENCES, k=rng.randint(2, 4)))
 
 
-def count_tokens(text: str) -> int:
-    """Approximate tokens: about four characters each, as the providers document."""
-    return max(1, (len(text) + 3) // 4)
+def first_words(text: str, max_tokens: int | None) -> str:
+    """`text` cut to `max_tokens` words (a word is at least a token), layout kept."""
+    if max_tokens is None:
+        return text
+    words = list(re.finditer(r"\S+", text))
+    if len(words) <= max_tokens:
+        return text
+    return text[: words[max(1, max_tokens) - 1].end()]
 
 
 def split_for_stream(text: str, structured: bool = False) -> list[str]:

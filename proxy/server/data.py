@@ -33,7 +33,15 @@ from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
 from proxy.server.attempts import error_response, serve_real
 from proxy.server.budget import Ticket, billed_usage, cost_header
+from proxy.server.replay import (
+    CASSETTES,
+    CassetteStore,
+    finish_recording,
+    replayed,
+    start_recording,
+)
 from proxy.server.runtime import Runtime, Snapshot
+from proxy.server.shadow import record_shadow_cost
 
 log = logging.getLogger("llm_rollout.request")
 
@@ -48,6 +56,7 @@ class Handler:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
+        self.mock_seen = mock.Occurrences()  # a retried request draws a fresh mock fault
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
@@ -93,6 +102,7 @@ class Handler:
             response = await self._serve_mock(request, snapshot, parsed, headers)
         else:
             assert ticket is not None
+            start_recording(request, snapshot.spec.mock.replay)
             try:
                 response = await self._serve_real(
                     request, runtime, snapshot, decision, parsed, headers, chain_started, ticket
@@ -100,6 +110,7 @@ class Handler:
             finally:
                 if not ticket.settled:  # an unexpected exit: charge the whole hold
                     runtime.budget.settle(ticket, None)
+            await finish_recording(request, snapshot.spec.mock.replay, parsed)
         backend = headers["x-llm-backend"]
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, backend
@@ -152,12 +163,24 @@ class Handler:
     ) -> web.StreamResponse:
         """The mock's answer; `arm` is "real" when a real request fell back to the mock."""
         runtime = request.app[RUNTIME]
-        answer = mock.answer(self.dialect.name, parsed, snapshot.spec.mock)
+        seen = self.mock_seen.next(parsed.raw)
+        context = mock.MockContext.from_headers(
+            request.headers, headers["x-request-id"], seen, fallback=arm != "mock"
+        )
+        answer = replayed(
+            request, snapshot.spec.mock.replay, self.dialect, parsed, seen
+        ) or mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
+        headers.update(answer.headers)
+        if answer.wait:
+            await asyncio.sleep(answer.wait)
+        if answer.fault == "stream_cut":
+            runtime.metrics.stream_errors.labels(self.dialect.name, "mock", "mock_fault").inc()
         runtime.metrics.record_usage(
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
+        record_shadow_cost(runtime, self.dialect, parsed.model, answer.usage)
         self._count(runtime, "mock", arm, answer.status)
-        if not parsed.stream:
+        if not answer.events:  # a JSON body: an answer, or a simulated error even to a stream
             return web.Response(
                 status=answer.status, body=answer.body, content_type=answer.content_type,
                 headers=headers,
@@ -287,6 +310,7 @@ async def not_found(request: web.Request) -> web.Response:
 def build_data_app(runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=runtime.max_body_bytes)
     app[RUNTIME] = runtime
+    app[CASSETTES] = CassetteStore()
     for path, dialect in ROUTES:
         app.router.add_post(path, Handler(dialect).handle)
     app.router.add_route("*", "/{tail:.*}", not_found)

@@ -104,6 +104,12 @@ class Metrics:
             ["provider", "model", "tenant", "arm"],
             registry=r,
         )
+        self.mock_shadow_cost = Counter(
+            "llm_rollout_mock_shadow_cost_usd",
+            "USD the mock's answers would have cost on the real provider, by provider and model.",
+            ["provider", "model"],
+            registry=r,
+        )
         self.budget_spent = Gauge(
             "llm_rollout_budget_spent_usd",
             "Settled spend of each budget in its current period.",

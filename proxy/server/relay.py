@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
 log = logging.getLogger("llm_rollout.relay")
@@ -33,6 +34,10 @@ _HOP_BY_HOP = frozenset(
 #: provider key) and encodings (usage is read from the body, so ask for identity).
 _DROP_REQUEST = _HOP_BY_HOP | {"authorization", "x-api-key", "x-goog-api-key", "accept-encoding"}
 _DROP_RESPONSE = _HOP_BY_HOP | {"content-encoding", "set-cookie", "server", "date"}
+
+
+#: `Outcome.stream_error` when the provider itself ended the stream with an error event.
+PROVIDER_ERROR = "provider-error"
 
 
 class UpstreamFailure(Exception):
@@ -155,6 +160,8 @@ async def relay(
             ) from None
         outcome.first_byte_at = loop.time()
         outcome.complete = True
+        if (tap := request.get(RECORD_TAP)) is not None:
+            tap.whole(upstream.status, dict(upstream.headers), body)
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
@@ -163,12 +170,19 @@ async def relay(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
+    if (tap := request.get(RECORD_TAP)) is not None:
+        tap.begin(upstream.status, dict(upstream.headers))
     try:
         while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
             await response.write(chunk)
+            if tap is not None:
+                tap.chunk(chunk)
             for event in parser.feed(chunk):
+                if dialect.is_error_event(event):
+                    outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
+                    outcome.complete = True
                 outcome.complete = outcome.complete or dialect.is_terminal(event)
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
@@ -184,7 +198,7 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     finally:
         upstream.release()
-    if outcome.stream_error:
+    if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
         message = f"upstream stream {outcome.stream_error} before completion"
         log.warning("%s: %s", dialect.name, message)
         await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))

@@ -28,6 +28,9 @@ class FakeAnthropic(FakeProvider):
         return {"type": "error", "error": {"type": _TYPES.get(status, "api_error"),
                                            "message": message}}  # fmt: skip
 
+    def stream_error_event(self) -> bytes:
+        return sse(self.error_body(529, "Overloaded"), "error")
+
     def ok_headers(self) -> dict[str, str]:
         self._count += 1
         return {

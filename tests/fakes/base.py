@@ -27,6 +27,7 @@ class Fault:
     first_byte_delay: float = 0.0  # seconds before anything is sent
     cut_after_chunks: int | None = None  # stream: drop the connection after N chunks
     stall_after_chunks: int | None = None  # stream: go silent after N chunks
+    error_after_chunks: int | None = None  # stream: the provider's own error event after N
     stall_seconds: float = 30.0
 
 
@@ -68,6 +69,10 @@ class FakeProvider:
 
     def ok_headers(self) -> dict[str, str]:
         return {}
+
+    def stream_error_event(self) -> bytes:
+        """The event this provider sends when it fails in the middle of a stream."""
+        return sse(self.error_body(500, "The server had an error while processing your request."))
 
     # -- shared machinery -------------------------------------------------------
     def route(self, path: str, handler: Route) -> None:
@@ -114,6 +119,10 @@ class FakeProvider:
             if fault.cut_after_chunks is not None and index == fault.cut_after_chunks:
                 assert request.transport is not None
                 request.transport.close()  # no terminating chunk: the client sees a cut
+                return response
+            if fault.error_after_chunks is not None and index == fault.error_after_chunks:
+                await response.write(self.stream_error_event())  # as providers do when
+                await response.write_eof()  # they fail mid-answer (e.g. overloaded)
                 return response
             if fault.stall_after_chunks is not None and index == fault.stall_after_chunks:
                 await asyncio.sleep(fault.stall_seconds)

@@ -116,12 +116,17 @@ class Cluster:
     async def wait_status(
         self, name: str, check: Callable[[dict[str, Any]], bool], within: float = 20
     ) -> dict[str, Any]:
+        """Poll until `check(status)`; a field the operator has not written yet
+        (KeyError) means "not yet", as an absent value would to a person watching."""
         deadline = time.monotonic() + within
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
             status = await self.status(name)
-            if check(status):
-                return status
+            try:
+                if check(status):
+                    return status
+            except KeyError:
+                pass
             await asyncio.sleep(0.1)
         raise AssertionError(f"status never matched; last: {json.dumps(status)[:1500]}")
 

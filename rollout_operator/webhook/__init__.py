@@ -1,0 +1,1 @@
+"""Sidecar injection: a mutating admission webhook for pods (pure mutation + thin server)."""

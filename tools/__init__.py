@@ -1,0 +1,1 @@
+"""Developer and CI tooling (not shipped in the image)."""
