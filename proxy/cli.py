@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--control-url",
         metavar="URL",
         help="follow the llm-rollout operator at URL (e.g. http://llm-rollout-operator:8090): "
-        "long-poll the rollout's config, push window stats; --config is the start-up config",
+        "long-poll the rollout's config, push window stats, spend the rollout's daily cap only "
+        "from budget slices the operator grants; --config is the start-up config",
     )
     control.add_argument("--rollout", metavar="NS/NAME", help="the LLMRollout to follow")
     control.add_argument(

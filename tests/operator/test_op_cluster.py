@@ -104,8 +104,14 @@ async def test_three_sidecars_spend_the_cluster_cap_through_their_own_gates(
     assert backends.get("mock", 0) > 0, "demand was above the cap: the rest went to the mock"
     # Measured 88-94 %; the rest is parked in the sidecars' last slices (<= cap/20 each).
     assert billed >= CAP * Decimal("0.7"), f"only ${billed} of ${CAP} was used"
-    spent_by = [s.runtime.budget.ledger.cluster_allowance.spent for s in sidecars]
+    labels = {"provider": "openai-primary", "model": "gpt-4o-mini", "tenant": "none",
+              "arm": "real"}  # fmt: skip
+    spent_by = [
+        s.runtime.metrics.registry.get_sample_value("llm_rollout_cost_usd_total", labels) or 0.0
+        for s in sidecars
+    ]
     assert all(spent > 0 for spent in spent_by), f"each sidecar spent a share: {spent_by}"
+    assert sum(spent_by) == pytest.approx(float(billed)), "the gates settled what was billed"
 
     # The operator's ledger follows what the sidecars settled (reported every window).
     status = await cluster.wait_status(
