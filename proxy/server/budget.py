@@ -8,6 +8,10 @@ unknowable, which charges the whole hold). Everything else -- logging threshold
 events, gauges, the cost counter, writing the file -- happens here, so the
 handler only calls two methods.
 
+In cluster mode (`join_cluster`, when the sidecar follows an operator) the rollout's
+cap is the operator's: the ledger spends only the slices a `SliceKeeper` is fed, and
+admissions wake the keeper when it should ask for more.
+
 File writes are grouped: every hold taken while a write is in flight shares the
 next write, so a burst of calls costs a few fsyncs, not one each. Settlements do
 not wait for the disk: the file stores spent *plus reserved*, and settling only
@@ -33,6 +37,7 @@ from proxy.budget import (
     UnknownPrice,
     store,
 )
+from proxy.budget.ledger import CLUSTER_KEY
 from proxy.budget.slices import SliceKeeper
 from proxy.config import LLMRolloutSpec, Provider
 from proxy.dialects import Dialect, ParsedRequest, Usage
@@ -237,7 +242,7 @@ class BudgetGate:
         result, events = self.ledger.reserve(tenant, worst, self.clock())
         self._emit(events)
         if isinstance(result, Refusal):
-            self._need(refused=worst)
+            self._need(refused=worst if result.budget == CLUSTER_KEY else None)
             self.metrics.budget_refusals.labels(result.budget).inc()
             log.info("budget refusal: %s", result.message)
             return result
