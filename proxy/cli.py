@@ -80,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--control-url",
         metavar="URL",
         help="follow the llm-rollout operator at URL (e.g. http://llm-rollout-operator:8090): "
-        "long-poll the rollout's config, push window stats; --config is the start-up config",
+        "long-poll the rollout's config, push window stats, spend the rollout's daily cap only "
+        "from budget slices the operator grants; --config is the start-up config",
     )
     control.add_argument("--rollout", metavar="NS/NAME", help="the LLMRollout to follow")
     control.add_argument(
@@ -132,9 +133,9 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    await sidecar.stop()  # first: calls in flight settle, so the client returns whole slices
     if client is not None:
         await client.stop()
-    await sidecar.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

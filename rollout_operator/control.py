@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import json
 import time
+from decimal import Decimal
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from proxy.config import AllowanceRequest, WindowReport
+from proxy.config import AllowanceRequest, Grant, WindowReport
 from rollout_operator.auth import Authenticator, Denied
 from rollout_operator.hub import Hub, Live
 
@@ -107,8 +108,12 @@ async def allowance(request: web.Request) -> web.Response:
         return _problem(400, f"bad allowance request: {error.errors()[0]['msg']}")
     now = time.time()
     live.seen[sidecar] = now
-    live.ledger.settle(ask.lease_id, ask.spent_usd)
-    grant = live.ledger.grant(sidecar, now)
+    kept = live.ledger.settle(ask.lease_id, ask.spent_usd, ask.keep_usd, now)
+    if ask.want_slice:
+        grant = live.ledger.grant(sidecar, now)
+    else:
+        grant = Grant(lease_id="", slice_usd=Decimal(0), ttl_seconds=live.ledger.ttl_seconds)
+    grant = grant.model_copy(update={"kept_usd": kept})
     return web.json_response(text=grant.model_dump_json(by_alias=True))
 
 

@@ -65,14 +65,24 @@ class Ledger:
             del self.leases[lease_id]
         return gone
 
-    def settle(self, lease_id: str | None, spent: Decimal) -> None:
-        """Book what a sidecar spent under a lease and end the lease.
+    def settle(
+        self, lease_id: str | None, spent: Decimal, keep: Decimal = Decimal(0), now: float = 0.0
+    ) -> Decimal:
+        """Book what a sidecar spent under a lease; renew the lease at `keep`, or end it.
 
-        Spend is booked even for an unknown (expired) lease: money spent is spent.
+        The lease is renewed (a fresh TTL) at most at what it held minus the spend just
+        booked, so renewing never raises `spent + reserved`. Spend is booked even for
+        an unknown (expired) lease: money spent is spent. Returns what stays leased.
         """
-        if lease_id is not None:
-            self.leases.pop(lease_id, None)
+        lease = self.leases.pop(lease_id, None) if lease_id is not None else None
         self.spent += spent
+        if lease is None or keep <= 0:
+            return Decimal(0)
+        kept = min(keep, max(Decimal(0), lease.amount - spent))
+        if kept > 0:
+            assert lease_id is not None
+            self.leases[lease_id] = Lease(lease.sidecar, kept, now + self.ttl_seconds)
+        return kept
 
     def grant(self, sidecar: str, now: float) -> Grant:
         """The next slice for `sidecar`: a fixed fraction of the cap, never beyond what is left."""

@@ -14,7 +14,7 @@ from proxy.config import parse_spec
 from proxy.config.model import CircuitBreaker, RateLimit, Retry, Tenants
 from proxy.resilience import retry
 from proxy.resilience.breaker import Breaker, State
-from proxy.resilience.chain import Chain, GiveUp, Try, UseMock, fallback_chain
+from proxy.resilience.chain import Chain, GiveUp, Try, UseMock, fallback_chain, health
 from proxy.resilience.ratelimit import Limiter
 from proxy.resilience.registry import Registry
 from proxy.resilience.tenants import TenantQuotas
@@ -238,6 +238,48 @@ def test_registry_keeps_state_of_unchanged_providers() -> None:
     )
     registry.sync(moved, 2.0)
     assert registry.states(2.0) == {"a": State.CLOSED}, "a redefined provider starts fresh"
+
+
+def test_a_new_rate_limit_share_resizes_the_buckets_and_keeps_the_breaker() -> None:
+    """A sidecar joining the cluster halves everyone's share: an open breaker stays open,
+    and what was used of the old share stays used (no fresh burst)."""
+    spec = _spec(circuitBreaker={"minRequests": 1})
+    with_limit = spec.model_copy(update={"providers": [
+        spec.providers[0].model_copy(update={"rate_limit": RateLimit(requestsPerMinute=600)})
+    ]})  # fmt: skip
+    registry = Registry()
+    registry.sync(with_limit, 0.0)
+    state = registry.get("a")
+    state.breaker.record(False, 0.0)
+    for _ in range(250):
+        assert state.limiter.reserve(0, 0.0, max_wait=0.0) is not None
+    halved = with_limit.model_copy(update={"providers": [
+        with_limit.providers[0].model_copy(update={"rate_limit": RateLimit(requestsPerMinute=300)})
+    ]})  # fmt: skip
+    registry.sync(halved, 0.0)
+    assert registry.get("a") is state
+    assert registry.states(0.0)["a"] is State.OPEN
+    assert state.limiter.requests is not None
+    assert state.limiter.requests.capacity == 300
+    assert state.limiter.requests.level == 50, "250 of the minute were used already"
+    registry.sync(with_limit, 0.0)
+    assert state.limiter.requests.level == 350, "a grown share is there at once"
+
+
+def test_a_429_is_no_verdict_for_a_half_open_breaker() -> None:
+    breaker = Breaker("p", POLICY)
+    for _ in range(4):
+        breaker.record(False, 0.0)
+    assert breaker.state(5.0) is State.HALF_OPEN
+    assert breaker.allow(5.0)
+    assert breaker.allow(5.0)
+    assert not breaker.allow(5.0), "two probes in flight"
+    breaker.record(health(429), 5.1)
+    assert breaker.state(5.1) is State.HALF_OPEN, "a quota answer does not close it"
+    assert breaker.allow(5.1), "its probe slot is free again"
+    breaker.record(health(200), 5.2)
+    breaker.record(health(200), 5.3)
+    assert breaker.state(5.3) is State.CLOSED
 
 
 def test_half_open_probe_without_verdict_is_not_stuck_forever() -> None:

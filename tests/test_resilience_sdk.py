@@ -200,3 +200,40 @@ async def test_a_stream_that_dies_before_its_first_byte_is_retried(
     assert text == "Real OpenAI answer.", "nothing had been relayed: the sidecar retried"
     assert len(fake_openai.requests) == 2
     assert raw.headers["x-should-retry"] == "false"
+
+
+class ManualClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_429_answer_to_a_half_open_probe_does_not_close_the_breaker(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    clock = ManualClock()
+    spec = real_spec(fake_openai) | TOUCHY | {"fallback": ["openai-primary", "mock"]}
+    sidecar = await start_sidecar(spec, clock=clock)
+    client = openai_client(sidecar)
+    breaker = sidecar.runtime.resilience.get("openai-primary").breaker
+
+    fake_openai.faults.append(Fault(status=503))
+    await client.chat.completions.create(model="gpt-4o-mini", messages=ASK)
+    assert breaker.state(clock()).label == "open"
+    clock.now += 61  # openSeconds passed, without waiting a minute
+    assert breaker.state(clock()).label == "half-open"
+
+    fake_openai.faults.append(Fault(status=429, headers={"retry-after": "0"}))
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=ASK)
+    assert raw.headers["x-llm-backend"] == "mock", "the probe's 429 fell back to the mock"
+    assert breaker.state(clock()).label == "half-open", "a quota answer says nothing of health"
+    assert breaker.would_allow(clock()), "and the probe slot is free for the next request"
+
+    clock.now += 2  # past the 429's pause
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=ASK)
+    assert raw.headers["x-llm-backend"] == "openai-primary"
+    assert breaker.state(clock()).label == "closed", "a real answer to the probe closes it"

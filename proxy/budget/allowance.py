@@ -162,6 +162,13 @@ class Allowance:
             for lease in self._leases.values()
         ]
 
+    def end(self, lease_id: str) -> None:
+        """Forget a lease whose spend has been reported in full (nothing may be in flight)."""
+        lease = self._leases.pop(lease_id)
+        if lease.reserved:
+            self._leases[lease_id] = lease
+            raise ValueError(f"lease {lease_id} still has ${lease.reserved} in flight")
+
     def forget_final(self, now: datetime) -> list[LeaseReport]:
         """Drop leases whose spend is final (after reporting them); returns them."""
         final = [r for r in self.report(now) if r.final]

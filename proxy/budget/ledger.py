@@ -169,8 +169,8 @@ class Ledger:
         self._states: dict[str, BudgetState] = {}
         self._budget = budget
         self._tenants = tenants
-        if cluster:
-            self._states[CLUSTER_KEY] = BudgetState(CLUSTER_KEY, None, None)
+        #: The operator-fed allowance; it applies to calls only while the rollout has a cap.
+        self._cluster = BudgetState(CLUSTER_KEY, None, None)
         self.configure(budget, tenants)
 
     # -- configuration ----------------------------------------------------------
@@ -180,6 +180,10 @@ class Ledger:
         if not self.cluster:
             self._set(ROLLOUT + "/daily", "daily", budget.daily_usd)
             self._set(ROLLOUT + "/monthly", "monthly", budget.monthly_usd)
+        elif budget.daily_usd is not None:  # the operator keeps the daily cap's ledger
+            self._states[CLUSTER_KEY] = self._cluster
+        else:  # no cap: the operator grants nothing and calls spend freely
+            self._states.pop(CLUSTER_KEY, None)
         for key in [k for k in self._states if k.startswith("tenant/")]:
             tenant, period = key.removeprefix("tenant/").rsplit("/", 1)
             self._set(key, period, self._tenant_cap(tenant, period))  # type: ignore[arg-type]
@@ -199,9 +203,21 @@ class Ledger:
         elif state.cap != cap:
             state.resize(cap)
 
-    def fresh(self) -> Ledger:
-        """An empty ledger with this one's caps (to re-read a file that was fixed)."""
-        return Ledger(self._budget, self._tenants, cluster=self.cluster)
+    def fresh(self, *, cluster: bool | None = None) -> Ledger:
+        """An empty ledger with this one's caps (to re-read a file that was fixed, or to
+        hand the rollout's caps to the operator when a control channel connects)."""
+        mode = self.cluster if cluster is None else cluster
+        return Ledger(self._budget, self._tenants, cluster=mode)
+
+    @property
+    def cluster_allowance(self) -> Allowance:
+        """The allowance the operator's slices are granted into (cluster mode)."""
+        return self._cluster.allowance
+
+    @property
+    def cluster_capped(self) -> bool:
+        """Whether calls are held against the operator's slices right now."""
+        return CLUSTER_KEY in self._states
 
     @property
     def enabled(self) -> bool:
@@ -217,7 +233,7 @@ class Ledger:
         """The operator's grant of a slice of the cluster cap (cluster mode only)."""
         if not self.cluster:
             raise ValueError("grants come from the operator; this ledger grants itself its caps")
-        self._states[CLUSTER_KEY].allowance.grant(amount, lease_id, expires_at)
+        self._cluster.allowance.grant(amount, lease_id, expires_at)
 
     # -- the state machine --------------------------------------------------------
     def applicable(self, tenant: str, now: datetime) -> list[BudgetState]:

@@ -107,11 +107,19 @@ class EffectiveConfig(Model):
 
 
 class AllowanceRequest(Model):
-    """A sidecar asking for budget: returns what it did not spend, asks for the next slice."""
+    """A sidecar settling or renewing a lease, and asking for the next slice.
+
+    `spentUSD` is what the sidecar spent under `leaseId` since it last reported that
+    lease. `keepUSD` is how much of the lease it keeps (calls in flight plus money it
+    still means to spend): the lease is renewed at that size for another TTL, or
+    ends when it is 0. `wantSlice: false` only settles or renews.
+    """
 
     sidecar: str = Field(min_length=1)
     lease_id: str | None = Field(default=None, description="the lease being settled, if any")
     spent_usd: Decimal = Field(default=Decimal(0), ge=0, alias="spentUSD")
+    keep_usd: Decimal = Field(default=Decimal(0), ge=0, alias="keepUSD")
+    want_slice: bool = True
 
 
 class Grant(Model):
@@ -120,3 +128,9 @@ class Grant(Model):
     lease_id: str
     slice_usd: Decimal = Field(ge=0, alias="sliceUSD")
     ttl_seconds: float = Field(gt=0)
+    kept_usd: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        alias="keptUSD",
+        description="what is still leased under the settled lease (0: it ended, or had expired)",
+    )

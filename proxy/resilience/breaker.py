@@ -7,9 +7,10 @@ is skipped without a call for `openSeconds`. Then half-open: up to
 `halfOpenProbes` requests are let through; all of them succeeding closes the
 breaker (with a fresh window), any failure re-opens it for another `openSeconds`.
 
-What is a failure is the caller's call (see `chain.counts_as_failure`): 5xx, 408,
-timeouts, refused connections and streams that die mid-way; not a client's own
-4xx and not 429 (quota is the rate limiter's business, not the provider's health).
+What is a failure is the caller's call (see `chain.health`): 5xx, 408, timeouts,
+refused connections and streams that die mid-way; not a client's own 4xx. A 429
+is no verdict at all (quota is the rate limiter's business, not the provider's
+health): it is not counted, and a half-open probe answered 429 frees its slot.
 """
 
 from __future__ import annotations
@@ -95,9 +96,14 @@ class Breaker:
         if self._state is State.HALF_OPEN and self._probes_started > 0:
             self._probes_started -= 1
 
-    def record(self, ok: bool, now: float) -> None:
-        """The outcome of a request that `allow` let through."""
+    def record(self, ok: bool | None, now: float) -> None:
+        """The outcome of a request that `allow` let through (None: no verdict on health,
+        e.g. a 429: a half-open breaker stays half-open and the probe slot is freed)."""
         state = self.state(now)
+        if ok is None:
+            if state is State.HALF_OPEN:
+                self.cancel()
+            return
         if state is State.HALF_OPEN:
             if not ok:
                 self._open(now)

@@ -60,6 +60,16 @@ def counts_as_failure(status: int | None) -> bool:
     return status is None or status == 408 or status >= 500
 
 
+def health(status: int | None) -> bool | None:
+    """The breaker's verdict on an outcome: True healthy, False failing, None no verdict.
+
+    A 429 is no verdict: the provider is up and refusing on quota. Counted as a
+    success it would close a half-open breaker on a provider that has not shown it
+    can answer; as a failure it would open the breaker on a quota wall.
+    """
+    return None if status == 429 else not counts_as_failure(status)
+
+
 def fallback_chain(spec: LLMRolloutSpec, first: Provider) -> list[Provider | None]:
     """`first`, then the same-dialect providers and `mock` (as None) `fallback` names."""
     entries: list[Provider | None] = [first]
@@ -141,7 +151,7 @@ class Chain:
         state = self._state(provider, now)
         asked = retry.retry_after(headers, wall_now)
         state.limiter.observe(status, headers, asked, now)
-        state.breaker.record(not counts_as_failure(status), now)
+        state.breaker.record(health(status), now)
         made = self.attempts[provider.name]
         if made < self.policy.max_attempts and state.breaker.would_allow(now):
             wait = retry.delay(made, self.policy, self.draw(), asked)
@@ -176,7 +186,7 @@ class Chain:
         state = self._state(provider, now)
         state.limiter.observe(status, headers, retry.retry_after(headers, wall_now), now)
         state.limiter.settle(self.tokens, used_tokens, now)
-        state.breaker.record(ok and not counts_as_failure(status), now)
+        state.breaker.record(health(status) if ok else False, now)
 
     def _state(self, provider: Provider, now: float) -> ProviderState:
         return self.registry.state_for(provider, self.spec, now)

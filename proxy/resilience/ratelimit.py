@@ -2,8 +2,10 @@
 
 Two token buckets per provider (RPM and TPM), each holding at most one minute of
 the limit and refilling continuously. The configured limit is cluster-wide; in
-standalone mode a sidecar enforces all of it (handing each sidecar its share over
-the control channel is the operator's part, and would size these buckets).
+standalone mode a sidecar enforces all of it. Under the operator, the effective
+config carries this sidecar's share (the limit divided by the connected sidecars)
+and the buckets are sized to it; when the share changes (a sidecar joins or
+leaves) they are resized in place (`resize`), keeping what was already used.
 A request *reserves* one request and its estimated tokens (`reserve`): when the
 buckets hold enough it goes at once; when they will within `maxWaitMs` it takes
 them on credit and waits that long (bounded; every later request queues behind
@@ -64,6 +66,14 @@ class Limiter:
         self.paused_until = 0.0
         self.refused = 0
 
+    def resize(self, limit: RateLimit | None, now: float) -> None:
+        """Adopt a new limit (a new share), keeping what was used of the old one: a bucket
+        never holds more than the new limit, and debt already promised stays owed."""
+        self.limit = limit or RateLimit()
+        rpm, tpm = self.limit.requests_per_minute, self.limit.tokens_per_minute
+        self.requests = _resized(self.requests, rpm, now)
+        self.tokens = _resized(self.tokens, tpm, now)
+
     def reserve(
         self, tokens: int, now: float, max_wait: float, max_pause: float | None = None
     ) -> float | None:
@@ -119,6 +129,16 @@ class Limiter:
 
     def pause(self, seconds: float, now: float) -> None:
         self.paused_until = max(self.paused_until, now + seconds)
+
+
+def _resized(bucket: Bucket | None, per_minute: int | None, now: float) -> Bucket | None:
+    if not per_minute:
+        return None
+    fresh = Bucket(per_minute, now)
+    if bucket is not None:  # what was used of the old limit stays used
+        bucket.refill(now)
+        fresh.level = min(fresh.capacity, bucket.level + fresh.capacity - bucket.capacity)
+    return fresh
 
 
 def _int(text: str | None) -> int | None:

@@ -3,6 +3,7 @@
 It lives with the runtime, not with a config snapshot: a config reload keeps the
 state of every provider whose definition (and the breaker policy) did not change,
 so reloading an unrelated field never closes an open breaker or refills a bucket.
+A new rate limit alone (the operator's share moving) resizes the buckets in place.
 """
 
 from __future__ import annotations
@@ -36,9 +37,14 @@ class Registry:
             old = self._providers.get(provider.name)
             if (
                 old is not None
-                and old.provider == provider
+                and _sans_limit(old.provider) == _sans_limit(provider)
                 and old.breaker.policy == spec.circuit_breaker
             ):
+                if old.provider.rate_limit != provider.rate_limit:
+                    # Only the limit moved (the operator's share changes as sidecars come
+                    # and go): resize the buckets; the breaker's verdict still stands.
+                    old.limiter.resize(provider.rate_limit, now)
+                    old.provider = provider
                 kept[provider.name] = old
                 continue
             breaker = Breaker(provider.name, spec.circuit_breaker, self._on_transition)
@@ -85,3 +91,7 @@ class Registry:
                 }
             )
         return rows
+
+
+def _sans_limit(provider: Provider) -> Provider:
+    return provider.model_copy(update={"rate_limit": None})

@@ -8,6 +8,10 @@ unknowable, which charges the whole hold). Everything else -- logging threshold
 events, gauges, the cost counter, writing the file -- happens here, so the
 handler only calls two methods.
 
+In cluster mode (`join_cluster`, when the sidecar follows an operator) the rollout's
+cap is the operator's: the ledger spends only the slices a `SliceKeeper` is fed, and
+admissions wake the keeper when it should ask for more.
+
 File writes are grouped: every hold taken while a write is in flight shares the
 next write, so a burst of calls costs a few fsyncs, not one each. Settlements do
 not wait for the disk: the file stores spent *plus reserved*, and settling only
@@ -33,6 +37,8 @@ from proxy.budget import (
     UnknownPrice,
     store,
 )
+from proxy.budget.ledger import CLUSTER_KEY
+from proxy.budget.slices import SliceKeeper
 from proxy.config import LLMRolloutSpec, Provider
 from proxy.dialects import Dialect, ParsedRequest, Usage
 from proxy.server.metrics import Metrics
@@ -103,16 +109,40 @@ class BudgetGate:
         self._write_error: str | None = None
         self._corrupt_mtime: float | None = None
         self._unpriced_logged: set[tuple[str, str]] = set()
+        #: Cluster mode (`join_cluster`): feeds the ledger with the operator's slices.
+        self.keeper: SliceKeeper | None = None
+        #: Set when the keeper should talk to the operator before its next tick.
+        self.wanted = asyncio.Event()
         if ledger_path is not None:
             self._load()
-        self._publish()
+        self.publish()
 
     # -- configuration and the file ------------------------------------------------
     def configure(self, spec: LLMRolloutSpec) -> None:
         """A new config: new prices and caps; spend so far is kept."""
         self.prices = PriceBook(spec.providers)
         self.ledger.configure(spec.budget, spec.tenants)
-        self._publish()
+        self.publish()
+
+    def join_cluster(self, report_every: float) -> SliceKeeper:
+        """Hand the rollout's caps to the operator: from now on real calls spend only the
+        slices it grants (see `proxy.budget.slices`). Tenant caps stay with this sidecar;
+        the ledger file is a standalone feature and is no longer written."""
+        self.ledger = self.ledger.fresh(cluster=True)
+        self.path = None
+        self.keeper = SliceKeeper(self.ledger.cluster_allowance, report_every=report_every)
+        self.wanted.set()
+        self.publish()
+        return self.keeper
+
+    def _need(self, refused: Decimal | None = None) -> None:
+        """Wake the keeper when the operator should be asked for more now."""
+        if self.keeper is None or not self.ledger.cluster_capped:
+            return
+        if refused is not None:
+            self.keeper.short(refused)
+        if self.keeper.wants_slice(self.clock()):
+            self.wanted.set()
 
     def _load(self) -> None:
         assert self.path is not None
@@ -212,15 +242,17 @@ class BudgetGate:
         result, events = self.ledger.reserve(tenant, worst, self.clock())
         self._emit(events)
         if isinstance(result, Refusal):
+            self._need(refused=worst if result.budget == CLUSTER_KEY else None)
             self.metrics.budget_refusals.labels(result.budget).inc()
             log.info("budget refusal: %s", result.message)
             return result
+        self._need()
         self._changed()
-        self._publish()
+        self.publish()
         problem = await self._commit()
         if problem is not None:
             self.ledger.settle(result, Decimal(0))  # nothing was sent: release the hold
-            self._publish()
+            self.publish()
             return Refusal("ledger", worst, Decimal(0), Decimal(0), Decimal(0), None,
                            reason=f"llm-rollout: {problem}")  # fmt: skip
         ticket.reservation = result
@@ -277,7 +309,7 @@ class BudgetGate:
                 )  # fmt: skip
             self._emit(self.ledger.settle(reservation, charge))
             self._changed()
-            self._publish()
+            self.publish()
         ticket.cost = cost
         if cost is not None:
             labels = (ticket.provider.name, ticket.model, ticket.tenant, arm)
@@ -308,7 +340,8 @@ class BudgetGate:
                 },
             )  # fmt: skip
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Refresh the budget gauges (also after the keeper changed the allowance)."""
         for state in self.ledger.states():
             self.metrics.budget_spent.labels(state.key).set(float(state.spent))
             self.metrics.budget_reserved.labels(state.key).set(float(state.reserved))

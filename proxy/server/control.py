@@ -1,7 +1,9 @@
 """The sidecar's end of the control channel: follow the operator, report the windows.
 
 Long-polls the rollout's effective config and applies each new version atomically
-(`Runtime.apply`); pushes the per-arm window stats every `stats_interval`. When the
+(`Runtime.apply`); pushes the per-arm window stats every `stats_interval`; keeps
+the budget gate supplied with the operator's budget slices (`proxy.budget.slices`
+decides what to ask; this module only makes the calls). When the
 operator is away the sidecar keeps its last good config and retries with backoff:
 traffic never waits on the control plane. The token is re-read from its file on
 every call because projected ServiceAccount tokens rotate.
@@ -17,7 +19,8 @@ from pathlib import Path
 import aiohttp
 from pydantic import ValidationError
 
-from proxy.config import EffectiveConfig, WindowReport
+from proxy.budget.slices import Ask, SliceKeeper
+from proxy.config import AllowanceRequest, EffectiveConfig, Grant, WindowReport
 from proxy.server.runtime import Runtime
 
 log = logging.getLogger("llm_rollout.control")
@@ -47,6 +50,8 @@ class ControlClient:
         self.version = 0  # the operator's config version in force (0: none yet)
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        #: From here on the rollout's caps are the operator's: real calls spend its slices.
+        self.keeper: SliceKeeper = runtime.budget.join_cluster(report_every=stats_interval)
 
     def _headers(self) -> dict[str, str]:
         token = self.token_file.read_text(encoding="utf-8").strip()
@@ -54,7 +59,11 @@ class ControlClient:
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        self._tasks = [asyncio.create_task(self._follow()), asyncio.create_task(self._report())]
+        self._tasks = [
+            asyncio.create_task(self._follow()),
+            asyncio.create_task(self._report()),
+            asyncio.create_task(self._budget()),
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -63,7 +72,62 @@ class ControlClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._session is not None:
+            # Leaving: give back every slice not held by a call in flight, at once.
+            await self._allowance_calls(self.keeper.returns(self.runtime.budget.clock()))
             await self._session.close()
+
+    async def _budget(self) -> None:
+        """Keep the budget gate supplied with slices: renew, report, ask ahead of need."""
+        gate = self.runtime.budget
+        tick = min(1.0, self.stats_interval)
+        backoff = tick
+        while True:
+            gate.wanted.clear()
+            if gate.ledger.cluster_capped:
+                asks = self.keeper.asks(gate.clock())
+            else:  # no cap (any more): nothing to hold, give back what is held
+                asks = self.keeper.returns(gate.clock())
+            if await self._allowance_calls(asks):
+                backoff = tick
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(gate.wanted.wait(), tick)
+            else:  # operator away: back off, but well within a lease's renewal margin
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _allowance_calls(self, asks: list[Ask]) -> bool:
+        """Make the keeper's calls in order; stop at the first failure (False: retry later)."""
+        assert self._session is not None
+        gate = self.runtime.budget
+        for ask in asks:
+            body = AllowanceRequest(
+                sidecar=self.sidecar, lease_id=ask.lease_id, spent_usd=ask.spent,
+                keep_usd=ask.keep, want_slice=ask.want_slice,
+            )  # fmt: skip
+            try:
+                async with self._session.post(
+                    self.base + "/allowance",
+                    data=body.model_dump_json(by_alias=True),
+                    headers={**self._headers(), "Content-Type": "application/json"},
+                    timeout=aiohttp.ClientTimeout(total=5),
+                ) as response:
+                    text = await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}: {text[:200]!r}")
+                grant = Grant.model_validate_json(text)
+            except (OSError, aiohttp.ClientError, RuntimeError, ValidationError) as error:
+                log.warning(
+                    "budget allowance from %s: %s; spending only slices already held, "
+                    "retrying", self.base, error,
+                )  # fmt: skip
+                self.keeper.failed(gate.clock())
+                return False
+            self.keeper.answered(
+                ask, grant.lease_id, grant.slice_usd, grant.ttl_seconds, grant.kept_usd,
+                gate.clock(),
+            )  # fmt: skip
+            gate.publish()
+        return True
 
     async def _follow(self) -> None:
         assert self._session is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +50,16 @@ class Sidecar:
         max_body_bytes: int = 10 * 1024 * 1024,
         watch_interval: float = 1.0,
         ledger_path: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: monotonic seconds for breakers, rate limits and deadlines (tests pass
+        a fake one to move time without waiting)."""
         self.runtime = Runtime(
             spec,
             str(config_path or "<memory>"),
             max_body_bytes=max_body_bytes,
             ledger_path=ledger_path,
+            clock=clock,
         )
         self.config_path = config_path
         self.listen = listen

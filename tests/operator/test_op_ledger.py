@@ -49,3 +49,17 @@ def test_rate_share_divides_among_connected_sidecars() -> None:
     assert rate_share(3000, 4) == 750
     assert rate_share(2, 5) == 1
     assert rate_share(None, 3) is None
+
+
+def test_renewing_a_lease_books_its_spend_and_keeps_at_most_what_is_left() -> None:
+    ledger = Ledger(cap=Decimal("1.00"), ttl_seconds=10, slices_per_cap=4)
+    grant = ledger.grant("a", now=0)
+    kept = ledger.settle(grant.lease_id, Decimal("0.05"), keep=Decimal("0.20"), now=8)
+    assert (kept, ledger.spent, ledger.reserved) == (Decimal("0.20"), Decimal("0.05"),
+                                                     Decimal("0.20"))  # fmt: skip
+    assert ledger.expire(now=15) == [], "renewed at 8: lives until 18"
+    greedy = ledger.settle(grant.lease_id, Decimal("0.10"), keep=Decimal("5"), now=16)
+    assert greedy == Decimal("0.10"), "never more than the lease held, less the new spend"
+    assert ledger.spent + ledger.reserved == Decimal("0.25")
+    assert ledger.settle("expired-long-ago", Decimal("0.01"), keep=Decimal("1"), now=17) == 0
+    assert ledger.spent == Decimal("0.16"), "late spend is still booked"
