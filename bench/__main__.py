@@ -27,7 +27,7 @@ from bench.procs import (
     cpu_seconds,
     write_config,
 )
-from bench.report import Run
+from bench.report import Capped, Run
 from bench.upstream import JSON_RESPONSE
 
 #: Seconds of py-spy sampling under load (inside a wrk run 2 s longer).
@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         profile = None
         if not args.no_profile:
             profile = profile_under_load(wrk, sidecar, workdir)
+        sidecar.stop()
+        sidecar = None
+        capped = measure_capped(wrk, upstream, workdir, args.seconds)
     finally:
         if sidecar is not None:
             sidecar.stop()
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_mb={"idle": idle_mb, "load": load_mb},
         start_s=starts,
         profile=profile,
+        capped=capped,
     )
     print()
     print(run.table())
@@ -173,6 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(run.markdown(), encoding="utf-8")
     print(f"\nwrote {args.out} ({time.monotonic() - began:.0f} s)")
     return 0
+
+
+def measure_capped(wrk: str, upstream: Upstream, workdir: Path, seconds: int) -> Capped:
+    """The same 8-client load with a daily budget cap (never reached) on the rollout.
+
+    Every request then reserves its worst case before the call and settles after it;
+    the reservation counts the prompt's tokens exactly, which loads bpe-openai's
+    tables into the sidecar. This shows what the budget costs in CPU and memory.
+    """
+    sidecar = Sidecar.start(write_config(workdir, upstream.port, daily_cap_usd="100000"))
+    try:
+        FREE.apply(sidecar, upstream)
+        run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up
+        before = cpu_seconds(sidecar.proc.pid)
+        result = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
+        cpu_us = 1e6 * (cpu_seconds(sidecar.proc.pid) - before) / result.requests
+        capped = Capped(result.rps, cpu_us, sidecar.memory_mb()["VmHWM"])
+    finally:
+        sidecar.stop()
+    print(f"budget cap on, 8 clients: {capped.rps:,.0f} req/s, {capped.cpu_us:.0f} us CPU "
+          f"per request, RSS peak {capped.rss_mb:.0f} MB", flush=True)  # fmt: skip
+    return capped
 
 
 def profile_under_load(wrk: str, sidecar: Sidecar, workdir: Path) -> hotspots.Profile | None:

@@ -89,8 +89,12 @@ class Upstream:
         self.proc.wait(5)
 
 
-def write_config(directory: Path, upstream_port: int) -> Path:
-    path = directory / "bench-rollout.yaml"
+def write_config(directory: Path, upstream_port: int, daily_cap_usd: str | None = None) -> Path:
+    """The bench's rollout: all traffic real to the fake upstream; with a budget cap
+    when `daily_cap_usd` is given (every request then reserves its worst case, which
+    counts its tokens exactly with the OpenAI tokenizer)."""
+    budget = f"  budget: {{dailyUSD: '{daily_cap_usd}'}}\n" if daily_cap_usd else ""
+    path = directory / ("bench-capped.yaml" if daily_cap_usd else "bench-rollout.yaml")
     path.write_text(
         "apiVersion: llm-rollout.io/v1alpha1\n"
         "kind: LLMRollout\n"
@@ -102,7 +106,7 @@ def write_config(directory: Path, upstream_port: int) -> Path:
         f"      baseURL: http://127.0.0.1:{upstream_port}/v1\n"
         f"      apiKey: {{env: {KEY_ENV}}}\n"
         "  traffic:\n"
-        "    realWeight: 100\n",
+        "    realWeight: 100\n" + budget,
         encoding="utf-8",
     )
     return path

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from proxy.budget import (
     Ledger,
@@ -115,14 +118,13 @@ class BudgetGate:
         self.wanted = asyncio.Event()
         if ledger_path is not None:
             self._load()
-        self.publish()
+        metrics.registry.register(_LedgerGauges(self))
 
     # -- configuration and the file ------------------------------------------------
     def configure(self, spec: LLMRolloutSpec) -> None:
         """A new config: new prices and caps; spend so far is kept."""
         self.prices = PriceBook(spec.providers)
         self.ledger.configure(spec.budget, spec.tenants)
-        self.publish()
 
     def join_cluster(self, report_every: float) -> SliceKeeper:
         """Hand the rollout's caps to the operator: from now on real calls spend only the
@@ -132,7 +134,6 @@ class BudgetGate:
         self.path = None
         self.keeper = SliceKeeper(self.ledger.cluster_allowance, report_every=report_every)
         self.wanted.set()
-        self.publish()
         return self.keeper
 
     def _need(self, refused: Decimal | None = None) -> None:
@@ -248,11 +249,9 @@ class BudgetGate:
             return result
         self._need()
         self._changed()
-        self.publish()
         problem = await self._commit()
         if problem is not None:
             self.ledger.settle(result, Decimal(0))  # nothing was sent: release the hold
-            self.publish()
             return Refusal("ledger", worst, Decimal(0), Decimal(0), Decimal(0), None,
                            reason=f"llm-rollout: {problem}")  # fmt: skip
         ticket.reservation = result
@@ -309,7 +308,6 @@ class BudgetGate:
                 )  # fmt: skip
             self._emit(self.ledger.settle(reservation, charge))
             self._changed()
-            self.publish()
         ticket.cost = cost
         if cost is not None:
             labels = (ticket.provider.name, ticket.model, ticket.tenant, arm)
@@ -340,9 +338,37 @@ class BudgetGate:
                 },
             )  # fmt: skip
 
-    def publish(self) -> None:
-        """Refresh the budget gauges (also after the keeper changed the allowance)."""
-        for state in self.ledger.states():
-            self.metrics.budget_spent.labels(state.key).set(float(state.spent))
-            self.metrics.budget_reserved.labels(state.key).set(float(state.reserved))
-            self.metrics.budget_cap.labels(state.key).set(float(state.limit))
+
+class _LedgerGauges(Collector):
+    """Budget gauges read from the ledger when `/metrics` is scraped.
+
+    Setting three gauges per budget on every reservation and settlement cost about a
+    third of the budget's time per request; a scrape-time read costs nothing per
+    request and is never stale.
+    """
+
+    def __init__(self, gate: BudgetGate) -> None:
+        self._gate = gate
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = {
+            "spent": GaugeMetricFamily(
+                "llm_rollout_budget_spent_usd",
+                "Settled spend of each budget in its current period.",
+                labels=["budget"],
+            ),
+            "reserved": GaugeMetricFamily(
+                "llm_rollout_budget_reserved_usd",
+                "Worst-case cost held for calls in flight, per budget.",
+                labels=["budget"],
+            ),
+            "limit": GaugeMetricFamily(
+                "llm_rollout_budget_cap_usd",
+                "Cap of each budget (the granted allowance, in a cluster).",
+                labels=["budget"],
+            ),
+        }
+        for state in self._gate.ledger.states():
+            for field, family in families.items():
+                family.add_metric([state.key], float(getattr(state, field)))
+        yield from families.values()

@@ -126,7 +126,6 @@ class ControlClient:
                 ask, grant.lease_id, grant.slice_usd, grant.ttl_seconds, grant.kept_usd,
                 gate.clock(),
             )  # fmt: skip
-            gate.publish()
         return True
 
     async def _follow(self) -> None:

@@ -110,24 +110,6 @@ class Metrics:
             ["provider", "model"],
             registry=r,
         )
-        self.budget_spent = Gauge(
-            "llm_rollout_budget_spent_usd",
-            "Settled spend of each budget in its current period.",
-            ["budget"],
-            registry=r,
-        )
-        self.budget_reserved = Gauge(
-            "llm_rollout_budget_reserved_usd",
-            "Worst-case cost held for calls in flight, per budget.",
-            ["budget"],
-            registry=r,
-        )
-        self.budget_cap = Gauge(
-            "llm_rollout_budget_cap_usd",
-            "Cap of each budget (the granted allowance, in a cluster).",
-            ["budget"],
-            registry=r,
-        )
         self.budget_thresholds = Counter(
             "llm_rollout_budget_threshold_events",
             "Budgets reaching 50, 80 or 100 % of their cap (once per budget per period).",

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from proxy.server.metrics import Metrics
+from proxy.config import parse_spec
+from proxy.server.runtime import Runtime
 from rollout_operator.cli import parse_args
 from rollout_operator.hub import Hub
 from rollout_operator.metrics import HubCollector
@@ -231,7 +232,10 @@ def test_alerts_and_dashboard_use_the_metric_names_the_sidecar_exports(
     operator.register(HubCollector(Hub()))
     exported = {
         f.name + ("_total" if f.type == "counter" else "")
-        for registry in (Metrics().registry, operator)
+        for registry in (
+            Runtime(parse_spec({}), "test", max_body_bytes=1).metrics.registry,
+            operator,
+        )
         for f in registry.collect()
     }
     assert listed <= exported, listed - exported
