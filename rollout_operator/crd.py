@@ -13,14 +13,13 @@ adds CEL rules for the cross-field checks pydantic does in Python.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from proxy.config import LLMRolloutSpec
+from rollout_operator import generated
 
 GROUP = "llm-rollout.io"
 VERSION = "v1alpha1"
@@ -186,14 +185,13 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rollout_operator.crd", description=__doc__)
-    parser.add_argument("--write", action="store_true", help=f"update {COMMITTED}")
-    args = parser.parse_args(argv)
-    if args.write:
-        COMMITTED.write_text(render(), encoding="utf-8")
-    else:
-        sys.stdout.write(render())
-    return 0
+    return generated.main(
+        argv,
+        prog="python -m rollout_operator.crd",
+        description=__doc__,
+        committed=COMMITTED,
+        render=render,
+    )
 
 
 if __name__ == "__main__":

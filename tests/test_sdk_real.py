@@ -117,12 +117,19 @@ async def test_openai_stream_cut_midway_raises_in_the_sdk(
     assert cuts._value.get() == 1
 
 
-async def test_anthropic_stream_cut_midway_ends_with_error_event(
-    start_sidecar: StartSidecar, fake_anthropic: FakeAnthropic
+@pytest.mark.parametrize(
+    ("fault", "raised"),
+    [
+        (Fault(cut_after_chunks=4), "before completion"),  # the sidecar's own error event
+        (Fault(error_after_chunks=4), "Overloaded"),  # the provider's, relayed as it came
+    ],
+)
+async def test_anthropic_stream_failing_midway_raises_in_the_sdk(
+    start_sidecar: StartSidecar, fake_anthropic: FakeAnthropic, fault: Fault, raised: str
 ) -> None:
     client = anthropic_client(await start_sidecar(real_spec(anthropic_fake=fake_anthropic)))
-    fake_anthropic.faults.append(Fault(cut_after_chunks=4))
-    with pytest.raises(anthropic.APIStatusError, match="before completion"):
+    fake_anthropic.faults.append(fault)
+    with pytest.raises(anthropic.APIStatusError, match=raised):
         async with client.messages.stream(
             model="claude-sonnet-5", max_tokens=64, messages=ASK
         ) as stream:
@@ -189,16 +196,3 @@ async def test_provider_error_event_midstream_is_relayed_once_and_counted(
     assert "before completion" not in text, "no second, sidecar-made error is appended"
     errors = sidecar.runtime.metrics.stream_errors.labels(dialect, backend, "provider-error")
     assert errors._value.get() == 1
-
-
-async def test_anthropic_sdk_raises_on_the_relayed_overloaded_event(
-    start_sidecar: StartSidecar, fake_anthropic: FakeAnthropic
-) -> None:
-    client = anthropic_client(await start_sidecar(real_spec(anthropic_fake=fake_anthropic)))
-    fake_anthropic.faults.append(Fault(error_after_chunks=4))
-    with pytest.raises(anthropic.APIStatusError, match="Overloaded"):
-        async with client.messages.stream(
-            model="claude-sonnet-5", max_tokens=64, messages=ASK
-        ) as stream:
-            async for _ in stream.text_stream:
-                pass

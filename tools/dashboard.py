@@ -8,13 +8,13 @@ alerts (templated from the same `files/metrics.yaml`) and the dashboard together
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rollout_operator import generated
 
 CHART = Path(__file__).resolve().parent.parent / "charts" / "llm-rollout"
 METRICS = CHART / "files" / "metrics.yaml"
@@ -102,14 +102,13 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.dashboard", description=__doc__)
-    parser.add_argument("--write", action="store_true", help=f"update {COMMITTED}")
-    args = parser.parse_args(argv)
-    if args.write:
-        COMMITTED.write_text(render(), encoding="utf-8")
-    else:
-        sys.stdout.write(render())
-    return 0
+    return generated.main(
+        argv,
+        prog="python -m tools.dashboard",
+        description=__doc__,
+        committed=COMMITTED,
+        render=render,
+    )
 
 
 if __name__ == "__main__":
