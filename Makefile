@@ -32,8 +32,10 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# pytest's exit code 5 means it collected no tests: a failure here, named as such.
 pytest: $(STAMP)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	@$(BIN)/pytest -q $(PYTEST_ARGS) || { rc=$$?; \
+	  [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
 
 ## Regenerate the CRD (charts/llm-rollout/files/crd.yaml) from proxy.config; tests fail on drift.
 crd: $(STAMP)
