@@ -6,6 +6,9 @@ stays under the cap whatever the sidecars do. A lease ends when its sidecar
 settles it (reports what it spent) or when its TTL passes (the sidecar went away):
 then its unspent money returns. The ledger is saved in `status.budget`, so an
 operator restart loses no spend.
+
+Both caps of `spec.budget` bind: a grant fits what is left of the day *and* of the
+month (spend counts toward both), so a rollout with only `monthlyUSD` is capped too.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ class Lease:
 
 @dataclass(slots=True)
 class Ledger:
-    cap: Decimal | None  # None: no budget, grants are unlimited
-    spent: Decimal = Decimal(0)
+    cap: Decimal | None  # the daily cap; None with no monthly cap either: grants unlimited
+    monthly_cap: Decimal | None = None
+    spent: Decimal = Decimal(0)  # this UTC day
+    month_spent: Decimal = Decimal(0)  # this UTC month
     period_start: str = ""
+    month_start: str = ""
     leases: dict[str, Lease] = field(default_factory=dict)
     ttl_seconds: float = 60.0
     slices_per_cap: int = 20
@@ -47,16 +53,27 @@ class Ledger:
         return sum((lease.amount for lease in self.leases.values()), Decimal(0))
 
     @property
+    def capped(self) -> bool:
+        return self.cap is not None or self.monthly_cap is not None
+
+    @property
     def remaining(self) -> Decimal | None:
-        return None if self.cap is None else max(Decimal(0), self.cap - self.spent - self.reserved)
+        """What may still be granted: the tighter of the day's and the month's room."""
+        periods = ((self.cap, self.spent), (self.monthly_cap, self.month_spent))
+        rooms = [cap - spent - self.reserved for cap, spent in periods if cap is not None]
+        return max(Decimal(0), min(rooms)) if rooms else None
 
     def roll_period(self, now: float) -> bool:
-        """A new UTC day starts a fresh daily budget; True when it did."""
-        day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT00:00:00Z")
-        if day == self.period_start:
-            return False
-        self.period_start, self.spent = day, Decimal(0)
-        return True
+        """A new UTC day (and month) starts a fresh budget for it; True when any did."""
+        moment = datetime.fromtimestamp(now, UTC)
+        day = moment.strftime("%Y-%m-%dT00:00:00Z")
+        month = moment.strftime("%Y-%m-01T00:00:00Z")
+        rolled = False
+        if day != self.period_start:
+            self.period_start, self.spent, rolled = day, Decimal(0), True
+        if month != self.month_start:
+            self.month_start, self.month_spent, rolled = month, Decimal(0), True
+        return rolled
 
     def expire(self, now: float) -> list[str]:
         """End leases whose sidecar stopped renewing; their money returns."""
@@ -76,6 +93,7 @@ class Ledger:
         """
         lease = self.leases.pop(lease_id, None) if lease_id is not None else None
         self.spent += spent
+        self.month_spent += spent
         if lease is None or keep <= 0:
             return Decimal(0)
         kept = min(keep, max(Decimal(0), lease.amount - spent))
@@ -88,10 +106,12 @@ class Ledger:
         """The next slice for `sidecar`: a fixed fraction of the cap, never beyond what is left."""
         self.expire(now)
         remaining = self.remaining
-        if remaining is None or self.cap is None:
+        caps = [cap for cap in (self.cap, self.monthly_cap) if cap is not None]
+        if remaining is None or not caps:
             amount = Decimal(0)  # no cap: nothing to lease, the sidecar spends freely
         else:
-            amount = min(remaining, (self.cap / self.slices_per_cap).quantize(Decimal("0.000001")))
+            size = (min(caps) / self.slices_per_cap).quantize(Decimal("0.000001"))
+            amount = min(remaining, size)
         lease_id = uuid.uuid4().hex[:12]
         if amount > 0:
             self.leases[lease_id] = Lease(sidecar, amount, now + self.ttl_seconds)
@@ -103,6 +123,9 @@ class Ledger:
             "reservedUSD": usd(self.reserved),
             "capUSD": None if self.cap is None else usd(self.cap),
             "periodStart": self.period_start,
+            "monthSpentUSD": usd(self.month_spent),
+            "monthlyCapUSD": None if self.monthly_cap is None else usd(self.monthly_cap),
+            "monthStart": self.month_start,
             "leases": [
                 {
                     "id": lid,
@@ -115,10 +138,18 @@ class Ledger:
         }
 
     @classmethod
-    def from_status(cls, cap: Decimal | None, budget: dict[str, Any], ttl: float) -> Ledger:
-        ledger = cls(cap=cap, ttl_seconds=ttl)
+    def from_status(
+        cls,
+        cap: Decimal | None,
+        budget: dict[str, Any],
+        ttl: float,
+        monthly_cap: Decimal | None = None,
+    ) -> Ledger:
+        ledger = cls(cap=cap, monthly_cap=monthly_cap, ttl_seconds=ttl)
         ledger.spent = Decimal(str(budget.get("spentUSD", "0")))
         ledger.period_start = str(budget.get("periodStart", ""))
+        ledger.month_spent = Decimal(str(budget.get("monthSpentUSD", "0")))
+        ledger.month_start = str(budget.get("monthStart", ""))
         for item in budget.get("leases", []):
             ledger.leases[item["id"]] = Lease(
                 item["sidecar"], Decimal(str(item["amountUSD"])), float(item["expiresAt"])

@@ -27,15 +27,17 @@ VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-we
 LEASE_TTL_SECONDS = 60.0
 
 
-def _cap(spec: LLMRolloutSpec) -> Decimal | None:
-    return spec.budget.daily_usd
+def _caps(spec: LLMRolloutSpec) -> tuple[Decimal | None, Decimal | None]:
+    """The rollout's daily and monthly caps, as the cluster ledger enforces them."""
+    return spec.budget.daily_usd, spec.budget.monthly_usd
 
 
 def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen: int,
           now: float) -> tuple[Live, list[Transition]]:  # fmt: skip
     """The rollout as the last operator run left it (status), or a fresh start."""
     persisted = RolloutState.from_status(status)
-    ledger = Ledger.from_status(_cap(spec), status.get("budget") or {}, LEASE_TTL_SECONDS)
+    daily, monthly = _caps(spec)
+    ledger = Ledger.from_status(daily, status.get("budget") or {}, LEASE_TTL_SECONDS, monthly)
     version = int((status.get("sidecars") or {}).get("configVersion", 0))
     if persisted is None:
         state, transitions = steps.start(spec, now)
@@ -129,7 +131,7 @@ def tick(
         transitions += loaded
     if live.generation != generation and spec is not live.spec:
         live.spec, live.generation = spec, generation
-        live.ledger.cap = _cap(spec)
+        live.ledger.cap, live.ledger.monthly_cap = _caps(spec)
         live.windows.clear()
         live.state, changed = steps.spec_changed(spec, live.state, now)
         transitions += changed
@@ -146,7 +148,7 @@ def tick(
         live.windows.clear()
     transitions += walked
     previous_period = live.ledger.period_start
-    if live.ledger.roll_period(now) and previous_period and live.ledger.cap is not None:
+    if live.ledger.roll_period(now) and previous_period and live.ledger.capped:
         transitions.append(
             Transition("BudgetPeriod", f"new budget period {live.ledger.period_start}")
         )
