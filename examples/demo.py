@@ -38,7 +38,7 @@ def wait_ready(process: subprocess.Popen[bytes]) -> None:
 def main() -> None:
     command = [sys.executable, "-m", "proxy", "--config", str(HERE / "standalone.yaml"),
                "--listen", DATA, "--admin-listen", ADMIN]  # fmt: skip
-    print("$", " ".join(command[1:]), flush=True)
+    print("$ python", " ".join(command[1:]), flush=True)
     process = subprocess.Popen(command, env=os.environ | {"PYTHONUNBUFFERED": "1"})
     try:
         wait_ready(process)
