@@ -16,7 +16,19 @@ from proxy.config.model import Analysis, AnalysisMetric
 from rollout_operator.steps import Verdict
 
 #: Built-in metric names and how each is read from a window.
-BUILTIN = ("error-rate", "latency-p95-ms", "cost-per-request-usd")
+BUILTIN = (
+    "error-rate",
+    "latency-p95-ms",
+    "cost-per-request-usd",
+    "quality-score",
+    "brand-compliance",
+    "rejection-rate",
+    "judge-score",
+)
+
+
+def _ratio(part: float, whole: int) -> float | None:
+    return part / whole if whole else None
 
 
 def measure(name: str, window: ArmWindow) -> float | None:
@@ -29,6 +41,15 @@ def measure(name: str, window: ArmWindow) -> float | None:
         return window.latency_percentile_ms(0.95)
     if name == "cost-per-request-usd":
         return window.cost_usd / window.requests
+    quality = window.quality
+    if name == "quality-score":
+        return _ratio(quality.score_sum, quality.scored)
+    if name == "rejection-rate":
+        return _ratio(quality.rejections, quality.scored)
+    if name == "brand-compliance":
+        return _ratio(quality.brand_compliant, quality.brand_checked)
+    if name == "judge-score":
+        return _ratio(quality.judge_sum, quality.judged)
     total = window.metric_sums.get(name)
     return None if total is None else total / window.requests
 

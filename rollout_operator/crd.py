@@ -53,8 +53,9 @@ RULES: dict[str, list[dict[str, str]]] = {
     ],
     "Step": [
         {
-            "rule": "has(self.setWeight) != has(self.pause)",
-            "message": "a step is either setWeight or pause",
+            "rule": "[has(self.setWeight), has(self.setShadow), has(self.pause)]"
+            ".filter(x, x).size() == 1",
+            "message": "a step is exactly one of setWeight, setShadow or pause",
         }
     ],
     "LatencyPercentiles": [

@@ -32,7 +32,7 @@ def test_a_bad_file_names_every_bad_field_and_why() -> None:
         "providers[0].apiKey: set exactly one of env, file or secretRef",
         "traffic.realWeight: Input should be less than or equal to 100",
         "traffic.stikyKey: unknown field",
-        "strategy.steps[0]: a step is either setWeight or pause",
+        "strategy.steps[0]: a step is exactly one of setWeight, setShadow or pause",
         "strategy.steps[1].pause.duration: '10x' is not a duration",
     ):
         assert expected in text

@@ -7,6 +7,7 @@ from proxy.config.control import (
     ArmWindow,
     EffectiveConfig,
     Grant,
+    QualityWindow,
     WindowReport,
 )
 from proxy.config.loader import ConfigError, load_file, load_text, parse_spec
@@ -34,6 +35,7 @@ __all__ = [
     "LLMRolloutSpec",
     "Provider",
     "ProviderType",
+    "QualityWindow",
     "WindowReport",
     "load_file",
     "load_text",

@@ -40,6 +40,29 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 )
 
 
+class QualityWindow(Model):
+    """Answer quality over a window (see `proxy.quality`); each figure a count or a sum."""
+
+    scored: int = Field(default=0, ge=0, description="answers scored by the rule-based scorer")
+    score_sum: float = Field(default=0.0, ge=0, description="sum of their 0-5 scores")
+    rejections: int = Field(default=0, ge=0, description="scored answers with a hard failure")
+    brand_checked: int = Field(default=0, ge=0, description="answers with a known brand")
+    brand_compliant: int = Field(default=0, ge=0, description="of those, compliant")
+    judged: int = Field(default=0, ge=0, description="answers scored by the LLM judge")
+    judge_sum: float = Field(default=0.0, ge=0, description="sum of their 1-5 judge scores")
+
+    def merged(self, other: QualityWindow) -> QualityWindow:
+        return QualityWindow(
+            scored=self.scored + other.scored,
+            score_sum=self.score_sum + other.score_sum,
+            rejections=self.rejections + other.rejections,
+            brand_checked=self.brand_checked + other.brand_checked,
+            brand_compliant=self.brand_compliant + other.brand_compliant,
+            judged=self.judged + other.judged,
+            judge_sum=self.judge_sum + other.judge_sum,
+        )
+
+
 class ArmWindow(Model):
     """One arm's requests during one window of one sidecar (or merged across sidecars)."""
 
@@ -56,6 +79,10 @@ class ArmWindow(Model):
     metric_sums: dict[str, float] = Field(
         default_factory=dict, description="other per-request metrics, summed; judged as means"
     )
+    quality: QualityWindow = Field(default_factory=QualityWindow)
+    shadow_requests: int = Field(
+        default=0, ge=0, description="of `requests`, shadow copies (real arm only)"
+    )
 
     def merged(self, other: ArmWindow) -> ArmWindow:
         pairs = zip(self.latency_buckets, other.latency_buckets, strict=True)
@@ -69,6 +96,8 @@ class ArmWindow(Model):
             latency_max_ms=max(self.latency_max_ms, other.latency_max_ms),
             cost_usd=self.cost_usd + other.cost_usd,
             metric_sums=sums,
+            quality=self.quality.merged(other.quality),
+            shadow_requests=self.shadow_requests + other.shadow_requests,
         )
 
     def latency_percentile_ms(self, q: float) -> float:

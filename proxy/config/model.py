@@ -217,12 +217,28 @@ class StickyKey(Model):
     header: str = Field(min_length=1)
 
 
+class Shadow(Model):
+    """Copies of mock-routed requests sent to the real arm in the background.
+
+    The client gets the mock's answer (bytes and timing); the copy's answer is
+    scored, priced, charged to the budget and recorded as the real arm with a
+    `shadow` label, then discarded. So quality is measured before any user sees
+    a real answer.
+    """
+
+    percent: Percent = Field(default=0, description="share of mock-routed requests copied")
+    max_concurrent: int = Field(
+        default=8, ge=1, le=1024, description="copies in flight at once; more are skipped"
+    )
+
+
 class Traffic(Model):
     real_weight: Percent = Field(
         default=0,
         description="percent of requests sent to real providers when there is no strategy",
     )
     sticky_key: StickyKey | None = None
+    shadow: Shadow | None = None
 
 
 class Pause(Model):
@@ -233,12 +249,16 @@ class Pause(Model):
 
 class Step(Model):
     set_weight: Percent | None = None
+    set_shadow: Percent | None = Field(
+        default=None, description="percent of mock-routed requests shadowed to the real arm"
+    )
     pause: Pause | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> Step:
-        if (self.set_weight is None) == (self.pause is None):
-            raise ValueError("a step is either setWeight or pause")
+        actions = [a for a in (self.set_weight, self.set_shadow, self.pause) if a is not None]
+        if len(actions) != 1:
+            raise ValueError("a step is exactly one of setWeight, setShadow or pause")
         return self
 
 
@@ -254,6 +274,11 @@ class AnalysisMetric(Model):
     )
     max: float | None = None
     min: float | None = None
+    min_vs_mock: float | None = Field(
+        default=None,
+        description="the real arm's value may be at most this much below the mock arm's "
+        "(e.g. -0.2) in the same window",
+    )
     prometheus: PrometheusSource | None = None
 
 
@@ -321,6 +346,21 @@ class Tenants(Model):
         return self.overrides.get(tenant, self.default)
 
 
+class QualityJudge(Model):
+    """An LLM judge: a sampled share of answers scored 1-5 through the sidecar's providers."""
+
+    provider: str = Field(min_length=1, max_length=63, description="one of spec.providers")
+    model: str = Field(min_length=1)
+    sample_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_concurrent: int = Field(default=2, ge=1, le=64)
+
+
+class Quality(Model):
+    """Answer quality: the rule-based scorer is always on; a judge is optional."""
+
+    judge: QualityJudge | None = None
+
+
 class LLMRolloutSpec(Model):
     """`spec` of an `LLMRollout`: everything a sidecar needs to route a request."""
 
@@ -341,6 +381,7 @@ class LLMRolloutSpec(Model):
     retry: Retry = Retry()
     budget: Budget = Budget()
     tenants: Tenants | None = None
+    quality: Quality = Quality()
     force_mock: bool = Field(
         default=False, description="kill switch: every request goes to the mock at once"
     )
@@ -356,6 +397,12 @@ class LLMRolloutSpec(Model):
             raise ValueError(
                 f"fallback names unknown provider(s) {', '.join(unknown)}; "
                 f"known: {', '.join(names) or 'none'} and 'mock'"
+            )
+        judge = self.quality.judge
+        if judge is not None and judge.provider not in names:
+            raise ValueError(
+                f"quality.judge.provider names unknown provider {judge.provider}; "
+                f"known: {', '.join(names) or 'none'}"
             )
         return self
 
