@@ -170,6 +170,8 @@ class Handler:
         answer = replayed(
             request, snapshot.spec.mock.replay, self.dialect, parsed, seen
         ) or mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
+        if parsed.stream and _gemini_json_stream(request):
+            answer = mock.as_json_array(answer)
         headers.update(answer.headers)
         if answer.wait:
             await asyncio.sleep(answer.wait)
@@ -279,6 +281,13 @@ def _analysis_view(decision: Decision, backend: str, status: int) -> tuple[Arm, 
     if backend == "mock":
         return "real", ErrorKind.UPSTREAM.status
     return "real", status
+
+
+def _gemini_json_stream(request: web.Request) -> bool:
+    """``streamGenerateContent`` without ``?alt=sse``: Gemini answers one JSON array."""
+    return request.match_info.get("method") == "streamGenerateContent" and (
+        request.query.get("alt") != "sse"
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
