@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: crd demo test check lint typecheck layers pytest bench lock clean k8s-bins manifests
+.PHONY: crd demo test check lint typecheck layers pytest bench bench-peers lock clean k8s-bins manifests
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -54,6 +54,10 @@ manifests: $(STAMP)
 ## Direct vs through-the-sidecar figures; writes docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The sidecar next to LiteLLM, Portkey and a bare aiohttp passthrough (installs them into .cache/peers/).
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers
 
 ## Re-pin every transitive dependency after editing pyproject.toml.
 lock:
