@@ -190,12 +190,15 @@ class Handler:
         response = web.StreamResponse(status=answer.status, headers=headers)
         response.content_type = answer.content_type
         await response.prepare(request)
-        for delay, event in zip(answer.delays, answer.events, strict=True):
-            if delay:
-                await asyncio.sleep(delay)
-            await response.write(event)
-            request.setdefault(FIRST_BYTE_AT, asyncio.get_running_loop().time())
-        await response.write_eof()
+        try:
+            for delay, event in zip(answer.delays, answer.events, strict=True):
+                if delay:
+                    await asyncio.sleep(delay)
+                await response.write(event)
+                request.setdefault(FIRST_BYTE_AT, asyncio.get_running_loop().time())
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the app hung up mid-stream: nobody is left to answer
         return response
 
     async def _serve_real(

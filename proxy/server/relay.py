@@ -205,13 +205,16 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     finally:
         upstream.release()
-    if stream_filter is not None and (rest := stream_filter.close()):
-        await response.write(rest)
-    if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-        message = f"upstream stream {outcome.stream_error} before completion"
-        log.warning("%s: %s", dialect.name, message)
-        await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
-    await response.write_eof()
+    try:
+        if stream_filter is not None and (rest := stream_filter.close()):
+            await response.write(rest)
+        if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
+            message = f"upstream stream {outcome.stream_error} before completion"
+            log.warning("%s: %s", dialect.name, message)
+            await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the app went away while the stream ended: nobody to tell
     return response, outcome
 
 
