@@ -124,8 +124,8 @@ async def test_an_app_hanging_up_mid_stream_is_no_server_error(
         async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
             await response.content.readany()
         await asyncio.sleep(0.6)  # the sidecar writes on into the closed connection
-    errors = [r for r in caplog.records
-              if r.levelno >= logging.ERROR and r.name.startswith(("aiohttp", "llm_rollout"))]  # fmt: skip
+    ours = ("aiohttp", "llm_rollout")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(ours)]
     assert not errors, caplog.text
     completion = await openai_client(sidecar).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
