@@ -160,9 +160,10 @@ def spawn(name: str, cmd: list[str], port: int, headers: dict[str, str],
     raise RuntimeError(f"{name} did not answer within {deadline} s: {log.read_text()[-2000:]}")
 
 
-def start_targets(upstream: Upstream, workdir: Path) -> list[Target]:
+def start_targets(upstream: Upstream, workdir: Path, targets: list[Target]) -> None:
+    """Start every target into `targets` (the caller stops those started if one fails)."""
     litellm, portkey = install_litellm(), install_portkey()
-    targets = [Target("direct", None, upstream.port)]
+    targets.append(Target("direct", None, upstream.port))
     up = f"http://127.0.0.1:{upstream.port}"
     port = free_port()
     targets.append(spawn("aiohttp passthrough", [sys.executable, "-m", "bench.passthrough",
@@ -195,7 +196,6 @@ def start_targets(upstream: Upstream, workdir: Path) -> list[Target]:
         port, {"Authorization": f"Bearer {LITELLM_KEY}"},
         env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
     ))  # fmt: skip
-    return targets
 
 
 @dataclass
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     upstream = Upstream.start()
     targets: list[Target] = []
     try:
-        targets = start_targets(upstream, workdir)
+        start_targets(upstream, workdir, targets)
         figures = measure(wrk, upstream, targets, args.rounds, args.seconds)
     finally:
         for target in targets:
