@@ -86,6 +86,9 @@ def render(obj: dict[str, Any]) -> str:
             lines.append(
                 f"  {metric['name']:<24} real {real:<10} mock {mock:<10} {bounds}  {verdict}"
             )
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "AnalysisSeesData" and condition.get("status") == "False":
+            lines.append(f"Warning:   analysis is blind: {condition.get('message', '')}")
     budget = status.get("budget") or {}
     if budget:
         cap = budget.get("capUSD") or "no cap"

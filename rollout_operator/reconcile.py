@@ -66,8 +66,8 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
     except CommandRejected as error:
         record["result"] = f"rejected: {error}"
         return record, [Transition("CommandRejected", f"{verb}: {error}", warning=True)]
-    if state.real_weight != live.state.real_weight:
-        live.windows.clear()
+    if verb == "retry":
+        live.breaker_epoch += 1  # the providers get another chance on every sidecar
     live.state = state
     record["result"] = "done"
     return record, transitions
@@ -93,12 +93,9 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
     live.judgement = judge(strategy.analysis, merge(windows), external)
-    before = live.state.real_weight
     live.state, transitions = steps.judged(
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now
     )
-    if live.state.real_weight != before:
-        live.windows.clear()
     return transitions
 
 
@@ -129,24 +126,26 @@ def tick(
     if live is None:
         live, loaded = _load(hub, key, spec, status, generation, now)
         transitions += loaded
+    before = (live.state.real_weight, live.state.step_index, live.state.phase)
+    restart = False  # analysis starts over: only answers from after this tick are judged
     if live.generation != generation and spec is not live.spec:
         live.spec, live.generation = spec, generation
         live.ledger.cap, live.ledger.monthly_cap = _caps(spec)
-        live.windows.clear()
         live.state, changed = steps.spec_changed(spec, live.state, now)
         transitions += changed
+        restart = True
     annotation = (meta.get("annotations") or {}).get(COMMAND_ANNOTATION, "")
     command_record = status.get("lastCommand")
     if annotation and annotation.partition(" ")[0] != live.last_command:
         live.last_command = annotation.partition(" ")[0]
         command_record, done = _command(live, annotation, now)
         transitions += done
+        restart = restart or command_record.get("result") == "done"
     transitions += _analyse(live, now, external or {})
-    before = live.state.real_weight
     live.state, walked = steps.advance(live.spec, live.state, now)
-    if live.state.real_weight != before:
-        live.windows.clear()
     transitions += walked
+    restart = restart or before != (live.state.real_weight, live.state.step_index,
+                                    live.state.phase)  # fmt: skip
     previous_period = live.ledger.period_start
     if live.ledger.roll_period(now) and previous_period and live.ledger.capped:
         transitions.append(
@@ -154,6 +153,11 @@ def tick(
         )
     live.ledger.expire(now)
     hub.publish(live)
+    if restart:
+        # Windows pushed from here on began under the new version (sidecars tag each
+        # window with the version it began under); older ones, in flight, are dropped.
+        live.windows.clear()
+        live.judge_from = live.version
     return _status(hub, live, command_record, now), transitions
 
 
@@ -172,10 +176,24 @@ def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
                 "reason": state.phase,
                 "message": state.message,
             },
+            _seeing(live),
         ],
         "observedGeneration": live.generation,
         "lastCommand": command,
     }
+
+
+def _seeing(live: Live) -> dict[str, str]:
+    """Condition `AnalysisSeesData`: False while analyses keep finding too little to judge."""
+    blind = live.state.inconclusive_streak >= steps.BLIND_AFTER
+    detail = live.judgement.detail if live.judgement is not None else ""
+    return {
+        "type": "AnalysisSeesData",
+        "status": "False" if blind else "True",
+        "reason": "Inconclusive" if blind else "Enough",
+        "message": (f"{live.state.inconclusive_streak} inconclusive analyses in a row: {detail}"
+                    if blind else ""),
+    }  # fmt: skip
 
 
 def forget(hub: Hub, key: Key) -> None:

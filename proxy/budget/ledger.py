@@ -203,6 +203,11 @@ class Ledger:
         elif state.cap != cap:
             state.resize(cap)
 
+    @property
+    def budget(self) -> Budget:
+        """The rollout's caps in force."""
+        return self._budget
+
     def fresh(self, *, cluster: bool | None = None) -> Ledger:
         """An empty ledger with this one's caps (to re-read a file that was fixed, or to
         hand the rollout's caps to the operator when a control channel connects)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +40,7 @@ from proxy.budget import (
     UnknownPrice,
     store,
 )
-from proxy.budget.ledger import CLUSTER_KEY
+from proxy.budget.ledger import CLUSTER_KEY, Period, period_bounds
 from proxy.budget.slices import SliceKeeper
 from proxy.config import LLMRolloutSpec, Provider
 from proxy.dialects import Dialect, ParsedRequest, Usage
@@ -252,6 +252,11 @@ class BudgetGate:
         result, events = self.ledger.reserve(tenant, worst, self.clock())
         self._emit(events)
         if isinstance(result, Refusal):
+            if result.budget == CLUSTER_KEY and self.keeper is not None:
+                # No slice held: say when one may be (a 429 to `onExhausted: reject`
+                # carries it as retry-after).
+                result = replace(result, resets_at=self.keeper.refill_at(
+                    self.clock(), self._period_end()))  # fmt: skip
             self._need(refused=worst if result.budget == CLUSTER_KEY else None)
             self.metrics.budget_refusals.labels(result.budget).inc()
             log.info("budget refusal: %s", result.message)
@@ -265,6 +270,15 @@ class BudgetGate:
                            reason=f"llm-rollout: {problem}")  # fmt: skip
         ticket.reservation = result
         return ticket
+
+    def _period_end(self) -> datetime | None:
+        """When the rollout's cluster cap starts its next period (daily, else monthly)."""
+        budget = self.ledger.budget
+        period: Period | None = (
+            "daily" if budget.daily_usd is not None
+            else "monthly" if budget.monthly_usd is not None else None
+        )  # fmt: skip
+        return period_bounds(period, self.clock())[1] if period is not None else None
 
     def _worst_case(self, ticket: Ticket, exact: bool = False) -> Decimal:
         """The most the call can cost at the dearest reachable provider.

@@ -135,13 +135,13 @@ class Cluster:
         return await asyncio.to_thread(plugin.main, argv)
 
     # --- the operator --------------------------------------------------------------------
-    async def start_operator(self, port: int = 0) -> Operator:
+    async def start_operator(self, port: int = 0, tick: float = 0.25) -> Operator:
         """The operator in its own thread and event loop, as in its own process.
 
         kopf cancels every task created after it started when it stops; its own loop
         keeps the test's tasks (sidecars, traffic) out of that sweep.
         """
-        self.operator = operator = Operator(control_host="127.0.0.1", control_port=port, tick=0.25,
+        self.operator = operator = Operator(control_host="127.0.0.1", control_port=port, tick=tick,
                                             max_poll_seconds=5, sidecar_ttl=5)  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(operator.run(self._stop),))
@@ -180,7 +180,7 @@ class Cluster:
                               admin_listen=Address("127.0.0.1", 0))  # fmt: skip
             await sidecar.start()
             client = ControlClient(sidecar.runtime, url, f"{NS}/{name}", token, sidecar=pod,
-                                   poll_seconds=5, stats_interval=0.25)  # fmt: skip
+                                   poll_seconds=5, min_stats_interval=0.25)  # fmt: skip
             await client.start()
             self.sidecars.append((sidecar, client))
             started.append(sidecar)

@@ -93,3 +93,25 @@ def test_rate_limits_are_shared_among_connected_sidecars() -> None:
     limit = live.effective.spec.providers[0].rate_limit  # type: ignore[union-attr]
     assert limit is not None
     assert limit.requests_per_minute == 1000
+
+
+def test_windows_that_began_before_a_restart_point_are_not_judged() -> None:
+    """A window a sidecar began under an older config version than the last weight
+    change (or retry, promote, spec change) holds answers from before it: dropped."""
+    hub = Hub()
+    spec = {"providers": [{"name": "p", "type": "openai", "baseURL": "http://x/v1"}],
+            "strategy": {"steps": [{"setWeight": 5}, {"pause": {}}]}}  # fmt: skip
+    key = ("shop", "r")
+    status, _ = tick(hub, key, spec, {"generation": 1}, {}, now=0.0)
+    live = hub.rollouts[key]
+    first = live.version
+    promote = {"generation": 1, "annotations": {COMMAND_ANNOTATION: "1 promote"}}
+    tick(hub, key, spec, promote, status, now=1.0)
+    assert live.judge_from == live.version > first
+    old = WindowReport(sidecar="a", config_version=live.judge_from - 1,
+                       arms={"real": ArmWindow(requests=5, errors=5)})  # fmt: skip
+    fresh = old.model_copy(update={"config_version": live.judge_from})
+    hub.report(live, old, now=1.0)
+    hub.report(live, fresh, now=1.0)
+    assert len(live.windows) == 1
+    assert "a" in live.seen, "a stale window still shows the sidecar is there"
