@@ -319,9 +319,10 @@ def complete(words: list[str]) -> list[str]:
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     *before, current = words or [""]
-    flags, _ = _global_flags(False).parse_known_args(before)
     verb = next((w for w in before if w in commands.choices), None)
     previous = before[-1] if before else ""
+    valued = previous.startswith("-") and previous not in ("-A", "--all-namespaces", "-w")
+    flags, _ = _global_flags(False).parse_known_args(before[:-1] if valued else before)
     options: list[str] = []
     if previous in ("-o", "--output"):
         options = ["name"] if verb == "list" else ["json", "yaml"]

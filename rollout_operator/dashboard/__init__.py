@@ -1,1 +1,1 @@
-"""`kubectl llmrollout dashboard`: a local web UI over the same client and commands as the plugin."""
+"""`kubectl llmrollout dashboard`: a local web UI on the plugin's client and commands."""

@@ -84,7 +84,9 @@ class Cluster:
 
     # --- the API server ------------------------------------------------------------------
     async def api(self, method: str, path: str, body: Any = None, ctype: str = "") -> Any:
-        headers = {"Content-Type": ctype} if ctype else {}
+        headers = {"Authorization": "Bearer operator-token"}  # the kubeconfig's token
+        if ctype:
+            headers["Content-Type"] = ctype
         async with self.server.client.request(method, path, json=body, headers=headers) as r:
             assert r.status < 300, f"{method} {path}: {r.status} {await r.text()}"
             return await r.json()

@@ -24,7 +24,18 @@ _versions = itertools.count(1)
 
 @attrs.define(kw_only=True)
 class Emulator(kmock.KubernetesEmulator):
+    # Bearer token -> HTTP status, checked when set: 200 lets the request in, 403 answers
+    # Forbidden (RBAC says no); a token not listed gets 401, as a real API server does.
+    tokens: dict[str, int] | None = None
+
     async def _handle(self, request: rendering.Request) -> Any:
+        if self.tokens is not None:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            status = self.tokens.get(headers.get("authorization", "").removeprefix("Bearer "), 401)
+            if status != 200:
+                reason = "Forbidden" if status == 403 else "Unauthorized"
+                message = f"{request.url.path} is {reason.lower()} for this user"
+                raise kmock.KubernetesError(status=status, reason=reason, message=message)
         if request.resource is not None and isinstance(request.data, dict | list):
             if request.action == enums.action.CREATE and isinstance(request.data, dict):
                 meta = request.data.setdefault("metadata", {})
