@@ -37,6 +37,8 @@ class Live:
     judgement: Judgement | None = None
     last_command: str = ""
     written_status: dict[str, object] = field(default_factory=dict)
+    history: list[dict[str, object]] = field(default_factory=list)  # see reconcile.HISTORY_LENGTH
+    heartbeat: float = float("-inf")  # when status.operatorHeartbeat was last moved on
 
 
 class Hub:
