@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("weight", type=int, choices=range(101), metavar="WEIGHT", help="0-100")
     board = commands.add_parser("dashboard", parents=[common], help="a web UI on localhost")
     board.add_argument("-A", "--all-namespaces", action="store_true")
-    board.add_argument("--port", type=int, default=3100, help="default 3100")
+    board.add_argument("--port", type=int, help="default 3100, or a free one if 3100 is taken")
     board.add_argument("--address", default="127.0.0.1", help="default 127.0.0.1 (this machine)")
     shell = commands.add_parser(
         "completion", help="shell completion: `source <(kubectl llmrollout completion bash)`"

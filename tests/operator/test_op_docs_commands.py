@@ -62,7 +62,8 @@ def runnable() -> list[tuple[str, str]]:
                 finally:
                     sys.stderr = saved
         except SystemExit:
-            assert len(words) == 3 and words[2] in COMMANDS, f"{doc}: broken {command!r}"
+            assert len(words) == 3, f"{doc}: broken {command!r}"
+            assert words[2] in COMMANDS, f"{doc}: broken {command!r}"
             continue
         if (doc, command) not in commands:
             commands.append((doc, command))
@@ -84,11 +85,14 @@ async def _prepare(client: KubeClient, cluster: Cluster, verb: str) -> None:
     """Bring the rollout to a state in which `verb` does something."""
     phase = (await cluster.status(NAME)).get("phase")
     stopped = phase in ("Aborted", "Degraded")
-    if verb in ("promote", "abort", "pause", "set-weight", "status") and stopped:
+    if verb == "promote" and phase != "Paused":  # back to the hand pause at step 1
+        if not stopped:
+            assert (await steer.command(client, NS, NAME, "abort")).ok
         assert (await steer.command(client, NS, NAME, "retry")).ok
-    if verb == "promote":
         await cluster.wait_status(NAME, lambda s: s["phase"] == "Paused")
-    if verb == "retry" and not stopped:
+    elif verb in ("abort", "pause", "set-weight", "status") and stopped:
+        assert (await steer.command(client, NS, NAME, "retry")).ok
+    elif verb == "retry" and not stopped:
         assert (await steer.command(client, NS, NAME, "abort")).ok
     if verb == "status":
         assert (await steer.command(client, NS, NAME, "promote-full")).ok

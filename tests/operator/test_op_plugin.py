@@ -170,7 +170,7 @@ async def test_client_certificates_leave_no_key_material_on_disk(
         try:
             assert client.namespace == NS
             assert list(temp.rglob("*")) == []
-            with pytest.raises(OSError, match="127.0.0.1"):
+            with pytest.raises(OSError, match=r"127\.0\.0\.1"):
                 await client.request("GET", "/api/v1/namespaces")
         finally:
             await client.close()
