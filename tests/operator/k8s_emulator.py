@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -82,6 +83,25 @@ class Emulator(kmock.KubernetesEmulator):
         spec = request.data.get("spec")
         if request.subresource is None and spec is not None and spec != current.get("spec"):
             patch_meta["generation"] = int(meta.get("generation", 1)) + 1
+
+
+def token_review(k8s: Emulator, namespace: str) -> Callable[[Any], Awaitable[dict[str, Any]]]:
+    """TokenReviews as the API server answers them for projected pod tokens: here a token
+    ``token-<pod>`` is valid while the pod exists in `namespace`."""
+
+    async def review(request: Any) -> dict[str, Any]:
+        token = request.data["spec"]["token"]
+        pod = token.removeprefix("token-")
+        if (
+            not token.startswith("token-")
+            or (kmock.resource("v1/pods"), namespace, pod) not in k8s.objects
+        ):
+            return {"status": {"authenticated": False, "error": "invalid bearer token"}}
+        return {"status": {"authenticated": True, "audiences": ["llm-rollout"], "user": {
+            "username": f"system:serviceaccount:{namespace}:app",
+            "extra": {"authentication.kubernetes.io/pod-name": [pod]}}}}  # fmt: skip
+
+    return review
 
 
 def declare(emulator: Emulator) -> None:
