@@ -117,6 +117,11 @@ class Demo:
     def say(self, text: str) -> None:
         print(f"\n[{time.monotonic() - self.started:5.1f} s] {text}", flush=True)
 
+    async def announce(self, text: str) -> None:
+        """A line of the story, never inside another command's output."""
+        async with self.printing:
+            self.say(f"== {text}")
+
     async def status(self) -> dict[str, Any]:
         assert self.api is not None
         async with self.api.client.get(rollout_path(NS, NAME)) as response:
@@ -203,7 +208,7 @@ class Demo:
         print(f"started 3 sidecars on the control channel {control}", flush=True)
 
     async def run(self, tmp: Path) -> None:
-        pause = "1s" if self.quick else "4s"
+        pause = "1s" if self.quick else "8s"
         async with Emulator() as k8s, kmock.Server(k8s) as api:
             self.api = api
             declare(k8s)
@@ -280,9 +285,9 @@ class Demo:
         )
         self.provider.faults.extend([Fault(status=503), Fault(first_byte_delay=1.5)] * 50_000)
         status = await self.wait("the automatic rollback", lambda s: s["phase"] == "Degraded", 60)
-        self.say(f"== rolled back on its own: {status['message']}")
+        await self.announce(f"rolled back on its own: {status['message']}")
         self.provider.faults.clear()
-        self.say("== the provider recovers (breakers close after 3 s); then retry from step 0")
+        await self.announce("the provider recovers (breakers close after 3 s); then retry")
         await asyncio.sleep(5)
         await self.kubectl("retry", NAME, "-n", NS)
         await self.wait("the hand pause at 75 %", lambda s: s.get("realWeight") == 75
