@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: crd demo demo-cluster test check lint typecheck layers pytest bench lock clean k8s-bins manifests
+.PHONY: crd demo demo-cluster test check lint typecheck layers pytest bench bench-peers soak lock clean k8s-bins manifests
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -59,6 +59,15 @@ manifests: $(STAMP)
 ## Direct vs through-the-sidecar figures; writes docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The sidecar next to LiteLLM, Portkey and a bare aiohttp passthrough (installs them into .cache/peers/).
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers
+
+## A long run of mixed traffic against one sidecar process, watching for leaks; writes docs/soak.md.
+MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --minutes $(MINUTES)
 
 ## Re-pin every transitive dependency after editing pyproject.toml.
 lock:

@@ -250,6 +250,14 @@ class Ledger:
             state.roll(now)
         return states
 
+    def headroom(self, tenant: str, now: datetime) -> Decimal:
+        """What a call by `tenant` could hold now: the least any applicable budget has
+        free (0 when the ledger is unusable)."""
+        if self.corrupt is not None:
+            return ZERO
+        return min((s.allowance.available(now) for s in self.applicable(tenant, now)),
+                   default=ZERO)  # fmt: skip
+
     def reserve(
         self, tenant: str, amount: Decimal, now: datetime
     ) -> tuple[Reservation | Refusal, list[ThresholdEvent]]:
