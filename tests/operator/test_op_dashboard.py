@@ -1,6 +1,7 @@
 """`kubectl llmrollout dashboard` in headless Chromium against the emulated cluster: the list
 renders, a rollout's charts show its analysis history with thresholds, an abort clicked in
-the page reaches every sidecar, and the page says so when the API server stops answering.
+the page reaches every sidecar, and the page says so when the API server stops answering
+or the operator goes silent.
 
 UPDATE_SCREENSHOTS=1 writes the screenshots into docs/img/ (the README shows them).
 """
@@ -8,6 +9,7 @@ UPDATE_SCREENSHOTS=1 writes the screenshots into docs/img/ (the README shows the
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +17,7 @@ from browser import open_page
 from conftest import NS, Cluster, provider_spec
 
 from rollout_operator.dashboard import server
-from rollout_operator.kube import KubeClient
+from rollout_operator.kube import KubeClient, rollout_path
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGY = {
@@ -99,6 +101,16 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
             assert "showing the last state read" in banner
             cluster.k8s.tokens = None
             await page.wait("document.querySelector('#banner').hidden")
+
+            # The operator stops: once its heartbeat is old, the page says so.
+            await cluster.stop_operator()
+            path = rollout_path(NS, "marketing-content") + "/status"
+            old = {"status": {"operatorHeartbeat": time.time() - 120}}
+            await cluster.api("PATCH", path, old, "application/merge-patch+json")
+            await page.wait("!document.querySelector('#banner').hidden")
+            banner = await page.js("document.querySelector('#banner').innerText")
+            assert "The operator has not updated marketing-content for 12" in banner
+            assert "is it running?" in banner
     finally:
         poller.cancel()
         await runner.cleanup()
