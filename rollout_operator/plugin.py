@@ -352,6 +352,16 @@ def complete(words: list[str]) -> list[str]:
     return sorted(o for o in options if o.startswith(current))
 
 
+def complete_main() -> int:
+    """`kubectl_complete-llmrollout`: what kubectl (1.26+) runs for `kubectl llmrollout <TAB>`,
+    answering in cobra's format: a candidate a line, then `:4` (no file names) or `:0` (the
+    shell's own completion, for --kubeconfig's file)."""
+    words = sys.argv[1:]
+    print("\n".join(complete(words)))
+    print(":0" if words[-2:-1] == ["--kubeconfig"] else ":4")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["__complete"]:

@@ -22,6 +22,7 @@ from rollout_operator import plugin
 from rollout_operator.crd import GROUP, PLURAL, VERSION
 from rollout_operator.kube import KubeClient
 from rollout_operator.webhook import tls
+from tools import k8s_bins
 
 BIN = Path(sys.executable).parent
 STEPS = {"steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 100}]}
@@ -205,6 +206,15 @@ async def test_completion_offers_verbs_flags_and_the_clusters_rollouts(cluster: 
         env={**os.environ, "PATH": path, "KUBECONFIG": str(cluster.kubeconfig)},
     )  # fmt: skip
     assert result.stdout.strip() == "marketing", result.stderr
+    # `kubectl llmrollout <TAB>`: kubectl itself asks kubectl_complete-llmrollout.
+    kubectl = await asyncio.to_thread(k8s_bins.ensure)
+    result = await asyncio.to_thread(
+        subprocess.run, ["kubectl", "__complete", "llmrollout", "abort", "-n", NS, ""],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{kubectl}{os.pathsep}{path}",
+             "KUBECONFIG": str(cluster.kubeconfig)},
+    )  # fmt: skip
+    assert result.stdout.splitlines() == ["marketing", "search", ":4"], result.stderr
 
 
 def test_completion_script_for_zsh_loads_bash_completion() -> None:
