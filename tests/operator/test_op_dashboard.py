@@ -8,6 +8,7 @@ UPDATE_SCREENSHOTS=1 writes the screenshots into docs/img/ (the README shows the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -35,7 +36,8 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
 ) -> None:
     shots = ROOT / "docs" / "img" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path
     await cluster.start_operator()
-    spec = provider_spec(cluster, strategy=STRATEGY, budget={"dailyUSD": "5.00"})
+    spec = provider_spec(cluster, strategy=STRATEGY, budget={"dailyUSD": "5.00"},
+                         circuitBreaker={"openSeconds": 1})  # fmt: skip
     await cluster.apply("marketing-content", spec)
     await cluster.apply("search-answers", provider_spec(cluster))
     await cluster.start_sidecars("marketing-content", 3)
@@ -81,7 +83,26 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
             await page.wait("document.querySelector('#events').innerText.includes('WeightSet')")
             await page.screenshot(shots / "dashboard-rollout.png")
 
-            # Abort, confirmed in the page's dialog, reaches every sidecar.
+            # The provider fails: the operator rolls back, and the page says why.
+            cluster.provider.failing = True
+            await cluster.wait_status("marketing-content", lambda s: s["phase"] == "Degraded")
+            why = "document.querySelector('#timeline li.current.stopped')?.innerText"
+            stopped = await page.wait(why)
+            assert "rolled back to 0% real after 2 failed analyses in a row" in stopped
+            assert "error-rate 1 > max 0.05" in stopped
+            assert "Retry starts again from step 0." in stopped
+            await page.wait("document.querySelectorAll('svg.chart line.marker').length > 0")
+            await page.screenshot(shots / "dashboard-rollback.png")
+
+            # Retry from the page once the provider is back, then abort: each confirmed in
+            # the page's dialog, each reaching every sidecar.
+            cluster.provider.failing = False
+            await asyncio.sleep(1.5)  # the sidecars' breakers close again
+            await page.click("button[data-verb='retry']")
+            await page.wait("document.querySelector('#confirm').open")
+            await page.click("#confirm-ok")
+            await cluster.wait_weights(5, within=20)
+            await page.wait("document.querySelector('#toast').textContent.includes('retry: done')")
             await page.click("button[data-verb='abort']")
             await page.wait("document.querySelector('#confirm').open")
             assert "abort shop/marketing-content" in await page.js(
@@ -89,7 +110,9 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
             )
             await page.click("#confirm-ok")
             await cluster.wait_weights(0, within=20)
-            assert (await cluster.status("marketing-content"))["phase"] == "Aborted"
+            status = await cluster.status("marketing-content")
+            assert status["phase"] == "Aborted"
+            assert status["lastCommand"]["verb"] == "abort"
             await page.wait("document.querySelector('#toast').textContent.includes('abort: done')")
             await page.wait("document.querySelector('#phase').textContent === 'Aborted'")
 

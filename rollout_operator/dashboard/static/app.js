@@ -106,7 +106,7 @@ function stepText(step) {
 
 function waitingFor(obj, step) {
   const s = obj.status || {};
-  if (s.phase === "Degraded") return `rolled back: ${s.message}. Retry starts again from step 0.`;
+  if (s.phase === "Degraded") return `${s.message}. Retry starts again from step 0.`;
   if (s.phase === "Aborted") return `aborted: ${s.message || "by hand"}. Retry starts again from step 0.`;
   if (s.phase === "Healthy") return "done: fully promoted";
   if (s.pausedByUser) return "held by hand (pause or set-weight): resume to continue";
