@@ -20,7 +20,7 @@ from conftest import NS, Cluster, provider_spec
 
 from rollout_operator import plugin
 from rollout_operator.crd import GROUP, PLURAL, VERSION
-from rollout_operator.kube import KubeClient
+from rollout_operator.kube import KubeClient, rollout_path
 from rollout_operator.webhook import tls
 from tools import k8s_bins
 
@@ -111,7 +111,7 @@ EXEC_PLUGIN = """#!{python}
 import json, os, sys, datetime
 with open({calls!r}, "a") as calls:
     calls.write(os.environ["KUBERNETES_EXEC_INFO"] + "\\n")
-expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=int(sys.argv[2]))
 print(json.dumps({{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
                   "status": {{"token": sys.argv[1],
                              "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")}}}}))
@@ -127,9 +127,9 @@ async def test_an_exec_credential_plugin_logs_in(
     script.write_text(EXEC_PLUGIN.format(python=sys.executable, calls=str(calls)))
     script.chmod(0o755)
 
-    def exec_user(token: str) -> dict[str, Any]:
+    def exec_user(token: str, lifetime: int = 3600) -> dict[str, Any]:
         return {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script),
-                         "args": [token], "interactiveMode": "Never"}}  # fmt: skip
+                         "args": [token, str(lifetime)], "interactiveMode": "Never"}}  # fmt: skip
 
     good = kubeconfig(cluster, tmp_path / "exec", exec_user("exec-token"))
     cluster.k8s.tokens = {"operator-token": 200, "exec-token": 200}
@@ -141,6 +141,21 @@ async def test_an_exec_credential_plugin_logs_in(
     assert "promote: done; phase Healthy, 100% real" in capsys.readouterr().out
     info = json.loads(calls.read_text().splitlines()[0])
     assert info["kind"] == "ExecCredential"
+
+    # A long-lived credential runs the plugin once per login; one about to expire (EKS
+    # tokens last 15 min) is fetched again before the request that would need it.
+    for lifetime, runs in ((3600, 1), (1, 3)):
+        before = len(calls.read_text().splitlines())
+        config = kubeconfig(
+            cluster, tmp_path / f"exec-{lifetime}", exec_user("exec-token", lifetime)
+        )
+        client = await KubeClient.connect(str(config))
+        try:
+            for _ in range(2):
+                await client.request("GET", rollout_path(NS, "marketing"))
+        finally:
+            await client.close()
+        assert len(calls.read_text().splitlines()) - before == runs, lifetime
 
     bad = kubeconfig(cluster, tmp_path / "bad", exec_user("expired-token"))
     assert await run("get", "marketing", "-n", NS, "--kubeconfig", str(bad)) == 1
