@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+# The README's commands: `make demo`, `make demo-cluster` and `make test`. Each sets up what it needs.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
