@@ -248,16 +248,13 @@ async def _dispatch(client: KubeClient, args: argparse.Namespace) -> int:
 
 async def _connected(args: argparse.Namespace, then: Callable[[KubeClient], Awaitable[int]]) -> int:
     """Log in, run `then`, and turn what can go wrong into one line that says what to do."""
-    where = "/".join(filter(None, [args.namespace, getattr(args, "name", "")])) or "kubectl"
     try:
         client = await KubeClient.connect(args.kubeconfig, args.context)
     except KubeError as error:
         print(f"kubectl llmrollout: {error}", file=sys.stderr)
         return 1
+    where = "/".join(filter(None, [args.namespace or client.namespace, getattr(args, "name", "")]))
     try:
-        where = "/".join(
-            filter(None, [args.namespace or client.namespace, getattr(args, "name", "")])
-        )
         return await then(client)
     except (steer.SteerError, KubeError) as error:
         print(f"kubectl llmrollout: {error}", file=sys.stderr)
