@@ -48,7 +48,7 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
             await cluster.wait_status(
                 "marketing-content",
                 lambda s: s["phase"] == "Paused" and s["realWeight"] == 25
-                and len(s["history"]) >= 4, within=30,
+                and len(s["history"]) >= 4, within=60,
             )  # fmt: skip
             # The list: both rollouts, with phase, weight and step progress.
             await page.wait("document.querySelectorAll('#rollouts tr.row').length === 2")
