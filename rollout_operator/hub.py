@@ -42,6 +42,8 @@ class Live:
     judge_from: int = 0
     #: Bumped to have every sidecar half-open its open breakers (a retry after an outage).
     breaker_epoch: int = 0
+    history: list[dict[str, object]] = field(default_factory=list)  # see reconcile.HISTORY_LENGTH
+    heartbeat: float = float("-inf")  # when status.operatorHeartbeat was last moved on
 
 
 class Hub:

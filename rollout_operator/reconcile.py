@@ -25,6 +25,13 @@ from rollout_operator.steps import CommandRejected, RolloutState, Transition
 COMMAND_ANNOTATION = "llm-rollout.io/command"
 VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-weight")
 LEASE_TTL_SECONDS = 60.0
+# status.history: the last analysis runs, each with the step and weight it judged, per-arm
+# values and thresholds of every metric, requests and spend: the dashboard's charts over the
+# rollout's life. Bounded so the object stays small (~0.5 KiB a run; etcd takes 1.5 MiB).
+HISTORY_LENGTH = 120
+# status.operatorHeartbeat moves on at least this often while the operator runs, so a
+# reader (the dashboard) can tell a quiet rollout from an operator that is gone.
+HEARTBEAT_SECONDS = 15.0
 
 
 def _caps(spec: LLMRolloutSpec) -> tuple[Decimal | None, Decimal | None]:
@@ -47,6 +54,7 @@ def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen:
         observed = int(status.get("observedGeneration", gen))
     live = Live(spec=spec, state=state, ledger=ledger, generation=observed, version=version)
     live.last_command = str((status.get("lastCommand") or {}).get("id", ""))
+    live.history = list(status.get("history") or [])[-HISTORY_LENGTH:]
     live.analysed_at = now
     hub.rollouts[key] = live
     return live, transitions
@@ -93,9 +101,14 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
     live.judgement = judge(strategy.analysis, merge(windows), external)
+    judged = live.state
     live.state, transitions = steps.judged(
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now
     )
+    entry = {"at": round(now, 3), "step": judged.step_index, "weight": judged.real_weight,
+             **live.judgement.to_status(), "spentUSD": live.ledger.to_status()["spentUSD"],
+             "outcome": [t.reason for t in transitions]}  # fmt: skip
+    live.history = [*live.history, entry][-HISTORY_LENGTH:]
     return transitions
 
 
@@ -164,11 +177,18 @@ def tick(
 def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
     state = live.state
     healthy = state.phase in ("Healthy", "Progressing", "Paused")
+    if now - live.heartbeat >= HEARTBEAT_SECONDS:
+        live.heartbeat = now
+    connected = hub.connected(live, now)
     return {
         **state.to_status(),
         "analysis": None if live.judgement is None else live.judgement.to_status(),
         "budget": live.ledger.to_status(),
-        "sidecars": {"connected": len(hub.connected(live, now)), "configVersion": live.version},
+        "sidecars": {
+            "connected": len(connected),
+            "configVersion": live.version,
+            "names": connected,
+        },
         "conditions": [
             {
                 "type": "Available",
@@ -180,6 +200,8 @@ def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
         ],
         "observedGeneration": live.generation,
         "lastCommand": command,
+        "history": live.history,
+        "operatorHeartbeat": round(live.heartbeat, 3),
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from proxy.config import ArmWindow, WindowReport
 from rollout_operator.hub import Hub
-from rollout_operator.reconcile import COMMAND_ANNOTATION, tick
+from rollout_operator.reconcile import COMMAND_ANNOTATION, HISTORY_LENGTH, tick
 
 KEY = ("shop", "m")
 SPEC: dict[str, Any] = {
@@ -33,7 +33,7 @@ def test_first_tick_starts_and_publishes_the_effective_config() -> None:
     effective = hub.rollouts[KEY].effective
     assert effective is not None
     assert effective.spec.traffic.real_weight == 20
-    assert status["sidecars"] == {"connected": 0, "configVersion": effective.version}
+    assert status["sidecars"] == {"connected": 0, "configVersion": effective.version, "names": []}
 
 
 def test_commands_run_once_and_unknown_ones_are_refused() -> None:
@@ -115,3 +115,27 @@ def test_windows_that_began_before_a_restart_point_are_not_judged() -> None:
     hub.report(live, fresh, now=1.0)
     assert len(live.windows) == 1
     assert "a" in live.seen, "a stale window still shows the sidecar is there"
+
+
+def test_history_keeps_each_analysis_run_bounded_and_across_restarts() -> None:
+    """The dashboard's charts: per run, the judged step and weight, both arms, thresholds."""
+    hub = Hub()
+    status, _ = run(hub, SPEC, now=0)
+    live = hub.rollouts[KEY]
+    hub.report(live, WindowReport(sidecar="a", config_version=1,
+                                  arms={"real": ArmWindow(requests=10, errors=5),
+                                        "mock": ArmWindow(requests=30)}), now=0.5)  # fmt: skip
+    status, _ = run(hub, SPEC, now=1.5, status=status)
+    [entry] = status["history"]
+    assert (entry["at"], entry["step"], entry["weight"]) == (1.5, 1, 20)
+    assert entry["verdict"] == "Failed"
+    assert entry["requests"] == {"real": 10, "mock": 30}
+    assert entry["metrics"][0] == {"name": "error-rate", "real": 0.5, "mock": 0.0, "max": 0.1,
+                                   "min": None, "ok": False}  # fmt: skip
+    assert "RolledBack" in entry["outcome"]
+    assert status["operatorHeartbeat"] == 0  # moves on every HEARTBEAT_SECONDS only
+    # A new operator (empty hub) carries the history on; it never grows past its bound.
+    status["history"] = [entry] * (HISTORY_LENGTH + 5)
+    status, _ = run(Hub(), SPEC, now=100, status=status)
+    assert len(status["history"]) == HISTORY_LENGTH
+    assert status["operatorHeartbeat"] == 100
