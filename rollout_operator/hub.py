@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from proxy.config import Arm, ArmWindow, EffectiveConfig, LLMRolloutSpec, WindowReport
 from rollout_operator.analysis import Judgement
@@ -36,6 +37,7 @@ class Live:
     analysed_at: float = 0.0
     judgement: Judgement | None = None
     last_command: str = ""
+    command_record: Any = None  # status.lastCommand: the last command's id, verb and result
     written_status: dict[str, object] = field(default_factory=dict)
     #: Windows that began under an older config version are not judged: they hold
     #: answers from before the last weight change, retry or promote (`reconcile.tick`).

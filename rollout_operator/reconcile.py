@@ -54,6 +54,7 @@ def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen:
         observed = int(status.get("observedGeneration", gen))
     live = Live(spec=spec, state=state, ledger=ledger, generation=observed, version=version)
     live.last_command = str((status.get("lastCommand") or {}).get("id", ""))
+    live.command_record = status.get("lastCommand")
     live.history = list(status.get("history") or [])[-HISTORY_LENGTH:]
     live.analysed_at = now
     hub.rollouts[key] = live
@@ -148,12 +149,12 @@ def tick(
         transitions += changed
         restart = True
     annotation = (meta.get("annotations") or {}).get(COMMAND_ANNOTATION, "")
-    command_record = status.get("lastCommand")
     if annotation and annotation.partition(" ")[0] != live.last_command:
         live.last_command = annotation.partition(" ")[0]
-        command_record, done = _command(live, annotation, now)
+        record, done = _command(live, annotation, now)
+        live.command_record = record
         transitions += done
-        restart = restart or command_record.get("result") == "done"
+        restart = restart or record.get("result") == "done"
     transitions += _analyse(live, now, external or {})
     live.state, walked = steps.advance(live.spec, live.state, now)
     transitions += walked
@@ -171,7 +172,9 @@ def tick(
         # window with the version it began under); older ones, in flight, are dropped.
         live.windows.clear()
         live.judge_from = live.version
-    return _status(hub, live, command_record, now), transitions
+    # The record kept here, not the one in `status`: a tick started from an older copy of
+    # the object (the timer racing the command handler) must not write an older record.
+    return _status(hub, live, live.command_record, now), transitions
 
 
 def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
