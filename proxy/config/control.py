@@ -141,11 +141,16 @@ class AllowanceRequest(Model):
     `spentUSD` is what the sidecar spent under `leaseId` since it last reported that
     lease. `keepUSD` is how much of the lease it keeps (calls in flight plus money it
     still means to spend): the lease is renewed at that size for another TTL, or
-    ends when it is 0. `wantSlice: false` only settles or renews.
+    ends when it is 0. `wantSlice: false` only settles or renews. `reportId` names this
+    report (required with `leaseId`): the operator books a report id once, so a sidecar
+    resending a report whose answer it lost (same id, same figures) is never booked twice.
     """
 
     sidecar: str = Field(min_length=1)
-    lease_id: str | None = Field(default=None, description="the lease being settled, if any")
+    lease_id: str | None = Field(
+        default=None, max_length=64, description="the lease being settled, if any"
+    )
+    report_id: str = Field(default="", max_length=64, description="unique per report")
     spent_usd: Decimal = Field(default=Decimal(0), ge=0, alias="spentUSD")
     keep_usd: Decimal = Field(default=Decimal(0), ge=0, alias="keepUSD")
     want_slice: bool = True
