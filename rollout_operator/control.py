@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from proxy.config import AllowanceRequest, Grant, WindowReport
 from rollout_operator.auth import Authenticator, Denied
-from rollout_operator.hub import Hub, Live
+from rollout_operator.hub import Hub, Implausible, Live
 from rollout_operator.ledger import NotYours, digest
 
 log = logging.getLogger("llm_rollout.operator.control")
@@ -62,6 +62,7 @@ async def _caller(request: web.Request) -> tuple[Live, str]:
         error = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[denied.status]
         body = json.dumps({"error": str(denied)})
         raise error(text=body, content_type="application/json") from None
+    live.joined.setdefault(sidecar, time.time())
     return live, sidecar
 
 
@@ -99,8 +100,14 @@ async def stats(request: web.Request) -> web.Response:
     except ConnectionResetError:
         return _problem(400, "connection lost while reading the report")
     except ValidationError as error:
-        return _problem(400, f"bad window report: {error.errors()[0]['msg']}")
-    request.app[HUB].report(live, report.model_copy(update={"sidecar": sidecar}), time.time())
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _problem(400, f"bad window report: {where}: {first['msg']}")
+    try:
+        request.app[HUB].report(live, report.model_copy(update={"sidecar": sidecar}), time.time())
+    except Implausible as error:
+        log.warning("pod %s: %s", sidecar, error)
+        return _problem(400, f"bad window report: {error}")
     return web.Response(status=204)
 
 

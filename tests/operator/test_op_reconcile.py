@@ -53,7 +53,7 @@ def test_failed_analysis_rolls_back_and_names_the_metric() -> None:
     hub = Hub()
     run(hub, SPEC, now=0)
     live = hub.rollouts[KEY]
-    window = {"real": ArmWindow(requests=10, errors=5)}
+    window = {"real": ArmWindow(requests=10, errors=5, latency_buckets=[10] + [0] * 17)}
     hub.report(live, WindowReport(sidecar="a", config_version=1, arms=window), now=0.5)
     status, reasons = run(hub, SPEC, now=1.5)
     assert "RolledBack" in reasons
