@@ -28,7 +28,7 @@ async def budgeted(cluster: Cluster, pods: list[str], daily: str = "2.00") -> No
 async def test_a_huge_spend_report_books_only_what_the_lease_held(cluster: Cluster) -> None:
     await budgeted(cluster, ["app-0"])
     status, grant = await cluster.call("app-0", "marketing", "allowance", {"sidecar": "app-0"})
-    assert status == 200 and Decimal(grant["sliceUSD"]) == Decimal("0.10")
+    assert (status, Decimal(grant["sliceUSD"])) == (200, Decimal("0.10"))
     body = {"sidecar": "app-0", "leaseId": grant["leaseId"], "spentUSD": "1000000",
             "reportId": "r1", "wantSlice": False}  # fmt: skip
     status, answer = await cluster.call("app-0", "marketing", "allowance", body)
@@ -52,7 +52,8 @@ async def test_a_replayed_report_and_a_report_on_no_lease_book_nothing(cluster: 
     assert status == 200
     no_id = {**body, "reportId": ""}
     status, error = await cluster.call("app-0", "marketing", "allowance", no_id)
-    assert status == 400 and "reportId" in error["error"]
+    assert status == 400
+    assert "reportId" in error["error"]
     await asyncio.sleep(2.5)  # a few operator ticks: the status shows what was booked
     assert (await cluster.status("marketing"))["budget"]["spentUSD"] == "0.03"
 
@@ -128,7 +129,8 @@ async def test_the_selector_has_kubernetes_semantics_and_none_admits_no_pod(
                    {"key": "canary", "operator": "DoesNotExist"}]  # fmt: skip
     spec = {**provider_spec(cluster), "selector": {"matchExpressions": expressions}}
     await cluster.apply("marketing", spec)
-    await cluster.apply("open", {k: v for k, v in provider_spec(cluster).items() if k != "selector"})
+    unselected = {k: v for k, v in provider_spec(cluster).items() if k != "selector"}
+    await cluster.apply("open", unselected)
     for name in ("marketing", "open"):
         await cluster.wait_status(name, lambda s: s.get("phase") == "Healthy")
     await cluster.add_pod("web", {"app": "marketing-api"})
@@ -139,7 +141,8 @@ async def test_the_selector_has_kubernetes_semantics_and_none_admits_no_pod(
     assert codes == {"web": 200, "canary": 403, "search": 403}
     for pod in ("web", "canary", "search"):
         status, error = await cluster.call(pod, "open", "allowance", {"sidecar": pod})
-        assert status == 403 and "not selected" in error["error"], pod
+        assert status == 403, pod
+        assert "not selected" in error["error"], pod
 
 
 async def test_a_deleted_pods_token_stops_working_within_seconds(cluster: Cluster) -> None:
@@ -152,4 +155,5 @@ async def test_a_deleted_pods_token_stops_working_within_seconds(cluster: Cluste
     await cluster.api("DELETE", f"/api/v1/namespaces/{NS}/pods/app-0")
     await asyncio.sleep(2.5)  # the pod check's cache (2 s), not the token's (60 s)
     status, error = await cluster.call("app-0", "marketing", "allowance", body)
-    assert status == 401 and "gone" in error["error"], error
+    assert status == 401
+    assert "gone" in error["error"], error
