@@ -80,7 +80,7 @@ class Ledger:
     leases: dict[str, Lease] = field(default_factory=dict)
     ttl_seconds: float = 60.0
     slices_per_cap: int = 20
-    leases_per_pod: int = 4
+    leases_per_pod: int = 16
     over_reported: Decimal = Decimal(0)  # spend claimed beyond a lease, not booked
     #: Leases that ended by TTL, keyed by digest: what they held then may still be
     #: reported by calls that were in flight (for one more TTL), by their own pod only.
