@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+from proxy.config import LabelSelector, selects
 from rollout_operator.kube import KubeClient, KubeError
 
 #: The audience sidecars request for their projected token (checked by TokenReview).
 AUDIENCE = "llm-rollout"
 POD_NAME = "authentication.kubernetes.io/pod-name"
+POD_UID = "authentication.kubernetes.io/pod-uid"
 
 
 class Denied(Exception):
@@ -27,48 +29,72 @@ class Denied(Exception):
 
 
 class Authenticator(Protocol):
-    async def authenticate(
-        self, token: str, namespace: str, selector: dict[str, dict[str, str]] | None
-    ) -> str:
+    async def authenticate(self, token: str, namespace: str, selector: LabelSelector | None) -> str:
         """The caller's pod name, or raise `Denied`."""
         ...
-
-
-def selects(selector: dict[str, dict[str, str]] | None, labels: dict[str, str]) -> bool:
-    """Whether `matchLabels` selects a pod with `labels` (no selector selects every pod)."""
-    wanted = (selector or {}).get("matchLabels", {})
-    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 class TokenReviewAuthenticator:
     """Verifies with TokenReview, then reads the pod's labels.
 
-    Answers are cached for `cache_seconds` per token: every sidecar calls every few
-    seconds, and two API calls per stats push would load the API server for nothing.
+    A token's review is cached for `cache_seconds` (every sidecar calls every few
+    seconds; a TokenReview per call would load the API server for nothing), but the
+    pod it names is read again once its last read is `pod_check_seconds` old: a token
+    outlives its pod by at most that long, and a pod whose labels changed is judged on
+    the new ones. A pod read that finds no pod, or one with another uid than the token
+    was issued to (deleted and recreated under the same name), drops the token.
     """
 
-    def __init__(self, client: KubeClient, cache_seconds: float = 60.0) -> None:
+    def __init__(
+        self, client: KubeClient, cache_seconds: float = 60.0, pod_check_seconds: float = 2.0
+    ) -> None:
         self.client = client
         self.cache_seconds = cache_seconds
-        self._cache: dict[tuple[str, str], tuple[float, str, dict[str, str]]] = {}
+        self.pod_check_seconds = pod_check_seconds
+        self._cache: dict[tuple[str, str], tuple[float, str, str]] = {}  # -> until, pod, uid
+        self._pods: dict[tuple[str, str], tuple[float, str, dict[str, str]]] = {}
 
-    async def authenticate(
-        self, token: str, namespace: str, selector: dict[str, dict[str, str]] | None
-    ) -> str:
+    async def authenticate(self, token: str, namespace: str, selector: LabelSelector | None) -> str:
         now = time.monotonic()
         cached = self._cache.get((token, namespace))
         if cached is None or cached[0] < now:
-            pod, labels = await self._review(token, namespace)
+            pod, uid = await self._review(token, namespace)
             if len(self._cache) > 10_000:
                 self._cache.clear()  # bounded: tokens rotate, old ones must not pile up
-            self._cache[(token, namespace)] = (now + self.cache_seconds, pod, labels)
+            self._cache[(token, namespace)] = (now + self.cache_seconds, pod, uid)
         else:
-            _, pod, labels = cached
+            _, pod, uid = cached
+        try:
+            labels = await self._labels(namespace, pod, uid, now)
+        except Denied:
+            self._cache.pop((token, namespace), None)
+            raise
         if not selects(selector, labels):
             raise Denied(403, f"pod {namespace}/{pod} is not selected by this rollout")
         return pod
 
-    async def _review(self, token: str, namespace: str) -> tuple[str, dict[str, str]]:
+    async def _labels(self, namespace: str, pod: str, uid: str, now: float) -> dict[str, str]:
+        """The pod's labels, read at most `pod_check_seconds` ago; Denied when it is gone."""
+        seen = self._pods.get((namespace, pod))
+        if seen is not None and seen[0] > now and (not uid or seen[1] == uid):
+            return seen[2]
+        try:
+            body = await self.client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")
+        except KubeError as error:
+            self._pods.pop((namespace, pod), None)
+            raise Denied(401, f"pod {namespace}/{pod} is gone: {error}") from None
+        metadata = body.get("metadata") or {}
+        actual = str(metadata.get("uid") or "")
+        if uid and actual and actual != uid:
+            raise Denied(401, f"pod {namespace}/{pod} was recreated; the token was for the old one")
+        if len(self._pods) > 10_000:
+            self._pods.clear()
+        labels = dict(metadata.get("labels") or {})
+        self._pods[(namespace, pod)] = (now + self.pod_check_seconds, actual, labels)
+        return labels
+
+    async def _review(self, token: str, namespace: str) -> tuple[str, str]:
+        """The pod (name, uid) the token was issued to, as the API server vouches."""
         review = {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenReview",
@@ -88,9 +114,5 @@ class TokenReviewAuthenticator:
         username = str(user.get("username", ""))
         if not pods or not username.startswith(f"system:serviceaccount:{namespace}:"):
             raise Denied(403, f"{username or 'caller'} is not a pod in namespace {namespace}")
-        pod = str(pods[0])
-        try:
-            body = await self.client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")
-        except KubeError as error:
-            raise Denied(403, f"pod {namespace}/{pod}: {error}") from None
-        return pod, dict((body.get("metadata") or {}).get("labels") or {})
+        uids = (user.get("extra") or {}).get(POD_UID) or []
+        return str(pods[0]), str(uids[0]) if uids else ""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from decimal import Decimal
 
@@ -23,7 +24,10 @@ from pydantic import ValidationError
 
 from proxy.config import AllowanceRequest, Grant, WindowReport
 from rollout_operator.auth import Authenticator, Denied
-from rollout_operator.hub import Hub, Live
+from rollout_operator.hub import Hub, Implausible, Live
+from rollout_operator.ledger import NotYours, digest
+
+log = logging.getLogger("llm_rollout.operator.control")
 
 HUB = web.AppKey("hub", Hub)
 AUTH = web.AppKey("auth", Authenticator)
@@ -58,6 +62,7 @@ async def _caller(request: web.Request) -> tuple[Live, str]:
         error = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[denied.status]
         body = json.dumps({"error": str(denied)})
         raise error(text=body, content_type="application/json") from None
+    live.joined.setdefault(sidecar, time.time())
     return live, sidecar
 
 
@@ -95,8 +100,14 @@ async def stats(request: web.Request) -> web.Response:
     except ConnectionResetError:
         return _problem(400, "connection lost while reading the report")
     except ValidationError as error:
-        return _problem(400, f"bad window report: {error.errors()[0]['msg']}")
-    request.app[HUB].report(live, report.model_copy(update={"sidecar": sidecar}), time.time())
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _problem(400, f"bad window report: {where}: {first['msg']}")
+    try:
+        request.app[HUB].report(live, report.model_copy(update={"sidecar": sidecar}), time.time())
+    except Implausible as error:
+        log.warning("pod %s: %s", sidecar, error)
+        return _problem(400, f"bad window report: {error}")
     return web.Response(status=204)
 
 
@@ -106,11 +117,27 @@ async def allowance(request: web.Request) -> web.Response:
         ask = AllowanceRequest.model_validate_json(await request.read())
     except ValidationError as error:
         return _problem(400, f"bad allowance request: {error.errors()[0]['msg']}")
-    now = time.time()
+    if ask.lease_id and not ask.report_id:
+        return _problem(400, "a report on a lease needs a reportId (unique per report)")
+    hub, now = request.app[HUB], time.time()
     live.seen[sidecar] = now
-    kept = live.ledger.settle(ask.lease_id, ask.spent_usd, ask.keep_usd, now)
+    kept = Decimal(0)
+    if ask.lease_id:
+        try:
+            settled = live.ledger.settle(
+                sidecar, ask.lease_id, ask.spent_usd, ask.keep_usd, now, ask.report_id
+            )
+        except NotYours as error:
+            log.warning("pod %s settled a lease not its own: %s", sidecar, error)
+            return _problem(403, f"{error}: a pod settles only leases granted to it")
+        if settled.over > 0:
+            log.warning(
+                "pod %s reported %s USD under lease %s beyond what it held; booked %s",
+                sidecar, ask.spent_usd, digest(ask.lease_id)[:8], settled.booked,
+            )  # fmt: skip
+        kept = settled.kept
     if ask.want_slice:
-        grant = live.ledger.grant(sidecar, now)
+        grant = live.ledger.grant(sidecar, now, len(hub.connected(live, now)))
     else:
         grant = Grant(lease_id="", slice_usd=Decimal(0), ttl_seconds=live.ledger.ttl_seconds)
     grant = grant.model_copy(update={"kept_usd": kept})

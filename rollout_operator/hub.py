@@ -33,7 +33,11 @@ class Live:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     seen: dict[str, float] = field(default_factory=dict)  # sidecar -> last contact
     polling: dict[str, int] = field(default_factory=dict)  # sidecar -> open long-polls
-    windows: list[dict[Arm, ArmWindow]] = field(default_factory=list)
+    #: Window stats since the last analysis, per pod: whose figures they are stays known.
+    windows: dict[str, dict[Arm, ArmWindow]] = field(default_factory=dict)
+    #: pod -> (requests it may still report, when that was worked out): see `Hub.report`.
+    credit: dict[str, tuple[float, float]] = field(default_factory=dict)
+    joined: dict[str, float] = field(default_factory=dict)  # pod -> its first authenticated call
     analysed_at: float = 0.0
     judgement: Judgement | None = None
     last_command: str = ""
@@ -48,10 +52,17 @@ class Live:
     heartbeat: float = float("-inf")  # when status.operatorHeartbeat was last moved on
 
 
+class Implausible(ValueError):
+    """A window report claims more than its pod could have served (the caller gets 400)."""
+
+
 class Hub:
-    def __init__(self, sidecar_ttl: float = 60.0) -> None:
+    def __init__(self, sidecar_ttl: float = 60.0, max_pod_rps: float = 500.0) -> None:
         self.rollouts: dict[Key, Live] = {}
         self.sidecar_ttl = sidecar_ttl
+        #: The most requests per second one sidecar is believed to serve (all arms). A
+        #: report may count at most this times the seconds since that pod's last one.
+        self.max_pod_rps = max_pod_rps
         self.started = asyncio.Event()  # set once the control channel listens
 
     def connected(self, live: Live, now: float | None = None) -> list[str]:
@@ -101,6 +112,26 @@ class Hub:
         return True
 
     def report(self, live: Live, report: WindowReport, now: float) -> None:
+        """Add a pod's window to the stats the next analysis judges, if it is plausible.
+
+        Each pod earns `max_pod_rps` requests of credit per second since its first call
+        (at most `sidecar_ttl` seconds' worth, one second's to start); a report spends
+        credit for the requests it counts. So pushing often does not let one pod count
+        more than it could have served, and a fabricated burst is refused with
+        `Implausible` instead of steering the analysis.
+        """
+        joined = live.joined.get(report.sidecar, now)
+        credit, at = live.credit.get(report.sidecar, (self.max_pod_rps, joined))
+        credit = min(credit + (now - at) * self.max_pod_rps, self.max_pod_rps * self.sidecar_ttl)
+        claimed = sum(arm.requests for arm in report.arms.values())
+        if claimed > credit:
+            raise Implausible(
+                f"{claimed} requests is more than this sidecar could have served since its "
+                f"last report ({credit:.0f} at {self.max_pod_rps:g} requests/s); window refused"
+            )
         live.seen[report.sidecar] = now
+        live.credit[report.sidecar] = (credit - claimed, now)
         if report.arms and report.config_version >= live.judge_from:
-            live.windows.append(dict(report.arms))
+            mine = live.windows.setdefault(report.sidecar, {})
+            for arm, window in report.arms.items():
+                mine[arm] = mine[arm].merged(window) if arm in mine else window

@@ -9,11 +9,21 @@ operator restart loses no spend.
 
 Both caps of `spec.budget` bind: a grant fits what is left of the day *and* of the
 month (spend counts toward both), so a rollout with only `monthlyUSD` is capped too.
+
+Nothing a pod says is believed beyond what the ledger can check (docs/control-channel.md,
+"Trust model"): a report books at most what that pod's lease still held (more is
+clamped and counted in `overReportedUSD`); a report id is booked once; only the pod a
+lease was granted to may settle it (`NotYours` otherwise); lease ids are 128 random
+bits and `status.budget` shows only their SHA-256, so reading the status gives no
+usable id; a pod holds at most `leases_per_pod` live leases and asks for more only
+while it holds less than an even share among the connected sidecars.
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
+import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,11 +39,34 @@ def usd(amount: Decimal) -> str:
     return f"{whole}.{cents.ljust(2, '0')}"
 
 
+#: How many report ids the ledger remembers to refuse replays (oldest forgotten first).
+REPORTS_REMEMBERED = 10_000
+
+
+class NotYours(Exception):
+    """A pod named a lease granted to another pod (the caller gets 403)."""
+
+
+def digest(lease_id: str) -> str:
+    """What the ledger keys and publishes a lease by: knowing it does not let one settle it."""
+    return hashlib.sha256(lease_id.encode()).hexdigest()[:32]
+
+
 @dataclass(slots=True)
 class Lease:
     sidecar: str
     amount: Decimal
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What a settle did: what stays leased, what was booked, what was refused as over-reported."""
+
+    kept: Decimal = Decimal(0)
+    booked: Decimal = Decimal(0)
+    over: Decimal = Decimal(0)
+    replay: bool = False
 
 
 @dataclass(slots=True)
@@ -47,6 +80,12 @@ class Ledger:
     leases: dict[str, Lease] = field(default_factory=dict)
     ttl_seconds: float = 60.0
     slices_per_cap: int = 20
+    leases_per_pod: int = 16
+    over_reported: Decimal = Decimal(0)  # spend claimed beyond a lease, not booked
+    #: Leases that ended by TTL, keyed by digest: what they held then may still be
+    #: reported by calls that were in flight (for one more TTL), by their own pod only.
+    ended: dict[str, Lease] = field(default_factory=dict)
+    reports: OrderedDict[str, Settlement] = field(default_factory=OrderedDict)
 
     @property
     def reserved(self) -> Decimal:
@@ -78,43 +117,82 @@ class Ledger:
     def expire(self, now: float) -> list[str]:
         """End leases whose sidecar stopped renewing; their money returns."""
         gone = [lid for lid, lease in self.leases.items() if lease.expires_at <= now]
-        for lease_id in gone:
-            del self.leases[lease_id]
+        for key in gone:
+            lease = self.leases.pop(key)
+            self.ended[key] = Lease(lease.sidecar, lease.amount, now + self.ttl_seconds)
+        for key in [k for k, lease in self.ended.items() if lease.expires_at <= now]:
+            del self.ended[key]
         return gone
 
     def settle(
-        self, lease_id: str | None, spent: Decimal, keep: Decimal = Decimal(0), now: float = 0.0
-    ) -> Decimal:
-        """Book what a sidecar spent under a lease; renew the lease at `keep`, or end it.
+        self,
+        sidecar: str,
+        lease_id: str | None,
+        spent: Decimal,
+        keep: Decimal = Decimal(0),
+        now: float = 0.0,
+        report_id: str = "",
+    ) -> Settlement:
+        """Book what `sidecar` spent under its lease; renew the lease at `keep`, or end it.
 
-        The lease is renewed (a fresh TTL) at most at what it held minus the spend just
-        booked, so renewing never raises `spent + reserved`. Spend is booked even for
-        an unknown (expired) lease: money spent is spent. Returns what stays leased.
+        Books at most what the lease held (late spend under a lease that expired within
+        the last TTL is booked up to what it held then); the rest is `over` and not
+        booked. The lease is renewed (a fresh TTL) at most at what it held minus the spend
+        just booked, so renewing never raises `spent + reserved`. A `report_id` already
+        seen changes nothing and answers as the first time. Raises `NotYours` for a lease
+        of another pod.
         """
-        lease = self.leases.pop(lease_id, None) if lease_id is not None else None
-        self.spent += spent
-        self.month_spent += spent
-        if lease is None or keep <= 0:
-            return Decimal(0)
-        kept = min(keep, max(Decimal(0), lease.amount - spent))
-        if kept > 0:
-            assert lease_id is not None
-            self.leases[lease_id] = Lease(lease.sidecar, kept, now + self.ttl_seconds)
-        return kept
+        if report_id and report_id in self.reports:
+            return Settlement(kept=self.reports[report_id].kept, replay=True)
+        key = digest(lease_id) if lease_id else ""
+        lease = self.leases.get(key) or self.ended.get(key)
+        if lease is not None and lease.sidecar != sidecar:
+            raise NotYours(f"lease {key[:8]}... is not {sidecar}'s")
+        self.expire(now)
+        live = self.leases.pop(key, None)
+        late = None if live is not None else self.ended.pop(key, None)
+        held = (live or late or Lease(sidecar, Decimal(0), 0)).amount
+        booked = min(spent, held)
+        over = spent - booked
+        self.spent += booked
+        self.month_spent += booked
+        self.over_reported += over
+        kept = Decimal(0)
+        if live is not None and keep > 0:
+            kept = min(keep, held - booked)
+            if kept > 0:
+                self.leases[key] = Lease(sidecar, kept, now + self.ttl_seconds)
+        elif late is not None and held - booked > 0:
+            self.ended[key] = Lease(sidecar, held - booked, late.expires_at)
+        result = Settlement(kept=kept, booked=booked, over=over)
+        if report_id:
+            self.reports[report_id] = result
+            while len(self.reports) > REPORTS_REMEMBERED:
+                self.reports.popitem(last=False)
+        return result
 
-    def grant(self, sidecar: str, now: float) -> Grant:
-        """The next slice for `sidecar`: a fixed fraction of the cap, never beyond what is left."""
+    def grant(self, sidecar: str, now: float, connected: int = 1) -> Grant:
+        """The next slice for `sidecar`, or none (a 0 slice) when it holds its share.
+
+        A pod gets a new slice only while it holds fewer than `leases_per_pod` leases and
+        less than an even share of the unspent money among the `connected` sidecars; the
+        slice is a fixed fraction of the cap, at most an even share of what is left, never
+        beyond what is left. So one pod cannot take what the others will need.
+        """
         self.expire(now)
         remaining = self.remaining
         caps = [cap for cap in (self.cap, self.monthly_cap) if cap is not None]
-        if remaining is None or not caps:
-            amount = Decimal(0)  # no cap: nothing to lease, the sidecar spends freely
-        else:
-            size = (min(caps) / self.slices_per_cap).quantize(Decimal("0.000001"))
-            amount = min(remaining, size)
-        lease_id = uuid.uuid4().hex[:12]
+        mine = [lease.amount for lease in self.leases.values() if lease.sidecar == sidecar]
+        amount = Decimal(0)  # no cap: nothing to lease, the sidecar spends freely
+        if remaining is not None and caps and len(mine) < self.leases_per_pod:
+            share = (remaining + self.reserved) / max(1, connected)
+            base = min(caps) / self.slices_per_cap
+            size = min(base, max(remaining / max(1, connected), base / 10))
+            if sum(mine, Decimal(0)) < share:
+                amount = min(remaining, size.quantize(Decimal("0.000001")))
+        lease_id = secrets.token_hex(16)
         if amount > 0:
-            self.leases[lease_id] = Lease(sidecar, amount, now + self.ttl_seconds)
+            self.leases[digest(lease_id)] = Lease(sidecar, amount, now + self.ttl_seconds)
         return Grant(lease_id=lease_id, slice_usd=amount, ttl_seconds=self.ttl_seconds)
 
     def to_status(self) -> dict[str, Any]:
@@ -126,14 +204,15 @@ class Ledger:
             "monthSpentUSD": usd(self.month_spent),
             "monthlyCapUSD": None if self.monthly_cap is None else usd(self.monthly_cap),
             "monthStart": self.month_start,
+            "overReportedUSD": usd(self.over_reported),
             "leases": [
                 {
-                    "id": lid,
+                    "sha256": key,
                     "sidecar": lease.sidecar,
                     "amountUSD": usd(lease.amount),
                     "expiresAt": lease.expires_at,
                 }
-                for lid, lease in self.leases.items()
+                for key, lease in self.leases.items()
             ],
         }
 
@@ -150,8 +229,10 @@ class Ledger:
         ledger.period_start = str(budget.get("periodStart", ""))
         ledger.month_spent = Decimal(str(budget.get("monthSpentUSD", "0")))
         ledger.month_start = str(budget.get("monthStart", ""))
+        ledger.over_reported = Decimal(str(budget.get("overReportedUSD", "0")))
         for item in budget.get("leases", []):
-            ledger.leases[item["id"]] = Lease(
+            key = str(item["sha256"]) if "sha256" in item else digest(str(item["id"]))  # older
+            ledger.leases[key] = Lease(
                 item["sidecar"], Decimal(str(item["amountUSD"])), float(item["expiresAt"])
             )
         return ledger

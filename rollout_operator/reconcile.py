@@ -98,7 +98,7 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
     if now - live.analysed_at < parse_duration(strategy.analysis.interval):
         return []
     live.analysed_at = now
-    windows, live.windows = live.windows, []
+    windows, live.windows = list(live.windows.values()), {}
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
     live.judgement = judge(strategy.analysis, merge(windows), external)

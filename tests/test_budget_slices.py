@@ -29,7 +29,11 @@ class Sidecar:
     def call(self, ask: Ask, now: datetime) -> None:
         """What the operator's allowance endpoint does with one request."""
         seconds = (now - T0).total_seconds()
-        kept = self.operator.settle(ask.lease_id, ask.spent, ask.keep, seconds)
+        kept = D(0)
+        if ask.lease_id:
+            kept = self.operator.settle(
+                self.name, ask.lease_id, ask.spent, ask.keep, seconds, ask.report_id
+            ).kept
         grant = self.operator.grant(self.name, seconds) if ask.want_slice else None
         self.keeper.answered(
             ask, grant.lease_id if grant else "", grant.slice_usd if grant else D(0),

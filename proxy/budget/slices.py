@@ -19,6 +19,10 @@ Why each rule:
 - *Report spend.* A lease with spend not yet reported is renewed every
   `report_every` seconds, so the operator's `status.budget.spentUSD` follows the
   cluster's spend within about that delay.
+- *Same report, same id.* Each settlement carries a fresh report id, and a report
+  whose answer did not arrive is resent as it was (same id, same figures) before
+  anything newer on that lease: the operator books a report id once, so a report
+  that arrived but whose answer was lost is never booked twice.
 - *Return on leaving.* `returns` settles every lease, keeping only what calls
   in flight hold, so a sidecar that shuts down gives its unspent money back at once.
 
@@ -29,6 +33,7 @@ because the local grant shrinks *before* a smaller `keep` is sent.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,6 +52,7 @@ class Ask:
     spent: Decimal  # spend under the lease since it was last reported
     keep: Decimal  # how much of the lease stays leased; 0 ends it
     want_slice: bool
+    report_id: str = ""  # names a settlement; resent unchanged until answered
 
 
 @dataclass(slots=True)
@@ -55,6 +61,7 @@ class _Kept:
     renewed_at: datetime | None = None  # when the operator last (re)leased it
     ttl: float = 60.0
     closed: bool = False  # takes no new reservations (ended, or returning)
+    pending: Ask | None = None  # a settlement sent but not answered: resent as it was
 
 
 @dataclass(slots=True)
@@ -90,6 +97,9 @@ class SliceKeeper:
         asks: list[Ask] = []
         for report in self.allowance.report(now):
             kept = self._leases.setdefault(report.lease_id, _Kept())
+            if kept.pending is not None:
+                asks.append(kept.pending)
+                continue
             unreported = report.spent - kept.reported
             age = (now - kept.renewed_at).total_seconds() if kept.renewed_at else kept.ttl
             due = age >= kept.ttl / 3 or (unreported > 0 and age >= self.report_every)
@@ -117,11 +127,15 @@ class SliceKeeper:
             # Shrink first: from here on the lease holds only what is in flight.
             self.allowance.grant(report.spent + report.reserved, report.lease_id, now)
             kept.closed = True
-            asks.append(self._settle(report, kept, keep=report.reserved))
+            asks.append(kept.pending or self._settle(report, kept, keep=report.reserved))
         return asks
 
     def _settle(self, report: LeaseReport, kept: _Kept, keep: Decimal) -> Ask:
-        return Ask(report.lease_id, report.spent - kept.reported, keep, want_slice=False)
+        kept.pending = Ask(
+            report.lease_id, report.spent - kept.reported, keep, want_slice=False,
+            report_id=secrets.token_hex(12),
+        )  # fmt: skip
+        return kept.pending
 
     def answered(
         self, ask: Ask, lease_id: str, slice_usd: Decimal, ttl: float, kept_usd: Decimal,
@@ -150,6 +164,9 @@ class SliceKeeper:
         lease_id = ask.lease_id
         assert lease_id is not None
         kept = self._leases.setdefault(lease_id, _Kept())
+        if kept.pending is not ask:
+            return  # an answer to a report already answered: nothing new to apply
+        kept.pending = None
         kept.reported += ask.spent
         kept.renewed_at, kept.ttl = now, ttl
         report = next((r for r in self.allowance.report(now) if r.lease_id == lease_id), None)

@@ -14,12 +14,14 @@ from proxy.config.loader import ConfigError, load_file, load_text, parse_spec
 from proxy.config.model import (
     MOCK,
     ApiKey,
+    LabelSelector,
     LLMRollout,
     LLMRolloutSpec,
     Provider,
     ProviderType,
     parse_duration,
 )
+from proxy.config.selector import selects
 
 __all__ = [
     "LATENCY_BOUNDS_MS",
@@ -33,6 +35,7 @@ __all__ = [
     "Grant",
     "LLMRollout",
     "LLMRolloutSpec",
+    "LabelSelector",
     "Provider",
     "ProviderType",
     "QualityWindow",
@@ -41,4 +44,5 @@ __all__ = [
     "load_text",
     "parse_duration",
     "parse_spec",
+    "selects",
 ]

@@ -9,10 +9,11 @@ operator can merge windows from any number of sidecars and still read a p95.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from proxy.config.model import LLMRolloutSpec, Model
 
@@ -40,16 +41,34 @@ LATENCY_BOUNDS_MS: tuple[float, ...] = (
 )
 
 
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
 class QualityWindow(Model):
     """Answer quality over a window (see `proxy.quality`); each figure a count or a sum."""
 
     scored: int = Field(default=0, ge=0, description="answers scored by the rule-based scorer")
-    score_sum: float = Field(default=0.0, ge=0, description="sum of their 0-5 scores")
+    score_sum: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="sum of their 0-5 scores"
+    )
     rejections: int = Field(default=0, ge=0, description="scored answers with a hard failure")
     brand_checked: int = Field(default=0, ge=0, description="answers with a known brand")
     brand_compliant: int = Field(default=0, ge=0, description="of those, compliant")
     judged: int = Field(default=0, ge=0, description="answers scored by the LLM judge")
-    judge_sum: float = Field(default=0.0, ge=0, description="sum of their 1-5 judge scores")
+    judge_sum: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="sum of their 1-5 judge scores"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QualityWindow:
+        """Sums within their scales, parts within their wholes (see `ArmWindow._consistent`)."""
+        _require(self.score_sum <= 5 * self.scored, "quality.scoreSum is above 5 x scored")
+        _require(self.judge_sum <= 5 * self.judged, "quality.judgeSum is above 5 x judged")
+        _require(self.rejections <= self.scored, "quality.rejections is above scored")
+        _require(self.brand_compliant <= self.brand_checked, "brandCompliant is above brandChecked")
+        return self
 
     def merged(self, other: QualityWindow) -> QualityWindow:
         return QualityWindow(
@@ -74,15 +93,44 @@ class ArmWindow(Model):
         max_length=len(LATENCY_BOUNDS_MS) + 1,
         description="request counts per LATENCY_BOUNDS_MS bucket, plus one overflow bucket",
     )
-    latency_max_ms: float = Field(default=0.0, ge=0)
-    cost_usd: float = Field(default=0.0, ge=0, alias="costUSD")
+    latency_max_ms: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    cost_usd: float = Field(default=0.0, ge=0, alias="costUSD", allow_inf_nan=False)
     metric_sums: dict[str, float] = Field(
-        default_factory=dict, description="other per-request metrics, summed; judged as means"
+        default_factory=dict,
+        max_length=64,
+        description="other per-request metrics, summed; judged as means",
     )
     quality: QualityWindow = Field(default_factory=QualityWindow)
     shadow_requests: int = Field(
         default=0, ge=0, description="of `requests`, shadow copies (real arm only)"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ArmWindow:
+        """Refuse counts that cannot all be true: a window is believed only when it adds up.
+
+        The operator judges promotion and rollback on these figures, so a report whose
+        parts exceed their whole (errors, shadows or scored answers above requests, a
+        latency histogram that does not sum to requests) or that is not finite is refused.
+        """
+        _require(
+            sum(self.latency_buckets) == self.requests, "latencyBuckets do not sum to requests"
+        )
+        _require(all(count >= 0 for count in self.latency_buckets), "a latency bucket is negative")
+        _require(self.errors <= self.requests, "errors is above requests")
+        _require(self.shadow_requests <= self.requests, "shadowRequests is above requests")
+        quality = self.quality
+        for name, count in (
+            ("scored", quality.scored),
+            ("judged", quality.judged),
+            ("brandChecked", quality.brand_checked),
+        ):
+            _require(count <= self.requests, f"quality.{name} is above requests")
+        _require(
+            all(math.isfinite(value) for value in self.metric_sums.values()),
+            "metricSums holds a value that is not a finite number",
+        )
+        return self
 
     def merged(self, other: ArmWindow) -> ArmWindow:
         pairs = zip(self.latency_buckets, other.latency_buckets, strict=True)
@@ -151,11 +199,16 @@ class AllowanceRequest(Model):
     `spentUSD` is what the sidecar spent under `leaseId` since it last reported that
     lease. `keepUSD` is how much of the lease it keeps (calls in flight plus money it
     still means to spend): the lease is renewed at that size for another TTL, or
-    ends when it is 0. `wantSlice: false` only settles or renews.
+    ends when it is 0. `wantSlice: false` only settles or renews. `reportId` names this
+    report (required with `leaseId`): the operator books a report id once, so a sidecar
+    resending a report whose answer it lost (same id, same figures) is never booked twice.
     """
 
     sidecar: str = Field(min_length=1)
-    lease_id: str | None = Field(default=None, description="the lease being settled, if any")
+    lease_id: str | None = Field(
+        default=None, max_length=64, description="the lease being settled, if any"
+    )
+    report_id: str = Field(default="", max_length=64, description="unique per report")
     spent_usd: Decimal = Field(default=Decimal(0), ge=0, alias="spentUSD")
     keep_usd: Decimal = Field(default=Decimal(0), ge=0, alias="keepUSD")
     want_slice: bool = True

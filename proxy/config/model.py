@@ -13,6 +13,7 @@ error that names the field, not a setting silently ignored.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -362,11 +363,52 @@ class Quality(Model):
     judge: QualityJudge | None = None
 
 
+class LabelSelectorRequirement(Model):
+    """One `matchExpressions` entry: `key` `operator` `values`."""
+
+    key: str = Field(min_length=1, max_length=317, description="the label key")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(
+        default=[], max_length=64, description="for In and NotIn; empty for Exists/DoesNotExist"
+    )
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+    def holds(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "In":
+            return labels.get(self.key) in self.values
+        if self.operator == "NotIn":
+            return labels.get(self.key) not in self.values
+        return (self.key in labels) == (self.operator == "Exists")
+
+
+class LabelSelector(Model):
+    """Pods whose sidecars follow this rollout, as a Kubernetes label selector: every
+    matchLabels pair and every matchExpressions requirement must hold; {} selects every
+    pod in the namespace; a rollout without a selector admits no pod."""
+
+    match_labels: dict[str, str] = Field(default={}, max_length=64)
+    match_expressions: list[LabelSelectorRequirement] = Field(default=[], max_length=32)
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.match_labels.items()) and all(
+            requirement.holds(labels) for requirement in self.match_expressions
+        )
+
+
 class LLMRolloutSpec(Model):
     """`spec` of an `LLMRollout`: everything a sidecar needs to route a request."""
 
-    selector: dict[str, dict[str, str]] | None = Field(
-        default=None, description="pods whose sidecars follow this rollout ({matchLabels: {...}})"
+    selector: LabelSelector | None = Field(
+        default=None,
+        description="pods whose sidecars follow this rollout: a Kubernetes label selector "
+        "(matchLabels, matchExpressions); without one, no pod may follow it",
     )
     # Bounded lists keep the CRD's CEL cross-checks within the API server's cost budget.
     providers: list[Provider] = Field(default=[], max_length=16)

@@ -137,7 +137,7 @@ class ControlClient:
         for ask in asks:
             body = AllowanceRequest(
                 sidecar=self.sidecar, lease_id=ask.lease_id, spent_usd=ask.spent,
-                keep_usd=ask.keep, want_slice=ask.want_slice,
+                keep_usd=ask.keep, want_slice=ask.want_slice, report_id=ask.report_id,
             )  # fmt: skip
             try:
                 async with self._session.post(

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from proxy.config import selects
+
 SIDECAR_NAME = "llm-rollout-proxy"
 #: Pod annotations and labels the webhook reads or writes.
 INJECT_ANNOTATION = "llm-rollout.io/inject"
@@ -75,16 +77,6 @@ class Decision:
 def _escape(key: str) -> str:
     """A JSON Pointer token (RFC 6901): '~' and '/' escaped."""
     return key.replace("~", "~0").replace("/", "~1")
-
-
-def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Whether a rollout's `spec.selector` (matchLabels) selects a pod; none selects every pod.
-
-    The same rule the control channel applies to a sidecar's pod (`rollout_operator.auth`),
-    restated here because this module stays free of the API client that one imports.
-    """
-    wanted = (selector or {}).get("matchLabels") or {}
-    return all(labels.get(k) == v for k, v in wanted.items())
 
 
 def secret_refs(rollout: Mapping[str, Any]) -> dict[str, list[str]]:

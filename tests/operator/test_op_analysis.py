@@ -53,7 +53,7 @@ def test_too_few_requests_is_inconclusive() -> None:
 def test_min_threshold_and_reported_metric() -> None:
     analysis = Analysis.model_validate({"minRequests": 1, "metrics": [{"name": "quality",
                                                                       "min": 0.8}]})  # fmt: skip
-    real = ArmWindow(requests=4, metric_sums={"quality": 2.0})
+    real = ArmWindow(requests=4, latency_buckets=[4] + [0] * 17, metric_sums={"quality": 2.0})
     result = judge(analysis, {"real": real, "mock": ArmWindow()})
     assert result.verdict == "Failed"
     assert "quality 0.5 < min 0.8" in result.detail

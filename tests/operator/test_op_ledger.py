@@ -14,7 +14,7 @@ def test_slices_stop_at_the_cap_and_expired_leases_return() -> None:
     ledger = Ledger(cap=Decimal("1.00"), ttl_seconds=10, slices_per_cap=4)
     grants = [ledger.grant(f"s{i}", now=0) for i in range(6)]
     assert [g.slice_usd for g in grants] == [Decimal("0.25")] * 4 + [Decimal(0)] * 2
-    ledger.settle(grants[0].lease_id, Decimal("0.10"))
+    ledger.settle("s0", grants[0].lease_id, Decimal("0.10"))
     assert ledger.remaining == Decimal("0.15")
     assert ledger.grant("s9", now=11).slice_usd == Decimal("0.25")  # the rest expired
     assert ledger.spent == Decimal("0.10")
@@ -27,7 +27,7 @@ def test_spent_plus_reserved_never_exceeds_cap(ops: list[tuple[int, int, bool]])
     for now, (sidecar, cents, settle) in enumerate(ops):
         if settle and sidecar in held:
             lease_id, amount = held.pop(sidecar)
-            ledger.settle(lease_id, min(amount, Decimal(cents) / 100))
+            ledger.settle(str(sidecar), lease_id, min(amount, Decimal(cents) / 100))
         else:
             grant = ledger.grant(str(sidecar), now=float(now))
             held[sidecar] = (grant.lease_id, grant.slice_usd)
@@ -38,7 +38,7 @@ def test_status_round_trip_keeps_spend() -> None:
     ledger = Ledger(cap=Decimal(10))
     ledger.roll_period(0)
     ledger.grant("a", now=0)
-    ledger.settle(None, Decimal("1.5"))
+    ledger.spent = Decimal("1.5")
     again = Ledger.from_status(Decimal(10), ledger.to_status(), ttl=60)
     assert (again.spent, again.reserved, again.period_start) == (
         Decimal("1.5"), ledger.reserved, "1970-01-01T00:00:00Z"
@@ -54,15 +54,18 @@ def test_rate_share_divides_among_connected_sidecars() -> None:
 def test_renewing_a_lease_books_its_spend_and_keeps_at_most_what_is_left() -> None:
     ledger = Ledger(cap=Decimal("1.00"), ttl_seconds=10, slices_per_cap=4)
     grant = ledger.grant("a", now=0)
-    kept = ledger.settle(grant.lease_id, Decimal("0.05"), keep=Decimal("0.20"), now=8)
+    kept = ledger.settle("a", grant.lease_id, Decimal("0.05"), keep=Decimal("0.20"), now=8).kept
     assert (kept, ledger.spent, ledger.reserved) == (Decimal("0.20"), Decimal("0.05"),
                                                      Decimal("0.20"))  # fmt: skip
     assert ledger.expire(now=15) == [], "renewed at 8: lives until 18"
-    greedy = ledger.settle(grant.lease_id, Decimal("0.10"), keep=Decimal("5"), now=16)
+    greedy = ledger.settle("a", grant.lease_id, Decimal("0.10"), keep=Decimal("5"), now=16).kept
     assert greedy == Decimal("0.10"), "never more than the lease held, less the new spend"
     assert ledger.spent + ledger.reserved == Decimal("0.25")
-    assert ledger.settle("expired-long-ago", Decimal("0.01"), keep=Decimal("1"), now=17) == 0
-    assert ledger.spent == Decimal("0.16"), "late spend is still booked"
+    assert ledger.expire(now=27) != [], "not renewed since 16"
+    late = ledger.settle("a", grant.lease_id, Decimal("0.01"), keep=Decimal("1"), now=28)
+    assert (late.kept, ledger.spent) == (0, Decimal("0.16")), "late spend is still booked"
+    unknown = ledger.settle("a", "never-granted", Decimal("0.01"), keep=Decimal("1"), now=28)
+    assert (unknown.booked, unknown.over, ledger.spent) == (0, Decimal("0.01"), Decimal("0.16"))
 
 
 DAY = 86_400.0
@@ -79,7 +82,7 @@ def test_monthly_spend_survives_the_daily_roll_and_binds_across_days() -> None:
     ledger = Ledger(cap=Decimal("1.00"), monthly_cap=Decimal("1.50"), slices_per_cap=4)
     ledger.roll_period(0)
     for _ in range(4):
-        ledger.settle(ledger.grant("a", now=0).lease_id, Decimal("0.25"))
+        ledger.settle("a", ledger.grant("a", now=0).lease_id, Decimal("0.25"))
     assert ledger.remaining == 0, "the day's cap is reached"
     assert ledger.roll_period(DAY), "a new day"
     assert (ledger.spent, ledger.month_spent) == (Decimal(0), Decimal("1.00"))
@@ -90,7 +93,7 @@ def test_monthly_spend_survives_the_daily_roll_and_binds_across_days() -> None:
 def test_a_new_month_frees_the_monthly_cap() -> None:
     ledger = Ledger(cap=None, monthly_cap=Decimal("1.00"))
     ledger.roll_period(0)  # 1970-01-01
-    ledger.settle(None, Decimal("1.00"))
+    ledger.month_spent = Decimal("1.00")
     assert ledger.remaining == 0
     ledger.roll_period(31 * DAY)  # 1970-02-01
     assert (ledger.month_start, ledger.remaining) == ("1970-02-01T00:00:00Z", Decimal("1.00"))
@@ -105,7 +108,7 @@ def test_spend_in_any_month_never_exceeds_the_monthly_cap(ops: list[tuple[int, i
         ledger.roll_period(now)
         if settle and sidecar in held:
             lease_id, amount = held.pop(sidecar)
-            ledger.settle(lease_id, min(amount, Decimal(cents) / 100), now=now)
+            ledger.settle(str(sidecar), lease_id, min(amount, Decimal(cents) / 100), now=now)
         else:
             grant = ledger.grant(str(sidecar), now=now)
             held[sidecar] = (grant.lease_id, grant.slice_usd)
@@ -116,6 +119,6 @@ def test_spend_in_any_month_never_exceeds_the_monthly_cap(ops: list[tuple[int, i
 def test_status_round_trip_keeps_the_month() -> None:
     ledger = Ledger(cap=None, monthly_cap=Decimal(10))
     ledger.roll_period(0)
-    ledger.settle(None, Decimal("2.5"))
+    ledger.month_spent = Decimal("2.5")
     again = Ledger.from_status(None, ledger.to_status(), ttl=60, monthly_cap=Decimal(10))
     assert (again.month_spent, again.month_start) == (Decimal("2.5"), "1970-01-01T00:00:00Z")

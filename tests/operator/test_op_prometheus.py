@@ -49,7 +49,11 @@ async def test_prometheus_metrics_are_judged_with_the_same_thresholds(prometheus
     assert values == {"success-ratio": 0.97, "ambiguous": None, "broken": None}
     assert spec.strategy is not None
     assert spec.strategy.analysis is not None
-    result = judge(spec.strategy.analysis, {"real": ArmWindow(requests=5)}, values)
+    result = judge(
+        spec.strategy.analysis,
+        {"real": ArmWindow(requests=5, latency_buckets=[5] + [0] * 17)},
+        values,
+    )
     assert result.verdict == "Failed"
     assert result.detail == "success-ratio 0.97 < min 0.99 (real arm; mock arm n/a)"
 

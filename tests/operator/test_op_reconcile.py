@@ -53,7 +53,7 @@ def test_failed_analysis_rolls_back_and_names_the_metric() -> None:
     hub = Hub()
     run(hub, SPEC, now=0)
     live = hub.rollouts[KEY]
-    window = {"real": ArmWindow(requests=10, errors=5)}
+    window = {"real": ArmWindow(requests=10, errors=5, latency_buckets=[10] + [0] * 17)}
     hub.report(live, WindowReport(sidecar="a", config_version=1, arms=window), now=0.5)
     status, reasons = run(hub, SPEC, now=1.5)
     assert "RolledBack" in reasons
@@ -108,8 +108,8 @@ def test_windows_that_began_before_a_restart_point_are_not_judged() -> None:
     promote = {"generation": 1, "annotations": {COMMAND_ANNOTATION: "1 promote"}}
     tick(hub, key, spec, promote, status, now=1.0)
     assert live.judge_from == live.version > first
-    old = WindowReport(sidecar="a", config_version=live.judge_from - 1,
-                       arms={"real": ArmWindow(requests=5, errors=5)})  # fmt: skip
+    failing = ArmWindow(requests=5, errors=5, latency_buckets=[5] + [0] * 17)
+    old = WindowReport(sidecar="a", config_version=live.judge_from - 1, arms={"real": failing})
     fresh = old.model_copy(update={"config_version": live.judge_from})
     hub.report(live, old, now=1.0)
     hub.report(live, fresh, now=1.0)
@@ -123,8 +123,11 @@ def test_history_keeps_each_analysis_run_bounded_and_across_restarts() -> None:
     status, _ = run(hub, SPEC, now=0)
     live = hub.rollouts[KEY]
     hub.report(live, WindowReport(sidecar="a", config_version=1,
-                                  arms={"real": ArmWindow(requests=10, errors=5),
-                                        "mock": ArmWindow(requests=30)}), now=0.5)  # fmt: skip
+                                  arms={"real": ArmWindow(requests=10, errors=5,
+                                                          latency_buckets=[10] + [0] * 17),
+                                        "mock": ArmWindow(requests=30,
+                                                          latency_buckets=[30] + [0] * 17)}),
+               now=0.5)  # fmt: skip
     status, _ = run(hub, SPEC, now=1.5, status=status)
     [entry] = status["history"]
     assert (entry["at"], entry["step"], entry["weight"]) == (1.5, 1, 20)

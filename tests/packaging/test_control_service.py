@@ -12,14 +12,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from proxy.config import LabelSelector
 from rollout_operator.control import build_app
 from rollout_operator.hub import Hub
 
 
 class AnyToken:
-    async def authenticate(
-        self, token: str, namespace: str, selector: dict[str, dict[str, str]] | None
-    ) -> str:
+    async def authenticate(self, token: str, namespace: str, selector: LabelSelector | None) -> str:
         return "pod-a"
 
 

@@ -199,9 +199,21 @@ def test_injected_command_line_is_one_the_sidecar_accepts() -> None:
 
 
 def test_webhook_and_control_channel_agree_on_which_pods_a_rollout_selects() -> None:
-    pods = [{"app": "marketing-api", "tier": "web"}, {"app": "search-api"}, {}]
-    selectors = [None, {}, {"matchLabels": {"app": "marketing-api"}},
-                 {"matchLabels": {"app": "marketing-api", "tier": "db"}}]  # fmt: skip
-    for selector in selectors:
-        for labels in pods:
-            assert mutate_selects(selector, labels) == auth_selects(selector, labels)
+    """One implementation: a pod never gets a sidecar the operator then refuses."""
+    assert mutate_selects is auth_selects
+    web, search, bare = {"app": "marketing-api", "tier": "web"}, {"app": "search-api"}, {}
+    expressions = [
+        ({"key": "app", "operator": "In", "values": ["marketing-api", "x"]}, [web]),
+        ({"key": "app", "operator": "NotIn", "values": ["marketing-api"]}, [search, bare]),
+        ({"key": "tier", "operator": "Exists"}, [web]),
+        ({"key": "tier", "operator": "DoesNotExist"}, [search, bare]),
+    ]
+    for expression, picked in expressions:
+        selector = {"matchExpressions": [expression]}
+        assert [p for p in (web, search, bare) if auth_selects(selector, p)] == picked, expression
+    both = {"matchLabels": {"app": "marketing-api"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["db"]}]}  # fmt: skip
+    assert not auth_selects(both, web), "matchLabels AND matchExpressions"
+    assert [auth_selects(None, p) for p in (web, search, bare)] == [False] * 3, "none: no pod"
+    assert [auth_selects({}, p) for p in (web, search, bare)] == [True] * 3, "{}: every pod"
+    assert not auth_selects({"matchExpressions": [{"key": "a", "operator": "In"}]}, web)

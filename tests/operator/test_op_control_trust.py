@@ -1,0 +1,159 @@
+"""The control channel believes nothing a pod says that it can check otherwise: each
+abuse one selected pod could commit is refused, under kopf against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from conftest import NS, Cluster, provider_spec
+
+BUCKETS = 18  # len(LATENCY_BOUNDS_MS) + 1
+
+
+def arm(requests: int, errors: int = 0, **extra: Any) -> dict[str, Any]:
+    return {"requests": requests, "errors": errors,
+            "latencyBuckets": [requests] + [0] * (BUCKETS - 1), **extra}  # fmt: skip
+
+
+async def budgeted(cluster: Cluster, pods: list[str], daily: str = "2.00") -> None:
+    await cluster.start_operator()
+    await cluster.apply("marketing", provider_spec(cluster, budget={"dailyUSD": daily}))
+    await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
+    for pod in pods:
+        await cluster.add_pod(pod, {"app": "marketing-api"})
+
+
+async def test_a_huge_spend_report_books_only_what_the_lease_held(cluster: Cluster) -> None:
+    await budgeted(cluster, ["app-0"])
+    status, grant = await cluster.call("app-0", "marketing", "allowance", {"sidecar": "app-0"})
+    assert (status, Decimal(grant["sliceUSD"])) == (200, Decimal("0.10"))
+    body = {"sidecar": "app-0", "leaseId": grant["leaseId"], "spentUSD": "1000000",
+            "reportId": "r1", "wantSlice": False}  # fmt: skip
+    status, answer = await cluster.call("app-0", "marketing", "allowance", body)
+    assert (status, answer["keptUSD"]) == (200, "0")
+    budget = (await cluster.wait_status(
+        "marketing", lambda s: s["budget"]["spentUSD"] == "0.10"))["budget"]  # fmt: skip
+    assert budget["overReportedUSD"] == "999999.90", "the excess is counted, not booked"
+    status, grant = await cluster.call("app-0", "marketing", "allowance", {"sidecar": "app-0"})
+    assert Decimal(grant["sliceUSD"]) > 0, "the budget is not exhausted"
+
+
+async def test_a_replayed_report_and_a_report_on_no_lease_book_nothing(cluster: Cluster) -> None:
+    await budgeted(cluster, ["app-0"])
+    _, grant = await cluster.call("app-0", "marketing", "allowance", {"sidecar": "app-0"})
+    body = {"sidecar": "app-0", "leaseId": grant["leaseId"], "spentUSD": "0.03",
+            "keepUSD": "0.07", "reportId": "once", "wantSlice": False}  # fmt: skip
+    answers = [await cluster.call("app-0", "marketing", "allowance", body) for _ in range(3)]
+    assert [a["keptUSD"] for _, a in answers] == ["0.07"] * 3, "a replay answers as the first"
+    invented = {**body, "leaseId": "0" * 32, "reportId": "other", "spentUSD": "0.50"}
+    status, _ = await cluster.call("app-0", "marketing", "allowance", invented)
+    assert status == 200
+    no_id = {**body, "reportId": ""}
+    status, error = await cluster.call("app-0", "marketing", "allowance", no_id)
+    assert status == 400
+    assert "reportId" in error["error"]
+    await asyncio.sleep(2.5)  # a few operator ticks: the status shows what was booked
+    assert (await cluster.status("marketing"))["budget"]["spentUSD"] == "0.03"
+
+
+async def test_a_pod_cannot_settle_another_pods_lease_nor_read_its_id(cluster: Cluster) -> None:
+    await budgeted(cluster, ["app-0", "app-1"])
+    _, grant = await cluster.call("app-0", "marketing", "allowance", {"sidecar": "app-0"})
+    status = await cluster.wait_status("marketing", lambda s: len(s["budget"]["leases"]) == 1)
+    published = status["budget"]["leases"][0]
+    assert grant["leaseId"] not in str(status), "the status shows no usable lease id"
+    assert len(grant["leaseId"]) == 32, "128 random bits"
+    for lease_id in (grant["leaseId"], published["sha256"]):
+        body = {"sidecar": "app-1", "leaseId": lease_id, "spentUSD": "0", "keepUSD": "0",
+                "reportId": f"steal-{lease_id}", "wantSlice": False}  # fmt: skip
+        code, _ = await cluster.call("app-1", "marketing", "allowance", body)
+        assert code == (403 if lease_id == grant["leaseId"] else 200)
+    # The lease is still app-0's, whole.
+    await asyncio.sleep(2.5)
+    leases = (await cluster.status("marketing"))["budget"]["leases"]
+    assert [(lease["sidecar"], lease["amountUSD"]) for lease in leases] == [("app-0", "0.10")]
+
+
+async def test_one_pod_cannot_hoard_the_slices(cluster: Cluster) -> None:
+    pods = ["app-0", "app-1", "app-2"]
+    await budgeted(cluster, pods, daily="1.00")
+    for pod in pods:  # all three are connected
+        await cluster.call(pod, "marketing", "allowance", {"sidecar": pod, "wantSlice": False})
+    held = Decimal(0)
+    for _ in range(20):
+        _, grant = await cluster.call("app-0", "marketing", "allowance", {"sidecar": "app-0"})
+        held += Decimal(grant["sliceUSD"])
+    assert held <= Decimal("0.40"), f"app-0 took {held} of 1.00 with three pods connected"
+    for pod in pods[1:]:
+        _, grant = await cluster.call(pod, "marketing", "allowance", {"sidecar": pod})
+        assert Decimal(grant["sliceUSD"]) == Decimal("0.05"), "the others still get slices"
+
+
+async def test_fabricated_window_stats_are_refused(cluster: Cluster) -> None:
+    await cluster.start_operator()
+    await cluster.apply("marketing", provider_spec(cluster))
+    await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
+    await cluster.add_pod("app-0", {"app": "marketing-api"})
+
+    async def push(arms: dict[str, Any]) -> tuple[int, Any]:
+        body = {"sidecar": "app-0", "configVersion": 1, "arms": arms}
+        return await cluster.call("app-0", "marketing", "stats", body)
+
+    bad = {
+        "errors above requests": {"real": arm(5, errors=9)},
+        "buckets not summing": {"real": {**arm(5), "requests": 50}},
+        "shadows above requests": {"real": arm(5, shadowRequests=6)},
+        "quality above requests": {"real": arm(5, quality={"scored": 9, "scoreSum": 1})},
+        "a score off the scale": {"real": arm(5, quality={"scored": 1, "scoreSum": 50})},
+        "negative": {"real": arm(5, costUSD=-1)},
+        "not a number": {"real": {**arm(5), "latencyMaxMs": "NaN"}},
+        "more than a sidecar serves": {"mock": arm(10_000_000)},
+    }
+    for what, arms in bad.items():
+        status, error = await push(arms)
+        assert status == 400, what
+        assert "bad window report" in error["error"], what
+    assert (await push({"real": arm(100)}))[0] == 204
+    # Pushing again at once does not count more than a sidecar serves in that time.
+    refused = [(await push({"real": arm(400)}))[0] for _ in range(5)]
+    assert 400 in refused, refused
+
+
+async def test_the_selector_has_kubernetes_semantics_and_none_admits_no_pod(
+    cluster: Cluster,
+) -> None:
+    await cluster.start_operator()
+    expressions = [{"key": "app", "operator": "In", "values": ["marketing-api"]},
+                   {"key": "canary", "operator": "DoesNotExist"}]  # fmt: skip
+    spec = {**provider_spec(cluster), "selector": {"matchExpressions": expressions}}
+    await cluster.apply("marketing", spec)
+    unselected = {k: v for k, v in provider_spec(cluster).items() if k != "selector"}
+    await cluster.apply("open", unselected)
+    for name in ("marketing", "open"):
+        await cluster.wait_status(name, lambda s: s.get("phase") == "Healthy")
+    await cluster.add_pod("web", {"app": "marketing-api"})
+    await cluster.add_pod("canary", {"app": "marketing-api", "canary": "yes"})
+    await cluster.add_pod("search", {"app": "search-api"})
+    codes = {pod: (await cluster.call(pod, "marketing", "allowance", {"sidecar": pod}))[0]
+             for pod in ("web", "canary", "search")}  # fmt: skip
+    assert codes == {"web": 200, "canary": 403, "search": 403}
+    for pod in ("web", "canary", "search"):
+        status, error = await cluster.call(pod, "open", "allowance", {"sidecar": pod})
+        assert status == 403, pod
+        assert "not selected" in error["error"], pod
+
+
+async def test_a_deleted_pods_token_stops_working_within_seconds(cluster: Cluster) -> None:
+    await cluster.start_operator()
+    await cluster.apply("marketing", provider_spec(cluster))
+    await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
+    await cluster.add_pod("app-0", {"app": "marketing-api"})
+    body = {"sidecar": "app-0", "wantSlice": False}
+    assert (await cluster.call("app-0", "marketing", "allowance", body))[0] == 200
+    await cluster.api("DELETE", f"/api/v1/namespaces/{NS}/pods/app-0")
+    await asyncio.sleep(2.5)  # the pod check's cache (2 s), not the token's (60 s)
+    status, error = await cluster.call("app-0", "marketing", "allowance", body)
+    assert status == 401
+    assert "gone" in error["error"], error
