@@ -168,6 +168,8 @@ def load_json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except ValueError as error:
         raise BadRequest(f"request body is not valid JSON: {error}") from None
+    except RecursionError:  # the C parser stops at the interpreter's depth: fast, no crash
+        raise BadRequest("request body nests JSON too deeply") from None
     if not isinstance(payload, dict):
         raise BadRequest("request body must be a JSON object")
     return payload

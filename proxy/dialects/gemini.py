@@ -8,6 +8,7 @@ chunk of a complete answer is the one whose candidates carry a ``finishReason``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from proxy.dialects.base import (
@@ -69,6 +70,11 @@ def read_usage(metadata: Any) -> Usage | None:
     )
 
 
+#: What a Gemini model id may be (`gemini-2.5-flash`, `gemini-embedding-001`): the
+#: name is pasted into the upstream path, so nothing that could end or leave it.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 class Gemini(Dialect):
     name = "gemini.generate_content"
     provider_type = "gemini"
@@ -98,6 +104,11 @@ class Gemini(Dialect):
         if not path_model:
             raise BadRequest(
                 "the model is part of the path: /v1beta/models/{model}:generateContent"
+            )
+        if not MODEL_NAME.fullmatch(path_model):
+            raise BadRequest(
+                f"model name {path_model!r} is not a Gemini model id: letters, digits, "
+                "'.', '-' and '_' only (no slashes, '?', '#', '%' or dot segments)"
             )
         contents = payload.get("contents")
         if not isinstance(contents, list) or not contents:

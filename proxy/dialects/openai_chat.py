@@ -15,6 +15,7 @@ from proxy.dialects.base import (
     optional_int,
     require_str,
 )
+from proxy.dialects.limits import check_choices
 from proxy.sse import Event, encode
 
 #: OpenAI's error `type` for each kind (the SDK maps on status; `type` is for people).
@@ -69,6 +70,7 @@ class OpenAIChat(OpenAIDialect):
         messages = payload.get("messages")
         if not isinstance(messages, list) or not messages:
             raise BadRequest("'messages' is required and must be a non-empty array")
+        check_choices(payload)
         return ParsedRequest(
             model=model,
             stream=payload.get("stream") is True,

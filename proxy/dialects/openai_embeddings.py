@@ -12,6 +12,7 @@ from proxy.dialects.base import (
     optional_int,
     require_str,
 )
+from proxy.dialects.limits import check_embeddings
 from proxy.dialects.openai_chat import OpenAIDialect
 from proxy.sse import Event
 
@@ -60,6 +61,7 @@ class OpenAIEmbeddings(OpenAIDialect):
         if encoding not in ENCODINGS:
             raise BadRequest("'encoding_format' must be 'float' or 'base64'")
         optional_int(payload, "dimensions")  # validated here, honoured by the provider or mock
+        check_embeddings(model, payload)
         return ParsedRequest(model=model, stream=False, max_tokens=None, payload=payload, raw=raw)
 
     def usage_from_payload(self, payload: dict[str, Any], event: str | None = None) -> Usage | None:

@@ -29,10 +29,12 @@ from proxy.dialects import (
     Usage,
     guess_dialect,
 )
+from proxy.mock.structured import check_limits
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
 from proxy.server.attempts import error_response, serve_real
 from proxy.server.budget import Ticket, billed_usage, cost_header
+from proxy.server.failsafe import dialect_errors
 from proxy.server.replay import (
     CASSETTES,
     CassetteStore,
@@ -74,6 +76,7 @@ class Handler:
                 path_model=request.match_info.get("model"),
                 query_stream=request.match_info.get("method") == "streamGenerateContent",
             )
+            check_limits(dialect.name, parsed.payload)
         except BadRequest as error:
             self._count(runtime, "none", "none", error.kind.status)
             return error_response(dialect, error.kind, str(error), headers)
@@ -167,9 +170,11 @@ class Handler:
         context = mock.MockContext.from_headers(
             request.headers, headers["x-request-id"], seen, fallback=arm != "mock"
         )
-        answer = replayed(
-            request, snapshot.spec.mock.replay, self.dialect, parsed, seen
-        ) or mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
+        answer = replayed(request, snapshot.spec.mock.replay, self.dialect, parsed, seen)
+        if answer is None:  # big answers (embeddings, long arrays) are generated off the loop
+            answer = await asyncio.to_thread(
+                mock.answer, self.dialect.name, parsed, snapshot.spec.mock, context
+            )
         headers.update(answer.headers)
         if answer.wait:
             await asyncio.sleep(answer.wait)
@@ -308,7 +313,7 @@ async def not_found(request: web.Request) -> web.Response:
 
 
 def build_data_app(runtime: Runtime) -> web.Application:
-    app = web.Application(client_max_size=runtime.max_body_bytes)
+    app = web.Application(client_max_size=runtime.max_body_bytes, middlewares=[dialect_errors])
     app[RUNTIME] = runtime
     app[CASSETTES] = CassetteStore()
     for path, dialect in ROUTES:

@@ -14,10 +14,12 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
@@ -81,11 +83,21 @@ def client_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 
 
 def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> str:
-    query = "&".join(
-        f"{k}={v}" for k, v in request.rel_url.query.items() if k != "key"
-    )  # Gemini's ?key= is the app's credential: dropped like the headers
-    url = provider.base_url.rstrip("/") + dialect.upstream_path(request.path)
-    return f"{url}?{query}" if query else url
+    """The provider's URL for this request, from the raw path and raw query.
+
+    Nothing is decoded and re-encoded: `?alt=sse%26key%3Dx` stays one `alt` value
+    rather than becoming a `key=` parameter, and an encoded `/` or `?` in the path
+    stays encoded (the dialect already refused such model names).
+    """
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    kept = [part for part in raw_query.split("&") if part and not _names_key(part)]
+    url = provider.base_url.rstrip("/") + dialect.upstream_path(raw_path)
+    return f"{url}?{'&'.join(kept)}" if kept else url
+
+
+def _names_key(part: str) -> bool:
+    """Gemini's ?key= is the app's credential: dropped like the headers, however spelt."""
+    return unquote(part.partition("=")[0]).strip().lower() == "key"
 
 
 async def open_upstream(
@@ -104,7 +116,7 @@ async def open_upstream(
     )
     try:
         return await session.post(
-            upstream_url(provider, dialect, request),
+            URL(upstream_url(provider, dialect, request), encoded=True),  # sent as built
             data=body,
             headers=upstream_headers(request.headers, dialect.auth_headers(key)),
             timeout=timeout,
