@@ -179,7 +179,7 @@ class _Walk:
                 upstream.release()
                 return None
             self._stamp(provider.name)
-            response, outcome = await relay(self.request, upstream, self.dialect, self.headers)
+            response, outcome = await relay(self.request, upstream, self.dialect, self.headers, key)
         except UpstreamFailure as failure:
             self.last = failure
             self.uncertain = self.uncertain or failure.may_have_run

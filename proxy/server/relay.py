@@ -23,6 +23,7 @@ from yarl import URL
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.server.keymask import KeyMask
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
@@ -153,8 +154,11 @@ async def relay(
     upstream: aiohttp.ClientResponse,
     dialect: Dialect,
     extra_headers: Mapping[str, str],
+    key: str,
 ) -> tuple[web.StreamResponse, Outcome]:
-    headers = CIMultiDict(client_headers(upstream.headers))
+    mask = KeyMask(key)  # the key never reaches the app, a log or a cassette
+    upstream_headers = mask.headers(upstream.headers)
+    headers = CIMultiDict(client_headers(upstream_headers))
     for name, value in extra_headers.items():
         if name == "x-should-retry":
             headers[name] = value  # the sidecar retried: its word replaces the provider's
@@ -164,7 +168,7 @@ async def relay(
     loop = asyncio.get_running_loop()
     if upstream.content_type != "text/event-stream":
         try:
-            body = await upstream.read()
+            body = mask.body(await upstream.read())
         except (aiohttp.ClientError, TimeoutError) as error:
             upstream.release()
             raise UpstreamFailure(
@@ -173,17 +177,17 @@ async def relay(
         outcome.first_byte_at = loop.time()
         outcome.complete = True
         if (tap := request.get(RECORD_TAP)) is not None:
-            tap.whole(upstream.status, dict(upstream.headers), body)
+            tap.whole(upstream.status, upstream_headers, body)
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
-    chunk = await _first_chunk(upstream)
+    chunk = await _next_masked(upstream, mask, await _first_chunk(upstream))
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
     if (tap := request.get(RECORD_TAP)) is not None:
-        tap.begin(upstream.status, dict(upstream.headers))
+        tap.begin(upstream.status, upstream_headers)
     try:
         while chunk:
             if outcome.first_byte_at is None:
@@ -199,7 +203,7 @@ async def relay(
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
                     outcome.usage.merge(usage)
-            chunk = await upstream.content.readany()
+            chunk = await _next_masked(upstream, mask)
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
     except TimeoutError:
@@ -216,6 +220,22 @@ async def relay(
         await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
     await response.write_eof()
     return response, outcome
+
+
+async def _next_masked(
+    upstream: aiohttp.ClientResponse, mask: KeyMask, data: bytes | None = None
+) -> bytes:
+    """The next bytes safe to send (`data`, else read on); empty only at the stream's end.
+
+    A chunk may be held back whole (it could be the start of the key), so read on.
+    """
+    while True:
+        if data is None:
+            data = await upstream.content.readany()
+        chunk = mask.chunk(data) if data else mask.flush()
+        if chunk or not data:
+            return chunk
+        data = None
 
 
 async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:
