@@ -75,6 +75,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="largest request body accepted; larger gets 413 in the client's dialect "
         "(default %(default)s)",
     )
+    parser.add_argument(
+        "--body-timeout",
+        default=30.0,
+        type=float,
+        metavar="SECONDS",
+        help="a request body not fully received within this time gets a 408 and its "
+        "connection closed (default %(default)s)",
+    )
     control = parser.add_argument_group("operator control channel (optional)")
     control.add_argument(
         "--control-url",
@@ -118,6 +126,7 @@ async def run(args: argparse.Namespace) -> None:
         listen=args.listen,
         admin_listen=args.admin_listen,
         max_body_bytes=args.max_body_bytes,
+        body_timeout=args.body_timeout,
         ledger_path=args.budget_ledger,
     )
     await sidecar.start()

@@ -226,3 +226,26 @@ async def test_gemini_sdk_still_works_through_the_raw_path(
             await client.models.generate_content(model="gemini 2.5", contents="hi")
     assert fake_gemini.requests[0].path.endswith("/models/gemini-2.5-flash:generateContent")
     assert len(fake_gemini.requests) == 1
+
+
+async def test_stalled_bodies_are_answered_408_and_their_connections_closed(
+    start_sidecar: StartSidecar,
+) -> None:
+    sidecar = await start_sidecar({"traffic": {"realWeight": 0}}, body_timeout=0.5)
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"model":'
+    )
+
+    async def stall() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", sidecar.data_port)
+        writer.write(head)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=20)  # to EOF: closed
+        writer.close()
+        return answer
+
+    started = time.monotonic()
+    answers = await asyncio.gather(*(stall() for _ in range(50)))
+    assert all(a.startswith(b"HTTP/1.1 408") and b"--body-timeout" in a for a in answers)
+    assert time.monotonic() - started < 20

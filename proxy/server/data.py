@@ -70,7 +70,7 @@ class Handler:
         headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
         dialect = self.dialect
         try:
-            body = await _read_body(request, runtime.max_body_bytes)
+            body = await _read_body(request, runtime.max_body_bytes, runtime.body_timeout)
             parsed = dialect.parse(
                 body,
                 path_model=request.match_info.get("model"),
@@ -286,9 +286,15 @@ def _analysis_view(decision: Decision, backend: str, status: int) -> tuple[Arm, 
     return "real", status
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, within: float) -> bytes:
     try:
-        return await request.read()  # the app's client_max_size is `limit`
+        async with asyncio.timeout(within):
+            return await request.read()  # the app's client_max_size is `limit`
+    except TimeoutError:
+        raise BadRequest(
+            f"request body not received within {within:g}s (--body-timeout)",
+            ErrorKind.REQUEST_TIMEOUT,
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         raise BadRequest(
             f"request body exceeds the sidecar's limit of {limit} bytes (--max-body-bytes)",

@@ -46,6 +46,7 @@ class Runtime:
         source: str,
         *,
         max_body_bytes: int,
+        body_timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         ledger_path: Path | None = None,
     ) -> None:
@@ -58,6 +59,8 @@ class Runtime:
         self.resilience = Registry(on_transition=self._breaker_moved)
         self.force_mock_env = env_force_mock()
         self.max_body_bytes = max_body_bytes
+        #: Seconds a request body may take to arrive (a stalled client holds no slot).
+        self.body_timeout = body_timeout
         self.last_error: str | None = None
         self.snapshot = Snapshot(spec, 1, source)
         self._publish()

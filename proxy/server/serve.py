@@ -48,6 +48,7 @@ class Sidecar:
         listen: Address,
         admin_listen: Address,
         max_body_bytes: int = 10 * 1024 * 1024,
+        body_timeout: float = 30.0,
         watch_interval: float = 1.0,
         ledger_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -58,6 +59,7 @@ class Sidecar:
             spec,
             str(config_path or "<memory>"),
             max_body_bytes=max_body_bytes,
+            body_timeout=body_timeout,
             ledger_path=ledger_path,
             clock=clock,
         )
