@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: crd demo test check lint typecheck layers pytest bench lock clean k8s-bins manifests
+.PHONY: crd demo test check lint typecheck layers pytest bench fuzz lock clean k8s-bins manifests
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -54,6 +54,11 @@ manifests: $(STAMP)
 ## Direct vs through-the-sidecar figures; writes docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## Fuzz every endpoint of every dialect for MINUTES (CI runs the same test for 15 s).
+MINUTES ?= 10
+fuzz: $(STAMP)
+	FUZZ_SECONDS=$$(( $(MINUTES) * 60 )) $(BIN)/pytest -q -s tests/test_fuzz.py
 
 ## Re-pin every transitive dependency after editing pyproject.toml.
 lock:
