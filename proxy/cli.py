@@ -76,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default %(default)s)",
     )
     parser.add_argument(
+        "--admin-public-config",
+        action="store_true",
+        help="serve the admin port's /config to any peer, not only loopback",
+    )
+    parser.add_argument(
         "--body-timeout",
         default=30.0,
         type=float,
@@ -127,6 +132,7 @@ async def run(args: argparse.Namespace) -> None:
         admin_listen=args.admin_listen,
         max_body_bytes=args.max_body_bytes,
         body_timeout=args.body_timeout,
+        public_config=args.admin_public_config,
         ledger_path=args.budget_ledger,
     )
     await sidecar.start()

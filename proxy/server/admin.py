@@ -6,6 +6,7 @@ while the data port stays on loopback.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -77,7 +78,23 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _from_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
 async def config(request: web.Request) -> web.Response:
+    """The effective config, to the pod itself only (kubectl exec / port-forward) unless
+    `--admin-public-config`: it names providers, URLs and secret references."""
+    runtime = request.app[ADMIN_RUNTIME]
+    if not runtime.public_config and not _from_loopback(request):
+        return web.json_response(
+            {"error": "/config answers only on loopback; use kubectl port-forward or "
+                      "start the sidecar with --admin-public-config"},
+            status=403,
+        )  # fmt: skip
     return web.json_response(
         effective_config(request.app[ADMIN_RUNTIME]), dumps=lambda o: json.dumps(o, indent=2)
     )

@@ -47,6 +47,7 @@ class Runtime:
         *,
         max_body_bytes: int,
         body_timeout: float = 30.0,
+        public_config: bool = False,
         clock: Callable[[], float] = time.monotonic,
         ledger_path: Path | None = None,
     ) -> None:
@@ -61,6 +62,8 @@ class Runtime:
         self.max_body_bytes = max_body_bytes
         #: Seconds a request body may take to arrive (a stalled client holds no slot).
         self.body_timeout = body_timeout
+        #: Whether the admin port's /config answers peers other than loopback.
+        self.public_config = public_config
         self.last_error: str | None = None
         self.snapshot = Snapshot(spec, 1, source)
         self._publish()

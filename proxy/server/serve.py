@@ -49,6 +49,7 @@ class Sidecar:
         admin_listen: Address,
         max_body_bytes: int = 10 * 1024 * 1024,
         body_timeout: float = 30.0,
+        public_config: bool = False,
         watch_interval: float = 1.0,
         ledger_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -60,6 +61,7 @@ class Sidecar:
             str(config_path or "<memory>"),
             max_body_bytes=max_body_bytes,
             body_timeout=body_timeout,
+            public_config=public_config,
             ledger_path=ledger_path,
             clock=clock,
         )
