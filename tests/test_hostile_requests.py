@@ -249,3 +249,22 @@ async def test_stalled_bodies_are_answered_408_and_their_connections_closed(
     answers = await asyncio.gather(*(stall() for _ in range(50)))
     assert all(a.startswith(b"HTTP/1.1 408") and b"--body-timeout" in a for a in answers)
     assert time.monotonic() - started < 20
+
+
+async def test_gemini_schema_bound_that_is_not_a_number_is_a_400(
+    sidecar: Sidecar, http: aiohttp.ClientSession
+) -> None:
+    """Found by `make fuzz`: `minItems: ""` was a 500."""
+    url = f"http://127.0.0.1:{sidecar.data_port}/v1beta/models/gemini-2.5-flash:generateContent"
+    body = {
+        "contents": [{"parts": [{"text": "hi"}]}],
+        "generationConfig": {
+            "responseMimeType": "application/json",
+            "responseSchema": {"type": "ARRAY", "items": {"type": "STRING"}, "minItems": ""},
+        },
+    }
+    async with http.post(url, json=body) as response:
+        answer = await response.json()
+    assert response.status == 400
+    assert answer["error"]["status"] == "INVALID_ARGUMENT"
+    assert "'minItems' must be a number" in answer["error"]["message"]
