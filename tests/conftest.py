@@ -95,7 +95,7 @@ async def start_sidecar(
             parsed,
             config_path,
             listen=Address("127.0.0.1", 0),
-            admin_listen=options.pop("admin_listen", Address("127.0.0.1", 0)),
+            admin_listen=Address("127.0.0.1", 0),
             **options,
         )
         await sidecar.start()

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+from proxy.dialects import limits
 from proxy.dialects.base import (
     BadRequest,
     Dialect,
@@ -20,6 +21,9 @@ from proxy.dialects.base import (
     dumps,
 )
 from proxy.sse import Event, encode
+
+#: What a Gemini model name is made of (`gemini-2.5-flash`, `gemini-1.5-pro-002`).
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 #: Google's canonical status names (google.rpc.Code) for each kind.
 _GOOGLE_STATUS = {
@@ -71,11 +75,6 @@ def read_usage(metadata: Any) -> Usage | None:
     )
 
 
-#: What a Gemini model id may be (`gemini-2.5-flash`, `gemini-embedding-001`): the
-#: name is pasted into the upstream path, so nothing that could end or leave it.
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
 class Gemini(Dialect):
     name = "gemini.generate_content"
     provider_type = "gemini"
@@ -106,10 +105,10 @@ class Gemini(Dialect):
             raise BadRequest(
                 "the model is part of the path: /v1beta/models/{model}:generateContent"
             )
-        if not MODEL_NAME.fullmatch(path_model):
+        if not _MODEL_NAME.fullmatch(path_model):
             raise BadRequest(
-                f"model name {path_model!r} is not a Gemini model id: letters, digits, "
-                "'.', '-' and '_' only (no slashes, '?', '#', '%' or dot segments)"
+                f"model name {path_model[:100]!r} is not valid: letters, digits, '.', '-' "
+                "and '_' only, such as gemini-2.5-flash"
             )
         contents = payload.get("contents")
         if not isinstance(contents, list) or not contents:
@@ -120,6 +119,10 @@ class Gemini(Dialect):
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
         ):
             raise BadRequest("'generationConfig.maxOutputTokens' must be a positive integer")
+        limits.check_max_tokens(path_model, max_tokens, "generationConfig.maxOutputTokens")
+        if isinstance(config, dict):
+            limits.check_count(config.get("candidateCount"), limits.MAX_CANDIDATES,
+                               "generationConfig.candidateCount")  # fmt: skip
         return ParsedRequest(
             model=path_model, stream=query_stream, max_tokens=max_tokens, payload=payload, raw=raw
         )

@@ -1,192 +1,116 @@
-"""The providers' own request limits, checked before any work or any real call.
+"""The providers' own request limits: one table, checked before a real call and by the mock.
 
-A request a provider would refuse anyway must cost nothing: it gets the 400 here, in
-the client's dialect and naming the field, whether the mock or a real provider would
-have served it. The same limits bound the mock's work (a `dimensions` of 10^8 or an
-array schema with `minItems: 10^7` would otherwise fill the pod's memory and block
-its event loop).
+A request a provider would refuse costs nothing and reaches no provider: it gets the
+provider's 400 in the client's dialect, naming the field, from the sidecar itself. The
+same checks keep one request from taking the whole pod down on the mock (an embedding
+of 100 million dimensions times 2,048 inputs is gigabytes), so the mock answers what
+the provider would answer, not what it would have crashed on.
 
-Sources: OpenAI's embeddings reference (2,048 inputs; `dimensions` only for the
-text-embedding-3 models, up to their native width) and structured-outputs guide
-(5,000 object properties, 10 nesting levels, 1,000 enum values, 120,000 characters of
-names and enum values in all); `n` up to 128 (chat completions reference).
+Figures are the providers' published maxima (a model family's largest, so a valid
+request is never refused); a model not in a table is not limited here.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+from typing import Any
 
 from proxy.dialects.base import BadRequest
 
-#: Native vector width of each embeddings model; `dimensions` may shorten, never widen.
-EMBEDDING_DIMENSIONS = {
+#: The longest answer (max output tokens) of model families, by name prefix (first match
+#: wins; a dated snapshot matches its family). Also what a budget reserves for a request
+#: that sets no max tokens (`proxy.budget.pricing`).
+OUTPUT_LIMITS: tuple[tuple[str, int], ...] = (
+    ("gpt-4o", 16_384), ("chatgpt-4o", 16_384), ("gpt-4.1", 32_768),
+    ("gpt-4-turbo", 4_096), ("gpt-3.5-turbo", 4_096),
+    ("o1", 100_000), ("o3", 100_000), ("o4", 100_000), ("gpt-5", 128_000),
+    ("gemini-1.5", 8_192), ("gemini-2.0", 8_192), ("gemini-2.5", 65_536),
+)  # fmt: skip
+#: Embedding models: the largest `dimensions` (None: the model takes no `dimensions`).
+EMBEDDING_DIMENSIONS: dict[str, int | None] = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
-    "text-embedding-ada-002": 1536,
+    "text-embedding-ada-002": None,
 }
-#: Models whose width is fixed: OpenAI refuses `dimensions` for them.
-FIXED_DIMENSIONS = frozenset({"text-embedding-ada-002"})
-#: The width of an embeddings model not in the table (the mock answers with it).
-DEFAULT_DIMENSIONS = 1536
+#: OpenAI embeddings: inputs per request.
 MAX_EMBEDDING_INPUTS = 2048
+#: OpenAI chat `n` (choices per request); Gemini `candidateCount`.
 MAX_CHOICES = 128
-
-MAX_SCHEMA_PROPERTIES = 5000
-MAX_SCHEMA_DEPTH = 10
-MAX_SCHEMA_ENUM_VALUES = 1000
-MAX_SCHEMA_NAME_CHARS = 120_000
-#: No model's output (the largest is ~128k tokens) holds more array items than this,
-#: each item costing at least a token and a separator; a schema requiring more cannot
-#: be answered by any provider, and the mock must not try.
-MAX_REQUIRED_ITEMS = 65_536
-#: JSON levels a schema may span, keywords included (well above what depth 10 needs).
-MAX_SCHEMA_LEVELS = 100
-#: Keywords whose values are data, not subschemas.
-_NOT_SCHEMAS = frozenset({"enum", "const", "default", "examples", "required"})
-#: Keywords whose values map names to subschemas.
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+MAX_CANDIDATES = 8
+#: OpenAI structured outputs (strict json_schema): object properties in all, nesting
+#: levels, enum values in all, characters of all property names, enum values and consts.
+SCHEMA_PROPERTIES = 5000
+SCHEMA_DEPTH = 10
+SCHEMA_ENUM_VALUES = 1000
+SCHEMA_STRING_CHARS = 120_000
 
 
-def check_embeddings(model: str, payload: dict[str, Any]) -> None:
-    inputs = payload.get("input")
-    if (
-        isinstance(inputs, list)
-        and inputs
-        and not all(isinstance(t, int) for t in inputs)
-        and len(inputs) > MAX_EMBEDDING_INPUTS
-    ):
+def output_limit(model: str) -> int | None:
+    """The model family's longest answer, or None when not listed."""
+    name = model.lower().removeprefix("models/")
+    return next((n for prefix, n in OUTPUT_LIMITS if name.startswith(prefix)), None)
+
+
+def check_max_tokens(model: str, value: int | None, field: str) -> None:
+    limit = output_limit(model)
+    if value is not None and limit is not None and value > limit:
         raise BadRequest(
-            f"'input' holds {len(inputs)} items; at most {MAX_EMBEDDING_INPUTS} per request"
+            f"'{field}' is {value}, more than {model} can generate ({limit} tokens); "
+            f"set it to {limit} or less"
         )
-    dimensions = payload.get("dimensions")
-    if dimensions is None:
+
+
+def check_count(value: Any, limit: int, field: str) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+        raise BadRequest(f"'{field}' is {value}; at most {limit} are allowed")
+
+
+def check_embeddings(model: str, dimensions: int | None, inputs: int) -> None:
+    if inputs > MAX_EMBEDDING_INPUTS:
+        raise BadRequest(f"'input' has {inputs} items; at most {MAX_EMBEDDING_INPUTS} per request")
+    if dimensions is None or model not in EMBEDDING_DIMENSIONS:
         return
-    if model in FIXED_DIMENSIONS:
-        raise BadRequest(f"'dimensions': model {model} does not support specifying dimensions")
-    width = EMBEDDING_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
-    if isinstance(dimensions, int) and dimensions > width:
-        raise BadRequest(f"'dimensions' must be at most {width} for model {model}")
+    most = EMBEDDING_DIMENSIONS[model]
+    if most is None:
+        raise BadRequest(f"'dimensions': {model} does not support specifying dimensions")
+    if dimensions > most:
+        raise BadRequest(f"'dimensions' is {dimensions}; {model} has at most {most}")
 
 
-def check_choices(payload: dict[str, Any]) -> None:
-    n = payload.get("n")
-    if isinstance(n, int) and not isinstance(n, bool) and not 1 <= n <= MAX_CHOICES:
-        raise BadRequest(f"'n' must be between 1 and {MAX_CHOICES}")
-
-
-def check_schema(schema: Any, field: str) -> None:
-    """Refuse a structured-output schema over the documented limits or unsatisfiable.
-
-    `field` names where the schema sits in the request, for the error message.
-    """
-    if not isinstance(schema, dict):
-        return
-    tally = _Tally(schema, field)
-    tally.walk(schema, 0)
-    tally.must_terminate(schema, ())
-
-
-class _Tally:
-    def __init__(self, root: dict[str, Any], field: str) -> None:
-        self.root = root
-        self.field = field
-        self.properties = 0
-        self.enum_values = 0
-        self.name_chars = 0
-        self.visits = 0
-
-    def fail(self, why: str) -> None:
-        raise BadRequest(f"'{self.field}': {why}")
-
-    def walk(self, node: Any, depth: int, level: int = 0) -> None:
-        """Count limits over every subschema; `depth` counts nested objects and arrays,
-        `level` every JSON level (so a deep chain of `not`s cannot exhaust the stack)."""
-        if level > MAX_SCHEMA_LEVELS:
-            self.fail(f"schema nests deeper than {MAX_SCHEMA_LEVELS} JSON levels")
-        if isinstance(node, list):
-            for item in node:
-                self.walk(item, depth, level + 1)
-            return
+def check_strict_schema(schema: Any, field: str) -> None:
+    """OpenAI's documented limits on a strict structured-output schema."""
+    properties = enums = chars = 0
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
         if not isinstance(node, dict):
-            return
-        if depth > MAX_SCHEMA_DEPTH:
-            self.fail(f"schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
-        props = node.get("properties")
-        if isinstance(props, dict):
-            self.properties += len(props)
-            self.name_chars += sum(len(str(name)) for name in props)
-            if self.properties > MAX_SCHEMA_PROPERTIES:
-                self.fail(f"schema has more than {MAX_SCHEMA_PROPERTIES} properties in all")
-        enum = node.get("enum")
-        if isinstance(enum, list):
-            self.enum_values += len(enum)
-            self.name_chars += sum(len(v) for v in enum if isinstance(v, str))
-            if self.enum_values > MAX_SCHEMA_ENUM_VALUES:
-                self.fail(f"schema has more than {MAX_SCHEMA_ENUM_VALUES} enum values in all")
-        if self.name_chars > MAX_SCHEMA_NAME_CHARS:
-            self.fail(f"property names and enum values exceed {MAX_SCHEMA_NAME_CHARS} characters")
-        self.check_bounds(node)
-        for key, value in node.items():
-            if key in _NOT_SCHEMAS or not isinstance(value, (dict, list)):
-                continue
-            if key in _SCHEMA_MAPS and isinstance(value, dict):
-                inner = depth + 1 if key == "properties" else depth
-                for sub in value.values():
-                    self.walk(sub, inner, level + 2)
-            else:
-                self.walk(value, depth + 1 if key == "items" else depth, level + 1)
-
-    def check_bounds(self, node: dict[str, Any]) -> None:
-        for low_key, high_key in (
-            ("minItems", "maxItems"),
-            ("minLength", "maxLength"),
-            ("minProperties", "maxProperties"),
-            ("minimum", "maximum"),
-        ):
-            low, high = node.get(low_key), node.get(high_key)
-            if _number(low) and _number(high) and low > high:
-                self.fail(f"{low_key} {low} is greater than {high_key} {high}: unsatisfiable")
-        for key in ("minItems", "minLength"):
-            low = node.get(key)
-            if _number(low) and low > MAX_REQUIRED_ITEMS:
-                self.fail(f"{key} {low} is more than any answer can hold ({MAX_REQUIRED_ITEMS})")
-
-    def must_terminate(self, node: Any, refs: tuple[str, ...]) -> None:
-        """Refuse a schema whose every instance is infinite: a `$ref` cycle through
-        required properties (or non-empty arrays) has no finite value."""
-        self.visits += 1
-        if not isinstance(node, dict) or self.visits > MAX_SCHEMA_PROPERTIES:
-            return  # a schema this wide was already refused by `walk` or is finite
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            if ref in refs:
-                self.fail(f"schema requires itself through {ref}: no finite value satisfies it")
-            self.must_terminate(self.lookup(ref), (*refs, ref))
-        props = node.get("properties")
-        required = node.get("required")
-        if isinstance(props, dict) and isinstance(required, list):
-            for name in required:
-                if isinstance(name, str):
-                    self.must_terminate(props.get(name), refs)
-        items = node.get("items")
-        low = node.get("minItems")
-        if _number(low) and low > 0:
-            self.must_terminate(items, refs)
-        branches = node.get("allOf")
-        for branch in branches if isinstance(branches, list) else ():
-            self.must_terminate(branch, refs)
-
-    def lookup(self, ref: str) -> Any:
-        if not ref.startswith("#"):
-            return None
-        node: Any = self.root
-        for part in ref.lstrip("#").split("/"):
-            if not part:
-                continue
-            key = part.replace("~1", "/").replace("~0", "~")
-            node = node.get(key) if isinstance(node, dict) else None
-        return node
-
-
-def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+            continue
+        found = node.get("properties")
+        if isinstance(found, dict) and found:
+            if depth > SCHEMA_DEPTH:
+                raise BadRequest(f"'{field}' nests objects {depth} levels deep; at most "
+                                 f"{SCHEMA_DEPTH} are allowed")  # fmt: skip
+            properties += len(found)
+            chars += sum(len(str(k)) for k in found)
+            stack.extend((child, depth + 1) for child in found.values())
+        values = node.get("enum")
+        if isinstance(values, list):
+            enums += len(values)
+            chars += sum(len(v) for v in values if isinstance(v, str))
+        if isinstance(node.get("const"), str):
+            chars += len(node["const"])
+        for key in ("items", "additionalProperties", "not"):
+            if isinstance(node.get(key), dict):
+                stack.append((node[key], depth + (key == "items")))
+        for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+            if isinstance(node.get(key), list):
+                stack.extend((child, depth) for child in node[key])
+        for key in ("$defs", "definitions"):
+            if isinstance(node.get(key), dict):
+                stack.extend((child, depth) for child in node[key].values())
+    for count, limit, what in (
+        (properties, SCHEMA_PROPERTIES, "object properties"),
+        (enums, SCHEMA_ENUM_VALUES, "enum values"),
+        (chars, SCHEMA_STRING_CHARS, "characters of property names, enum values and consts"),
+    ):
+        if count > limit:
+            raise BadRequest(f"'{field}' has {count} {what}; at most {limit} are allowed")

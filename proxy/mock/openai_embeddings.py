@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.dialects import ParsedRequest
 from proxy.dialects.base import dumps
-from proxy.dialects.limits import DEFAULT_DIMENSIONS, EMBEDDING_DIMENSIONS
 from proxy.mock.vectors import embed
 
 if TYPE_CHECKING:
     from proxy.mock.answer import Draft
+
+#: The native width of each model; others get the common 1536.
+_DIMENSIONS = {"text-embedding-3-large": 3072}
+_DEFAULT_DIMENSIONS = 1536
 
 
 def inputs(payload: dict[str, Any]) -> list[str | Sequence[int]]:
@@ -39,9 +42,7 @@ def _encode(vector: list[float], encoding: str) -> list[float] | str:
 
 def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
     payload = request.payload
-    dimensions = payload.get("dimensions") or EMBEDDING_DIMENSIONS.get(
-        request.model, DEFAULT_DIMENSIONS
-    )
+    dimensions = payload.get("dimensions") or _DIMENSIONS.get(request.model, _DEFAULT_DIMENSIONS)
     encoding = payload.get("encoding_format") or "float"
     data = [
         {

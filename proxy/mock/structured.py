@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from proxy.dialects.base import BadRequest
-from proxy.dialects.limits import check_schema
 from proxy.mock.schema import Schema, from_openapi
 
 
@@ -224,18 +222,3 @@ def wanted(dialect: str, payload: dict[str, Any], prompt: str) -> Wanted | None:
     """The structured answer a request asks for, or None for free text."""
     extract = EXTRACTORS.get(dialect)
     return extract(payload, prompt) if extract else None
-
-
-def check_limits(dialect: str, payload: dict[str, Any]) -> None:
-    """Refuse a structured-output schema over the providers' limits or unsatisfiable.
-
-    Runs before the mock answers *and* before a real call: the schema is found the
-    way the mock finds it, so both see the same one.
-    """
-    try:
-        shape = wanted(dialect, payload, "")
-    except RecursionError:
-        raise BadRequest("the response schema nests too deeply") from None
-    if shape is not None and shape.schema is not None:
-        where = "tool parameters" if shape.kind == "tool" else "response schema"
-        check_schema(shape.schema, where)

@@ -78,7 +78,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def _from_loopback(request: web.Request) -> bool:
+def from_loopback(request: web.Request) -> bool:
     try:
         return ipaddress.ip_address(request.remote or "").is_loopback
     except ValueError:
@@ -86,13 +86,15 @@ def _from_loopback(request: web.Request) -> bool:
 
 
 async def config(request: web.Request) -> web.Response:
-    """The effective config, to the pod itself only (kubectl exec / port-forward) unless
-    `--admin-public-config`: it names providers, URLs and secret references."""
+    """The effective config: from inside the pod only, unless `--admin-expose-config`.
+
+    The admin port listens on the pod's IP for probes and Prometheus; what the config
+    says (providers, where keys come from, budgets) is not for the whole cluster."""
     runtime = request.app[ADMIN_RUNTIME]
-    if not runtime.public_config and not _from_loopback(request):
+    if not (runtime.limits.expose_config or from_loopback(request)):
         return web.json_response(
-            {"error": "/config answers only on loopback; use kubectl port-forward or "
-                      "start the sidecar with --admin-public-config"},
+            {"error": "/config is served to loopback only; start the sidecar with "
+                      "--admin-expose-config to serve it on the pod's IP"},
             status=403,
         )  # fmt: skip
     return web.json_response(

@@ -14,7 +14,6 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -23,7 +22,8 @@ from yarl import URL
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
-from proxy.server.keymask import KeyMask
+from proxy.dialects.base import StreamFilter
+from proxy.redact import Redactor
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
@@ -83,22 +83,11 @@ def client_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in upstream.items() if k.lower() not in _DROP_RESPONSE}
 
 
-def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> str:
-    """The provider's URL for this request, from the raw path and raw query.
-
-    Nothing is decoded and re-encoded: `?alt=sse%26key%3Dx` stays one `alt` value
-    rather than becoming a `key=` parameter, and an encoded `/` or `?` in the path
-    stays encoded (the dialect already refused such model names).
-    """
-    raw_path, _, raw_query = request.raw_path.partition("?")
-    kept = [part for part in raw_query.split("&") if part and not _names_key(part)]
-    url = provider.base_url.rstrip("/") + dialect.upstream_path(raw_path)
-    return f"{url}?{'&'.join(kept)}" if kept else url
-
-
-def _names_key(part: str) -> bool:
-    """Gemini's ?key= is the app's credential: dropped like the headers, however spelt."""
-    return unquote(part.partition("=")[0]).strip().lower() == "key"
+def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> URL:
+    """The provider's URL for this request: its base URL and the request's raw path and
+    query, checked (`Dialect.upstream_target`) and passed on without re-encoding."""
+    target = dialect.upstream_target(request.rel_url.raw_path, request.rel_url.raw_query_string)
+    return URL(provider.base_url.rstrip("/") + target, encoded=True)
 
 
 async def open_upstream(
@@ -117,7 +106,7 @@ async def open_upstream(
     )
     try:
         return await session.post(
-            URL(upstream_url(provider, dialect, request), encoded=True),  # sent as built
+            upstream_url(provider, dialect, request),
             data=body,
             headers=upstream_headers(request.headers, dialect.auth_headers(key)),
             timeout=timeout,
@@ -154,10 +143,15 @@ async def relay(
     upstream: aiohttp.ClientResponse,
     dialect: Dialect,
     extra_headers: Mapping[str, str],
-    key: str,
+    stream_filter: StreamFilter | None = None,
+    redactor: Redactor | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
-    mask = KeyMask(key)  # the key never reaches the app, a log or a cassette
-    upstream_headers = mask.headers(upstream.headers)
+    """Copy the provider's answer to the app; `stream_filter` rewrites a stream on the way
+    (it takes out what the sidecar asked for on the app's behalf, see `Dialect.upstream_body`);
+    usage is read from the stream as the provider sent it. `redactor` masks the key the
+    provider was sent wherever the answer echoes it: headers, body, stream, cassette."""
+    redactor = redactor or Redactor(())
+    upstream_headers = {k: redactor.text(v) for k, v in upstream.headers.items()}
     headers = CIMultiDict(client_headers(upstream_headers))
     for name, value in extra_headers.items():
         if name == "x-should-retry":
@@ -168,7 +162,7 @@ async def relay(
     loop = asyncio.get_running_loop()
     if upstream.content_type != "text/event-stream":
         try:
-            body = mask.body(await upstream.read())
+            body = await upstream.read()
         except (aiohttp.ClientError, TimeoutError) as error:
             upstream.release()
             raise UpstreamFailure(
@@ -176,13 +170,15 @@ async def relay(
             ) from None
         outcome.first_byte_at = loop.time()
         outcome.complete = True
-        if (tap := request.get(RECORD_TAP)) is not None:
-            tap.whole(upstream.status, upstream_headers, body)
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
+        if redactor:
+            body = redactor.whole(body)
+        if (tap := request.get(RECORD_TAP)) is not None:
+            tap.whole(upstream.status, upstream_headers, body)
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
-    chunk = await _next_masked(upstream, mask, await _first_chunk(upstream))
+    chunk = await _first_chunk(upstream)
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
@@ -192,9 +188,13 @@ async def relay(
         while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
-            await response.write(chunk)
-            if tap is not None:
-                tap.chunk(chunk)
+            sent = chunk if stream_filter is None else stream_filter.feed(chunk)
+            if redactor:
+                sent = redactor.feed(sent)
+            if sent:
+                await response.write(sent)
+                if tap is not None:
+                    tap.chunk(sent)
             for event in parser.feed(chunk):
                 if dialect.is_error_event(event):
                     outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
@@ -203,7 +203,7 @@ async def relay(
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
                     outcome.usage.merge(usage)
-            chunk = await _next_masked(upstream, mask)
+            chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
     except TimeoutError:
@@ -214,28 +214,20 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     finally:
         upstream.release()
-    if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-        message = f"upstream stream {outcome.stream_error} before completion"
-        log.warning("%s: %s", dialect.name, message)
-        await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
-    await response.write_eof()
+    try:
+        rest = stream_filter.close() if stream_filter is not None else b""
+        if redactor:
+            rest = redactor.feed(rest) + redactor.close()
+        if rest:
+            await response.write(rest)
+        if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
+            message = f"upstream stream {outcome.stream_error} before completion"
+            log.warning("%s: %s", dialect.name, message)
+            await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the app went away while the stream ended: nobody to tell
     return response, outcome
-
-
-async def _next_masked(
-    upstream: aiohttp.ClientResponse, mask: KeyMask, data: bytes | None = None
-) -> bytes:
-    """The next bytes safe to send (`data`, else read on); empty only at the stream's end.
-
-    A chunk may be held back whole (it could be the start of the key), so read on.
-    """
-    while True:
-        if data is None:
-            data = await upstream.content.readany()
-        chunk = mask.chunk(data) if data else mask.flush()
-        if chunk or not data:
-            return chunk
-        data = None
 
 
 async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:
