@@ -29,6 +29,8 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from proxy.dialects.base import BadRequest
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import sre_constants
@@ -716,7 +718,10 @@ def from_openapi(schema: Any) -> Schema:
         if key in schema:
             value = schema[key]
             if key.startswith(("min", "max")) and isinstance(value, str):
-                value = float(value) if "." in value else int(value)
+                try:
+                    value = float(value) if "." in value else int(value)
+                except ValueError:  # found by the fuzz suite: was a 500
+                    raise BadRequest(f"responseSchema '{key}' must be a number") from None
             out[key] = value
     if out.get("format") == "enum":
         del out["format"]
