@@ -49,7 +49,7 @@ def request(dialect: str, prompt: str, system: str = "", stream: bool = False,
         turns = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
         payload: dict[str, object] = {"model": "gpt-4o-mini", "stream": stream, "messages": turns}
     elif dialect == "anthropic.messages":
-        payload = {"model": "claude-sonnet-4-5", "max_tokens": 4096, "system": system,
+        payload = {"model": "claude-sonnet-5", "max_tokens": 4096, "system": system,
                    "stream": stream, "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
     elif dialect == "openai.responses":
         payload = {"model": "gpt-4o-mini", "instructions": system, "input": prompt,
