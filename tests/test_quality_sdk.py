@@ -121,7 +121,10 @@ ASK = {"openai": ask_openai, "anthropic": ask_anthropic, "gemini": ask_gemini}
 BACKEND = {"openai": "openai-primary", "anthropic": "anthropic-primary", "gemini": "gemini-primary"}
 
 
-async def real_sidecar(start_sidecar: StartSidecar) -> tuple[Sidecar, FakeOpenAI, FakeAnthropic, FakeGemini]:  # fmt: skip
+Fakes = tuple[Sidecar, FakeOpenAI, FakeAnthropic, FakeGemini]
+
+
+async def real_sidecar(start_sidecar: StartSidecar) -> Fakes:
     fakes = (await FakeOpenAI().start(), await FakeAnthropic().start(), await FakeGemini().start())
     assert isinstance(fakes[0], FakeOpenAI)
     assert isinstance(fakes[1], FakeAnthropic)
@@ -139,16 +142,10 @@ async def test_each_bad_answer_is_rejected_with_its_reason(
     try:
         backend = BACKEND[sdk]
         for mode, reason in MODES.items():
-            try:
-                await ASK[sdk](sidecar, mode, stream)
-            except Exception as error:  # the SDK may raise on a refusal or a bad tool call;
-                assert mode in ("refusal", "empty"), (mode, error)  # the answer still counts
+            await ASK[sdk](sidecar, mode, stream)
             labels = {"arm": "real", "backend": backend, "reason": reason, "shadow": "false"}
-            await wait_until(
-                lambda labels=labels: (
-                    sample(sidecar, "llm_rollout_quality_rejections_total", **labels) == 1
-                )  # fmt: skip
-            )
+            counted = "llm_rollout_quality_rejections_total"
+            await wait_until(lambda labels=labels: sample(sidecar, counted, **labels) == 1)
         await ASK[sdk](sidecar, None, stream)  # a good answer: no rejection, a full score
         score = {"arm": "real", "backend": backend, "task": "social_media_post", "shadow": "false"}
         await wait_until(
