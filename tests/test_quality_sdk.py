@@ -40,6 +40,9 @@ MODES = {
 }
 
 
+REJECTED = "llm_rollout_quality_rejections_total"
+
+
 def sample(sidecar: Sidecar, name: str, **labels: str) -> float:
     value = sidecar.runtime.metrics.registry.get_sample_value(name, labels)
     return value or 0.0
@@ -144,8 +147,7 @@ async def test_each_bad_answer_is_rejected_with_its_reason(
         for mode, reason in MODES.items():
             await ASK[sdk](sidecar, mode, stream)
             labels = {"arm": "real", "backend": backend, "reason": reason, "shadow": "false"}
-            counted = "llm_rollout_quality_rejections_total"
-            await wait_until(lambda labels=labels: sample(sidecar, counted, **labels) == 1)
+            await wait_until(lambda labels=labels: sample(sidecar, REJECTED, **labels) == 1)
         await ASK[sdk](sidecar, None, stream)  # a good answer: no rejection, a full score
         score = {"arm": "real", "backend": backend, "task": "social_media_post", "shadow": "false"}
         await wait_until(
