@@ -187,8 +187,9 @@ def _text(content: Any) -> str:
     return ""
 
 
-def platform_of(prompt: str) -> str | None:
-    lowered = prompt.lower()
+#: The platform a prompt names, first match wins (order matters: "instagram ads" is Instagram).
+_PLATFORMS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (platform, re.compile(pattern))
     for platform, pattern in (
         ("x", r"\b(twitter|tweet|x\.com|on x|for x|x post|x/twitter)\b"),
         ("linkedin", r"\blinkedin\b"),
@@ -198,10 +199,13 @@ def platform_of(prompt: str) -> str | None:
         ("threads", r"\bthreads\b"),
         ("google_ads", r"\b(google ads|search ads?|adwords|ppc)\b"),
         ("meta_ads", r"\b(meta ads?|facebook ads?|instagram ads?)\b"),
-    ):
-        if re.search(pattern, lowered):
-            return platform
-    return None
+    )
+)
+
+
+def platform_of(prompt: str) -> str | None:
+    lowered = prompt.lower()
+    return next((platform for platform, pattern in _PLATFORMS if pattern.search(lowered)), None)
 
 
 def scrub(text: str, avoid: tuple[str, ...]) -> str:

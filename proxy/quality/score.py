@@ -99,6 +99,8 @@ _REFUSAL = re.compile(
     r"|As an AI(?: language model)?,? I (?:can(?:no|['\u2019])t|am unable))",
     re.IGNORECASE,
 )
+#: Tasks whose limits depend on the platform the prompt names.
+_PLATFORM_TASKS = frozenset({"social_media_post", "ad_copy"})
 _HASHTAG = re.compile(r"(?<![\w&])#\w+")
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*)\n\s*```\s*$", re.DOTALL)
 
@@ -150,7 +152,7 @@ def expectations(dialect: str, request: ParsedRequest, headers: Mapping[str, str
     return Expectations(
         task=task,
         brand=brand,
-        platform=platform_of(prompt),
+        platform=platform_of(prompt) if task in _PLATFORM_TASKS else None,
         json=is_json,
         schema=shape.schema if is_json and shape is not None else None,
         tools=tools,
