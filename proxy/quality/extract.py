@@ -30,6 +30,8 @@ def _list(value: Any) -> list[Any]:
 
 
 def _load(text: str | bytes) -> dict[str, Any]:
+    if text.lstrip()[:1] not in ("{", b"{"):  # `[DONE]` and other non-objects, cheaply
+        return {}
     try:
         return _dict(json.loads(text))
     except ValueError:
