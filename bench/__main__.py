@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench import hotspots, machine, ttfc
+from bench import hotspots, machine, quality, ttfc
 from bench.load import BODY, PATH, STREAM_BODY, WrkResult, ensure_wrk, run_wrk
 from bench.procs import (
     ALL_CPUS,
@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         start_s=starts,
         profile=profile,
         capped=capped,
+        scorer_cpu_us=quality.scorer_cpu_us(),
     )
     print()
     print(run.table())

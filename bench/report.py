@@ -88,6 +88,8 @@ class Run:
     start_s: list[float]
     profile: Profile | None
     capped: Capped | None = None
+    #: The quality scorer's CPU per answer (`bench.quality`), by answer kind: json, stream.
+    scorer_cpu_us: dict[str, float] | None = None
     when: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def figures(self) -> list[Figure]:
@@ -120,6 +122,18 @@ class Run:
             Figure("sidecar RSS peak at load (VmHWM)", "MB", self.memory_mb["load"], target=100),
             Figure("start to ready (median)", "s", starts[len(starts) // 2], target=1.0),
             *self._capped_figures(),
+            *self._scorer_figures(),
+        ]  # fmt: skip
+
+    def _scorer_figures(self) -> list[Figure]:
+        """Scoring on (the sidecar as measured) vs off (minus the scorer's own CPU), in %."""
+        if self.scorer_cpu_us is None:
+            return []
+        on = self.cpu_us_per_request["sidecar"]
+        return [
+            Figure(f"CPU per request, quality scoring on vs off ({kind}; direct column: off)", "%",
+                   100 * cost / (on - cost), on - cost, on, target=15)
+            for kind, cost in self.scorer_cpu_us.items()
         ]  # fmt: skip
 
     def _capped_figures(self) -> list[Figure]:

@@ -59,7 +59,7 @@ def _chunk(delta: dict[str, str], finish: str | None, usage: dict[str, int] | No
     return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
 
 
-_EVENTS = [
+EVENTS = [
     _chunk({"role": "assistant", "content": ""}, None, None),
     *(_chunk({"content": word}, None, None) for word in ("Hello", " from", " the", " bench.")),
     _chunk({}, "stop", {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}),
@@ -82,9 +82,9 @@ STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\n"
     b"Content-Type: text/event-stream\r\n"
     b"x-request-id: req-bench\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n" + _http_chunk(_EVENTS[0])
+    b"Transfer-Encoding: chunked\r\n\r\n" + _http_chunk(EVENTS[0])
 )
-STREAM_TAIL = b"".join(_http_chunk(e) for e in _EVENTS[1:]) + b"0\r\n\r\n"
+STREAM_TAIL = b"".join(_http_chunk(e) for e in EVENTS[1:]) + b"0\r\n\r\n"
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from proxy.config import LATENCY_BOUNDS_MS, Arm, ArmWindow
+from proxy.config import LATENCY_BOUNDS_MS, Arm, ArmWindow, QualityWindow
 
 
 def is_error(status: int) -> bool:
@@ -25,6 +25,12 @@ class _Counters:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     latency_max_ms: float = 0.0
     cost_usd: float = 0.0
+    scored: int = 0
+    score_sum: float = 0.0
+    rejections: int = 0
+    brand_checked: int = 0
+    brand_compliant: int = 0
+    shadow_requests: int = 0
 
 
 class WindowStats:
@@ -34,15 +40,36 @@ class WindowStats:
         self._arms: dict[Arm, _Counters] = {}
 
     def record(self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0) -> None:
-        counters = self._arms.get(arm)
-        if counters is None:
-            counters = self._arms[arm] = _Counters()
+        counters = self._counters(arm)
         millis = seconds * 1000.0
         counters.requests += 1
         counters.errors += is_error(status)
         counters.buckets[bisect_left(LATENCY_BOUNDS_MS, millis)] += 1
         counters.latency_max_ms = max(counters.latency_max_ms, millis)
         counters.cost_usd += cost_usd
+
+    def _counters(self, arm: Arm) -> _Counters:
+        counters = self._arms.get(arm)
+        if counters is None:
+            counters = self._arms[arm] = _Counters()
+        return counters
+
+    def record_quality(
+        self, arm: Arm, score: float, rejected: bool, brand_compliant: bool | None
+    ) -> None:
+        """One scored answer of `arm` (`proxy.quality`; a shadow copy counts as the real
+        arm). `brand_compliant` is None when the request named no brand."""
+        counters = self._counters(arm)
+        counters.scored += 1
+        counters.score_sum += score
+        counters.rejections += rejected
+        if brand_compliant is not None:
+            counters.brand_checked += 1
+            counters.brand_compliant += brand_compliant
+
+    def record_shadow(self, arm: Arm) -> None:
+        """A shadow copy of a request was sent to `arm`'s provider (traffic.shadow)."""
+        self._counters(arm).shadow_requests += 1
 
     def drain(self) -> dict[Arm, ArmWindow]:
         """The window so far, per arm; the counters restart from zero."""
@@ -54,6 +81,14 @@ class WindowStats:
                 latency_buckets=c.buckets,
                 latency_max_ms=c.latency_max_ms,
                 cost_usd=c.cost_usd,
+                quality=QualityWindow(
+                    scored=c.scored,
+                    score_sum=c.score_sum,
+                    rejections=c.rejections,
+                    brand_checked=c.brand_checked,
+                    brand_compliant=c.brand_compliant,
+                ),
+                shadow_requests=c.shadow_requests,
             )
             for arm, c in arms.items()
         }

@@ -11,6 +11,7 @@ from typing import Any
 
 from proxy.config.model import MockSpec
 from proxy.dialects import ROUTES, ParsedRequest, Usage
+from proxy.marketing import Brand, brand_from_system, recognise_task, system_text
 from proxy.mock import (
     anthropic_messages,
     gemini,
@@ -18,16 +19,8 @@ from proxy.mock import (
     openai_embeddings,
     openai_responses,
 )
-from proxy.mock.content import (
-    TASK_SCHEMAS,
-    Brand,
-    MockContext,
-    brand_from_system,
-    recognise_task,
-    subject_of,
-    system_text,
-    write,
-)
+from proxy.mock.content import TASK_SCHEMAS, MockContext, subject_of, write
+from proxy.mock.draft import Draft, ToolCall
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
     cut_stream,
@@ -58,41 +51,6 @@ class Answer:
     wait: float = 0.0
     #: The injected fault, if any (`spec.mock.errors`), for metrics.
     fault: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """One function call the mock makes; renderers add their id prefix (`call_`, `toolu_`)."""
-
-    ident: str
-    name: str
-    arguments: str  # compact JSON text, as OpenAI sends it
-
-    @property
-    def input(self) -> dict[str, Any]:
-        value = json.loads(self.arguments)
-        return value if isinstance(value, dict) else {}
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """What every dialect renders from: the text or tool calls, and their token counts.
-
-    `structured` marks `text` as JSON (asked for by a schema or JSON mode), which
-    renderers stream in small pieces rather than by words.
-    """
-
-    rng: random.Random
-    text: str
-    input_tokens: int
-    output_tokens: int
-    created: int
-    ident: str
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    structured: bool = False
-    #: The text was cut at the request's max tokens: renderers say so in the dialect's way
-    #: ("length", "max_tokens", "MAX_TOKENS", an incomplete response).
-    truncated: bool = False
 
 
 Renderer = Callable[[ParsedRequest, Draft], tuple[bytes, list[bytes]]]

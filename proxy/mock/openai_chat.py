@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxy.dialects import ParsedRequest
 from proxy.dialects.base import dumps
+from proxy.mock.draft import Draft
 from proxy.mock.text import split_for_stream
 from proxy.sse import encode
-
-if TYPE_CHECKING:
-    from proxy.mock.answer import Draft
 
 
 def _usage(draft: Draft) -> dict[str, int]:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxy.dialects import ParsedRequest
 from proxy.dialects.base import dumps
+from proxy.mock.draft import Draft
 from proxy.mock.vectors import embed
-
-if TYPE_CHECKING:
-    from proxy.mock.answer import Draft
 
 #: The native width of each model; others get the common 1536.
 _DIMENSIONS = {"text-embedding-3-large": 3072}

@@ -23,7 +23,9 @@ from yarl import URL
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
 from proxy.dialects.base import StreamFilter
+from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
+from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
@@ -172,6 +174,8 @@ async def relay(
         outcome.complete = True
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
+            if extractable(dialect.name):
+                request[ANSWER] = Seen(body=body)
         if redactor:
             body = redactor.whole(body)
         if (tap := request.get(RECORD_TAP)) is not None:
@@ -182,6 +186,10 @@ async def relay(
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
+    # The answer's text and tool calls, kept (bounded) for the quality score.
+    answer = (
+        Accumulator(dialect.name) if upstream.status == 200 and extractable(dialect.name) else None
+    )
     if (tap := request.get(RECORD_TAP)) is not None:
         tap.begin(upstream.status, upstream_headers)
     try:
@@ -203,9 +211,13 @@ async def relay(
                 usage = dialect.usage_from_event(event)
                 if usage is not None:
                     outcome.usage.merge(usage)
+                if answer is not None:
+                    answer.feed(event)
             chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
+        if answer is not None and outcome.complete and not outcome.stream_error:
+            request[ANSWER] = Seen(stream=answer)
     except TimeoutError:
         outcome.stream_error = "stalled"
     except aiohttp.ClientError:

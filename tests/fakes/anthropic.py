@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -49,11 +50,19 @@ class FakeAnthropic(FakeProvider):
         model = payload.get("model", "claude-sonnet-5")
         message = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
                    "stop_sequence": None}  # fmt: skip
+        reply = self.reply(request, payload, "Real Anthropic answer.")
+        stop = {"length": "max_tokens", "refusal": "refusal"}.get(reply.finish, "end_turn")
+        block: dict[str, Any] = {"type": "text", "text": reply.text}
+        if reply.tool:
+            block = {"type": "tool_use", "id": "toolu_fake", "name": reply.tool[0],
+                     "input": json.loads(reply.tool[1])}  # fmt: skip
+            stop = "tool_use"
+        content = [] if reply.finish == "refusal" else [block]
         if not payload.get("stream"):
             return web.json_response(
                 message | {
-                    "content": [{"type": "text", "text": "Real Anthropic answer."}],
-                    "stop_reason": "end_turn",
+                    "content": content,
+                    "stop_reason": stop,
                     "usage": {"input_tokens": 12, "output_tokens": 5,
                               "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0},
                 },
@@ -61,20 +70,25 @@ class FakeAnthropic(FakeProvider):
             )  # fmt: skip
         start = message | {"content": [], "stop_reason": None,
                            "usage": {"input_tokens": 12, "output_tokens": 1}}  # fmt: skip
+        words = [reply.text[i : i + 9] for i in range(0, len(reply.text), 9)]
+        opened: dict[str, Any] = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": w} for w in words]
+        if reply.tool:
+            opened = block | {"input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": reply.tool[1]}]
         chunks = [
             sse({"type": "message_start", "message": start}, "message_start"),
             sse({"type": "content_block_start", "index": 0,
-                 "content_block": {"type": "text", "text": ""}}, "content_block_start"),
+                 "content_block": opened}, "content_block_start"),
             sse({"type": "ping"}, "ping"),
         ]  # fmt: skip
         chunks += [
-            sse({"type": "content_block_delta", "index": 0,
-                 "delta": {"type": "text_delta", "text": w}}, "content_block_delta")
-            for w in ["Real ", "Anthropic ", "answer."]
+            sse({"type": "content_block_delta", "index": 0, "delta": d}, "content_block_delta")
+            for d in (deltas if content else [])
         ]  # fmt: skip
         chunks += [
             sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            sse({"type": "message_delta", "delta": {"stop_reason": "end_turn",
+            sse({"type": "message_delta", "delta": {"stop_reason": stop,
                  "stop_sequence": None}, "usage": {"output_tokens": 5}}, "message_delta"),
             sse({"type": "message_stop"}, "message_stop"),
         ]  # fmt: skip

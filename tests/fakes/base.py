@@ -4,6 +4,22 @@ A test scripts faults per request (`provider.faults.append(Fault(...))`); each
 incoming request pops the next one, or runs clean when the queue is empty. Faults
 cover what providers really do: error statuses with their own bodies and
 rate-limit headers, a slow first byte, a stream that stalls, a stream cut mid-way.
+
+Bad answers on demand, for the quality gate (HTTP 200, well-formed, but unusable):
+the app sends the header `x-fake-answer: MODE` (the sidecar relays it), or a test
+sets `provider.answer_mode = MODE` for every request. MODE is one of:
+
+- `empty`: no text at all
+- `refusal`: the provider's own refusal marker (OpenAI `refusal`, Anthropic
+  `stop_reason: refusal`, Gemini `finishReason: SAFETY`)
+- `truncated`: a few words cut at the token limit (`length`, `max_tokens`, `MAX_TOKENS`)
+- `bad_json`: text that is not JSON (`{"headline": "Cut`)
+- `schema_mismatch`: JSON that fits no schema with required fields (`{"unexpected": true}`)
+- `bad_tool_args`: a call to the request's first tool with `{"unexpected": true}` as
+  arguments (invalid when the tool's schema requires a field)
+- `unknown_tool`: a call to `no_such_tool`
+- `avoided` or `avoided:WORD`: text with the word a brand avoids (default `cheap`)
+- `long_post`: 3,500 characters, over every post limit (X 280 ... LinkedIn 3,000)
 """
 
 from __future__ import annotations
@@ -44,6 +60,44 @@ class Recorded:
         return json.loads(self.body)
 
 
+@dataclass
+class Reply:
+    """What a fake answers: text, how it ended, or one tool call (name, JSON arguments)."""
+
+    text: str
+    finish: str = "stop"  # "stop", "length" or "refusal"
+    tool: tuple[str, str] | None = None
+
+
+def first_tool(payload: Any) -> str:
+    """The name of the first tool a request offers, in any provider's shape."""
+    for tool in payload.get("tools") or []:
+        for found in (tool.get("function") or {}, tool, *(tool.get("functionDeclarations") or [])):
+            if isinstance(found, dict) and found.get("name"):
+                return str(found["name"])
+    return "no_tool_offered"
+
+
+def bad_reply(mode: str, payload: Any) -> Reply:
+    """The bad answer `mode` names (see the module docstring)."""
+    if mode.startswith("avoided"):
+        word = mode.partition(":")[2] or "cheap"
+        return Reply(f"Our {word} offer ends soon. Order today.")
+    replies = {
+        "empty": Reply(""),
+        "refusal": Reply("I'm sorry, but I can't help with that.", "refusal"),
+        "truncated": Reply("Here is the start of a long answer that", "length"),
+        "bad_json": Reply('{"headline": "Cut'),
+        "schema_mismatch": Reply('{"unexpected": true}'),
+        "bad_tool_args": Reply("", tool=(first_tool(payload), '{"unexpected": true}')),
+        "unknown_tool": Reply("", tool=("no_such_tool", "{}")),
+        "long_post": Reply(("Long post about our launch. " * 125).strip()),
+    }
+    if mode not in replies:
+        raise ValueError(f"unknown x-fake-answer mode {mode!r}")
+    return replies[mode]
+
+
 Route = Callable[[web.Request, Any, Fault], Awaitable[web.StreamResponse]]
 
 
@@ -56,6 +110,8 @@ class FakeProvider:
         self.key = key
         self.faults: deque[Fault] = deque()
         self.requests: list[Recorded] = []
+        #: A bad answer for every request (see the module docstring); None answers well.
+        self.answer_mode: str | None = None
         self.app = web.Application()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -73,6 +129,11 @@ class FakeProvider:
     def stream_error_event(self) -> bytes:
         """The event this provider sends when it fails in the middle of a stream."""
         return sse(self.error_body(500, "The server had an error while processing your request."))
+
+    def reply(self, request: web.Request, payload: Any, good: str) -> Reply:
+        """`good` as the answer, unless a bad one is asked for (header or `answer_mode`)."""
+        mode = request.headers.get("x-fake-answer") or self.answer_mode
+        return bad_reply(mode, payload) if mode else Reply(good)
 
     # -- shared machinery -------------------------------------------------------
     def route(self, path: str, handler: Route) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import FakeProvider, Fault, sse
+from tests.fakes.base import FakeProvider, Fault, Reply, sse
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
            404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
@@ -32,18 +33,23 @@ class FakeGemini(FakeProvider):
         return {"error": {"code": status, "message": message,
                           "status": _STATUS.get(status, "UNKNOWN")}}  # fmt: skip
 
-    def _text(self, payload: Any) -> str:
+    def _reply(self, request: web.Request, payload: Any) -> Reply:
         config = payload.get("generationConfig") or {}
         wants_json = config.get("responseMimeType") == "application/json"
-        return self.json_answer if wants_json else self.answer_text
+        return self.reply(request, payload, self.json_answer if wants_json else self.answer_text)
 
     @staticmethod
-    def _chunk(request: web.Request, text: str, finish: bool) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]},
-                                     "index": 0}  # fmt: skip
+    def _chunk(request: web.Request, text: str, finish: bool, reply: Reply) -> dict[str, Any]:
+        part: dict[str, Any] = {"text": text}
+        if reply.tool:
+            part = {"functionCall": {"name": reply.tool[0], "args": json.loads(reply.tool[1])}}
+        parts = [] if reply.finish == "refusal" else [part]
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         usage: dict[str, Any] = {"promptTokenCount": 9, "totalTokenCount": 9}
         if finish:
-            candidate["finishReason"] = "STOP"
+            candidate["finishReason"] = {"length": "MAX_TOKENS", "refusal": "SAFETY"}.get(
+                reply.finish, "STOP"
+            )
             usage = {"promptTokenCount": 9, "candidatesTokenCount": 4, "thoughtsTokenCount": 2,
                      "cachedContentTokenCount": 1, "totalTokenCount": 15}  # fmt: skip
         model = request.match_info["model"]
@@ -53,15 +59,17 @@ class FakeGemini(FakeProvider):
     async def generate(
         self, request: web.Request, payload: Any, fault: Fault
     ) -> web.StreamResponse:
-        return web.json_response(self._chunk(request, self._text(payload), True))
+        reply = self._reply(request, payload)
+        return web.json_response(self._chunk(request, reply.text, True, reply))
 
     async def stream_generate(
         self, request: web.Request, payload: Any, fault: Fault
     ) -> web.StreamResponse:
         if request.query.get("alt") != "sse":
             return self.error(400, "this fake streams only with ?alt=sse")
-        text = self._text(payload)
-        pieces = [text[i : i + 6] for i in range(0, len(text), 6)]
-        chunks = [sse(self._chunk(request, p, False)) for p in pieces[:-1]]
-        chunks.append(sse(self._chunk(request, pieces[-1], True)))
+        reply = self._reply(request, payload)
+        text = reply.text
+        pieces = [text[i : i + 6] for i in range(0, len(text), 6)] or [""]
+        chunks = [sse(self._chunk(request, p, False, reply)) for p in pieces[:-1]]
+        chunks.append(sse(self._chunk(request, pieces[-1], True, reply)))
         return await self.stream(request, chunks, fault)

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.base import FakeProvider, Fault, sse
+from tests.fakes.base import FakeProvider, Fault, Reply, sse
 
 _TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
           429: "requests", 500: "server_error", 503: "server_error"}  # fmt: skip
@@ -57,6 +57,9 @@ class FakeOpenAI(FakeProvider):
         model = payload.get("model", "gpt-4o-mini")
         usage = self.usage(payload)
         head = {"id": "chatcmpl-fake", "created": 1700000000, "model": model}
+        reply = self.reply(request, payload, self.answer_text)
+        if reply.tool or reply.finish != "stop" or reply.text != self.answer_text:
+            return await self._chat_reply(request, payload, fault, head, usage, reply)
         if not payload.get("stream"):
             return web.json_response(
                 head | {
@@ -88,14 +91,54 @@ class FakeOpenAI(FakeProvider):
         chunks.append(sse("[DONE]"))
         return await self.stream(request, chunks, fault)
 
+    async def _chat_reply(
+        self, request: web.Request, payload: Any, fault: Fault, head: dict[str, Any],
+        usage: dict[str, Any], reply: Reply,
+    ) -> web.StreamResponse:  # fmt: skip
+        """A bad answer (`x-fake-answer`) in chat's shape, whole or streamed."""
+        refusal = reply.text if reply.finish == "refusal" else None
+        content = None if refusal or reply.tool else reply.text
+        calls = [{"id": "call_fake", "type": "function",
+                  "function": {"name": reply.tool[0], "arguments": reply.tool[1]}}
+                 ] if reply.tool else None  # fmt: skip
+        finish = {"length": "length"}.get(reply.finish, "tool_calls" if calls else "stop")
+        if not payload.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
+            if calls:
+                message["tool_calls"] = calls
+            return web.json_response(
+                head | {"object": "chat.completion", "usage": usage, "choices": [
+                    {"index": 0, "finish_reason": finish, "logprobs": None, "message": message}]},
+                headers=self.ok_headers(),
+            )  # fmt: skip
+
+        def chunk(delta: dict[str, Any], done: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": done}
+            return sse(head | {"object": "chat.completion.chunk", "choices": [choice]})
+
+        delta: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
+        if calls:
+            delta["tool_calls"] = [calls[0] | {"index": 0}]
+        chunks = [chunk(delta), chunk({}, finish), sse("[DONE]")]
+        return await self.stream(request, chunks, fault)
+
     async def responses(
         self, request: web.Request, payload: Any, fault: Fault
     ) -> web.StreamResponse:
         text_format = ((payload.get("text") or {}).get("format") or {}).get("type")
-        text = self.json_answer if text_format == "json_schema" else self.answer_text
-        part = {"type": "output_text", "text": text, "annotations": []}
-        item = {"id": "msg_fake", "type": "message", "status": "completed",
-                "role": "assistant", "content": [part]}  # fmt: skip
+        reply = self.reply(
+            request, payload, self.json_answer if text_format == "json_schema" else self.answer_text
+        )
+        text = reply.text
+        part: dict[str, Any] = {"type": "output_text", "text": text, "annotations": []}
+        if reply.finish == "refusal":
+            part = {"type": "refusal", "refusal": text}
+        item: dict[str, Any] = {"id": "msg_fake", "type": "message", "status": "completed",
+                                "role": "assistant", "content": [part]}  # fmt: skip
+        if reply.tool:
+            name, arguments = reply.tool
+            item = {"id": "fc_fake", "type": "function_call", "status": "completed",
+                    "call_id": "call_fake", "name": name, "arguments": arguments}  # fmt: skip
         usage = {"input_tokens": 13, "input_tokens_details": {"cached_tokens": 3},
                  "output_tokens": 6, "output_tokens_details": {"reasoning_tokens": 2},
                  "total_tokens": 19}  # fmt: skip
@@ -106,6 +149,8 @@ class FakeOpenAI(FakeProvider):
                 "tools": [], "top_p": 1.0, "text": payload.get("text") or
                 {"format": {"type": "text"}}}  # fmt: skip
         done = head | {"status": "completed", "output": [item], "usage": usage}
+        if reply.finish == "length":
+            done |= {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
         if not payload.get("stream"):
             return web.json_response(done, headers=self.ok_headers())
         pending = head | {"status": "in_progress", "output": [], "usage": None}
@@ -124,7 +169,10 @@ class FakeOpenAI(FakeProvider):
             ("response.output_text.done", where | {"text": text, "logprobs": []}),
             ("response.content_part.done", where | {"part": part}),
             ("response.output_item.done", {"output_index": 0, "item": item}),
-            ("response.completed", {"response": done}),
+            (
+                "response.incomplete" if reply.finish == "length" else "response.completed",
+                {"response": done},
+            ),
         ]
         chunks = [sse({"type": name, "sequence_number": n} | body, name)
                   for n, (name, body) in enumerate(events)]  # fmt: skip

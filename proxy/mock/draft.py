@@ -1,0 +1,47 @@
+"""What every mock renderer writes from: the answer's text or tool calls and its counts.
+
+Its own module so the renderers (one per dialect) and `proxy.mock.answer`, which
+calls them, both import it and neither imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One function call the mock makes; renderers add their id prefix (`call_`, `toolu_`)."""
+
+    ident: str
+    name: str
+    arguments: str  # compact JSON text, as OpenAI sends it
+
+    @property
+    def input(self) -> dict[str, Any]:
+        value = json.loads(self.arguments)
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What every dialect renders from: the text or tool calls, and their token counts.
+
+    `structured` marks `text` as JSON (asked for by a schema or JSON mode), which
+    renderers stream in small pieces rather than by words.
+    """
+
+    rng: random.Random
+    text: str
+    input_tokens: int
+    output_tokens: int
+    created: int
+    ident: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    structured: bool = False
+    #: The text was cut at the request's max tokens: renderers say so in the dialect's way
+    #: ("length", "max_tokens", "MAX_TOKENS", an incomplete response).
+    truncated: bool = False
