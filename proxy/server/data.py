@@ -82,6 +82,18 @@ class Handler:
         if refusal is not None:
             return refusal
         decision = self._route(request, snapshot, runtime.force_mock_env)
+        cached = None
+        if snapshot.spec.cache.enabled and decision.provider is not None:  # in front of the budget
+            cached = runtime.cache.lookup(
+                snapshot.spec.cache, tenant=self._tenant(request, snapshot), dialect=dialect.name,
+                path=request.path, streamed=parsed.stream, provider=decision.provider, body=body,
+                headers={k.lower(): v for k, v in request.headers.items()},
+            )  # fmt: skip
+            headers["x-llm-cache"] = cached.result
+            if cached.entry is not None:  # a hit answers as its arm, costs and reserves nothing
+                self._count(runtime, cached.entry.provider, "real", cached.entry.status)
+                runtime.stats.record("real", cached.entry.status, loop.time() - started)
+                return runtime.cache.answer(cached.entry, headers)
         ticket: Ticket | None = None
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
@@ -111,6 +123,8 @@ class Handler:
                 if not ticket.settled:  # an unexpected exit: charge the whole hold
                     runtime.budget.settle(ticket, None)
             await finish_recording(request, snapshot.spec.mock.replay, parsed)
+            if cached is not None:
+                runtime.cache.store(cached, response, headers["x-llm-backend"], ticket.cost)
         backend = headers["x-llm-backend"]
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, backend

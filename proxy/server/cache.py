@@ -1,0 +1,142 @@
+"""The sidecar's response cache: looks a real-arm request up, stores a real answer.
+
+The rules, keys and memory bound are ``proxy.cache``; this is the edge that reads
+an aiohttp request and builds or keeps an aiohttp response. In-process only, and
+plain (non-streamed) answers only so far: stream requests are passed through and
+say ``x-llm-cache: bypass``. With ``cache.enabled: false`` the data path pays one
+attribute check.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from proxy.cache.entry import Entry
+from proxy.cache.key import cache_key
+from proxy.cache.lru import ByteLRU
+from proxy.cache.rules import Decision, decide
+from proxy.config.model import Cache, Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One request's cache verdict: the key to store under (None: do not store)."""
+
+    result: str  # hit | miss | bypass, as in x-llm-cache
+    key: str | None
+    entry: Entry | None
+
+
+BYPASS = Lookup("bypass", None, None)
+
+
+class ResponseCache:
+    def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # wall clock: an entry's age is shown to clients
+        #: Keys name the rollout so that a shared store never mixes two rollouts' answers.
+        self.rollout = "standalone"
+        self.lru = ByteLRU(max_bytes=Cache().max_bytes, ttl_seconds=Cache().ttl_seconds)
+        self.requests = Counter(
+            "llm_rollout_cache_requests",
+            "Real-arm requests by cache result: hit, miss or bypass.",
+            ["result"],
+            registry=registry,
+        )
+        self.saved_usd = Counter(
+            "llm_rollout_cache_saved_usd",
+            "Spend a cache hit saved: what the stored answer cost when it was bought.",
+            registry=registry,
+        )
+        self.entries = Gauge("llm_rollout_cache_entries", "Entries held.", registry=registry)
+        self.bytes = Gauge("llm_rollout_cache_bytes", "Bytes held (bounded by maxBytes).",
+                           registry=registry)  # fmt: skip
+
+    def configure(self, spec: Cache) -> None:
+        """Apply new bounds; entries over a smaller bound go at the next store."""
+        self.lru.max_bytes = spec.max_bytes
+        self.lru.ttl_seconds = spec.ttl_seconds
+
+    def flush(self) -> None:
+        self.lru.flush()
+        self._gauge()
+
+    def lookup(
+        self,
+        spec: Cache,
+        *,
+        tenant: str,
+        dialect: str,
+        path: str,
+        streamed: bool,
+        provider: Provider,
+        body: bytes,
+        headers: dict[str, str],
+    ) -> Lookup:
+        """Hit, miss (with the key to store the answer under) or bypass."""
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        if streamed or not isinstance(document, dict):
+            return self._count(BYPASS)
+        decision = decide(document, headers, spec.when)
+        if decision is Decision.BYPASS:
+            return self._count(BYPASS)
+        key = cache_key(
+            rollout=self.rollout,
+            tenant=tenant if spec.scope == "tenant" else None,
+            dialect=dialect,
+            path=path,
+            streamed=streamed,
+            provider=provider,
+            body=document,
+        )
+        entry = self.lru.get(key, self.clock()) if decision is Decision.LOOKUP else None
+        if entry is not None:
+            self.saved_usd.inc(float(entry.cost_usd))
+            return self._count(Lookup("hit", key, entry))
+        return self._count(Lookup("miss", key, None))
+
+    def answer(self, entry: Entry, headers: dict[str, str]) -> web.Response:
+        """The stored answer, as the arm that produced it, with its age."""
+        headers |= {"x-llm-backend": entry.provider, "x-llm-cache": "hit", "x-llm-cost-usd": "0",
+                    "age": str(int(max(0.0, self.clock() - entry.created_at)))}  # fmt: skip
+        return web.Response(
+            status=entry.status, body=entry.body, content_type=None,
+            headers={"Content-Type": entry.content_type, **headers},
+        )  # fmt: skip
+
+    def store(
+        self, lookup: Lookup, response: web.StreamResponse, backend: str, cost: Decimal | None
+    ) -> None:
+        """Keep a successful, whole, real answer; never errors, streams or the mock's."""
+        if lookup.key is None or backend == "mock" or response.status != 200:
+            return
+        if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+            return
+        entry = Entry(
+            status=200,
+            content_type=response.headers.get("Content-Type", "application/json"),
+            streamed=False,
+            provider=backend,
+            cost_usd=cost if cost is not None else Decimal(0),
+            created_at=self.clock(),
+            body=response.body,
+        )
+        self.lru.put(lookup.key, entry)
+        self._gauge()
+
+    def _count(self, lookup: Lookup) -> Lookup:
+        self.requests.labels(lookup.result).inc()
+        return lookup
+
+    def _gauge(self) -> None:
+        self.entries.set(len(self.lru))
+        self.bytes.set(self.lru.bytes)
