@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import openai
+import pytest
 from google.genai import types
 
 from tests.conftest import (
@@ -14,6 +16,7 @@ from tests.conftest import (
     real_spec,
 )
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.base import Fault
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 
@@ -134,13 +137,67 @@ async def test_anthropic_and_gemini_repeats_are_hits(
     assert len(fake_gemini.requests) == 1, "the second Gemini request was a hit"
 
 
-async def test_streams_pass_through_uncached(
+async def test_streams_replay_byte_equal_in_every_dialect(
+    start_sidecar: StartSidecar,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+) -> None:
+    sidecar = await start_sidecar(real_spec(fake_openai, fake_anthropic, gemini_fake=fake_gemini,
+                                            cache=CACHE))  # fmt: skip
+    client = openai_client(sidecar)
+    raws, texts = [], []
+    for _ in range(2):
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=ASK, temperature=0, stream=True
+        )
+        raws.append(raw.headers["x-llm-cache"])
+        texts.append("".join([c.choices[0].delta.content or "" async for c in raw.parse()
+                              if c.choices]))  # fmt: skip
+    assert raws == ["miss", "hit"]
+    assert texts == ["Real OpenAI answer."] * 2
+    assert len(fake_openai.requests) == 1, "the stream was replayed, not re-requested"
+    plain = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=ASK, temperature=0
+    )
+    assert plain.headers["x-llm-cache"] == "miss", "a plain request is keyed apart from a stream"
+
+    claude = anthropic_client(sidecar)
+    finals = []
+    for _ in range(2):
+        async with claude.messages.stream(
+            model="claude-sonnet-5", max_tokens=64, messages=ASK,  # type: ignore[arg-type]
+            extra_body={"temperature": 0},
+        ) as stream:  # fmt: skip
+            text = "".join([t async for t in stream.text_stream])
+            finals.append((text, (await stream.get_final_message()).usage.output_tokens))
+    assert finals == [("Real Anthropic answer.", 5)] * 2
+    assert len(fake_anthropic.requests) == 1
+
+    async with gemini_client(sidecar).aio as gemini:
+        streamed = []
+        for _ in range(2):
+            chunks = await gemini.models.generate_content_stream(
+                model="gemini-2.5-flash", contents="Describe the blue mug",
+                config=types.GenerateContentConfig(temperature=0),
+            )  # fmt: skip
+            streamed.append("".join([c.text or "" async for c in chunks]))
+    assert streamed[0] == streamed[1] != ""
+    assert len(fake_gemini.requests) == 1
+
+
+async def test_a_cut_stream_is_not_stored(
     start_sidecar: StartSidecar, fake_openai: FakeOpenAI
 ) -> None:
     client = openai_client(await start_sidecar(real_spec(fake_openai, cache=CACHE)))
-    for _ in range(2):
-        stream = await client.chat.completions.create(
-            model="gpt-4o-mini", messages=ASK, temperature=0, stream=True
-        )
-        assert "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-    assert len(fake_openai.requests) == 2, "streams are not cached yet"
+    fake_openai.faults.append(Fault(cut_after_chunks=2))
+    stream = await client.chat.completions.create(
+        model="gpt-4o-mini", messages=ASK, temperature=0, stream=True
+    )
+    with pytest.raises(openai.APIError, match="before completion"):
+        async for _ in stream:
+            pass
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=ASK, temperature=0, stream=True
+    )
+    assert raw.headers["x-llm-cache"] == "miss", "the cut stream was not kept"

@@ -1,10 +1,10 @@
 """The sidecar's response cache: looks a real-arm request up, stores a real answer.
 
 The rules, keys and memory bound are ``proxy.cache``; this is the edge that reads
-an aiohttp request and builds or keeps an aiohttp response. In-process only, and
-plain (non-streamed) answers only so far: stream requests are passed through and
-say ``x-llm-cache: bypass``. With ``cache.enabled: false`` the data path pays one
-attribute check.
+an aiohttp request and builds or keeps an aiohttp response. A stream is caught by
+a tap the relay feeds with the bytes it sends the client; it is stored only when
+the provider ended it properly, and replayed at full speed as one body. In-process
+only so far. With ``cache.enabled: false`` the data path pays one attribute check.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from aiohttp import web
@@ -23,6 +23,18 @@ from proxy.cache.key import cache_key
 from proxy.cache.lru import ByteLRU
 from proxy.cache.rules import Decision, decide
 from proxy.config.model import Cache, Provider
+
+
+@dataclass(slots=True)
+class StreamTap:
+    """The SSE bytes a stream sent its client, and whether the provider finished it."""
+
+    content_type: str = "text/event-stream"
+    chunks: list[bytes] = field(default_factory=list)
+    complete: bool = False
+
+
+CACHE_TAP = web.RequestKey("cache_tap", StreamTap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +82,22 @@ class ResponseCache:
     def lookup(
         self,
         spec: Cache,
+        request: web.Request,
         *,
         tenant: str,
         dialect: str,
-        path: str,
         streamed: bool,
         provider: Provider,
         body: bytes,
-        headers: dict[str, str],
     ) -> Lookup:
         """Hit, miss (with the key to store the answer under) or bypass."""
         try:
             document = json.loads(body)
         except ValueError:
             document = None
-        if streamed or not isinstance(document, dict):
+        if not isinstance(document, dict):
             return self._count(BYPASS)
+        headers = {k.lower(): v for k, v in request.headers.items()}
         decision = decide(document, headers, spec.when)
         if decision is Decision.BYPASS:
             return self._count(BYPASS)
@@ -93,7 +105,7 @@ class ResponseCache:
             rollout=self.rollout,
             tenant=tenant if spec.scope == "tenant" else None,
             dialect=dialect,
-            path=path,
+            path=request.path,
             streamed=streamed,
             provider=provider,
             body=document,
@@ -102,6 +114,8 @@ class ResponseCache:
         if entry is not None:
             self.saved_usd.inc(float(entry.cost_usd))
             return self._count(Lookup("hit", key, entry))
+        if streamed:
+            request[CACHE_TAP] = StreamTap()
         return self._count(Lookup("miss", key, None))
 
     def answer(self, entry: Entry, headers: dict[str, str]) -> web.Response:
@@ -114,21 +128,34 @@ class ResponseCache:
         )  # fmt: skip
 
     def store(
-        self, lookup: Lookup, response: web.StreamResponse, backend: str, cost: Decimal | None
+        self,
+        request: web.Request,
+        lookup: Lookup,
+        response: web.StreamResponse,
+        backend: str,
+        cost: Decimal | None,
     ) -> None:
-        """Keep a successful, whole, real answer; never errors, streams or the mock's."""
+        """Keep a successful, whole, real answer; never errors, cut streams or the mock's."""
         if lookup.key is None or backend == "mock" or response.status != 200:
             return
-        if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
+        tap = request.get(CACHE_TAP)
+        if tap is not None:
+            if not tap.complete:
+                return
+            content_type, body = tap.content_type, b"".join(tap.chunks)
+        elif isinstance(response, web.Response) and isinstance(response.body, bytes):
+            content_type = response.headers.get("Content-Type", "application/json")
+            body = response.body
+        else:
             return
         entry = Entry(
             status=200,
-            content_type=response.headers.get("Content-Type", "application/json"),
-            streamed=False,
+            content_type=content_type,
+            streamed=tap is not None,
             provider=backend,
             cost_usd=cost if cost is not None else Decimal(0),
             created_at=self.clock(),
-            body=response.body,
+            body=body,
         )
         self.lru.put(lookup.key, entry)
         self._gauge()

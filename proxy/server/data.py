@@ -85,9 +85,8 @@ class Handler:
         cached = None
         if snapshot.spec.cache.enabled and decision.provider is not None:  # in front of the budget
             cached = runtime.cache.lookup(
-                snapshot.spec.cache, tenant=self._tenant(request, snapshot), dialect=dialect.name,
-                path=request.path, streamed=parsed.stream, provider=decision.provider, body=body,
-                headers={k.lower(): v for k, v in request.headers.items()},
+                snapshot.spec.cache, request, tenant=self._tenant(request, snapshot),
+                dialect=dialect.name, streamed=parsed.stream, provider=decision.provider, body=body,
             )  # fmt: skip
             headers["x-llm-cache"] = cached.result
             if cached.entry is not None:  # a hit answers as its arm, costs and reserves nothing
@@ -124,7 +123,9 @@ class Handler:
                     runtime.budget.settle(ticket, None)
             await finish_recording(request, snapshot.spec.mock.replay, parsed)
             if cached is not None:
-                runtime.cache.store(cached, response, headers["x-llm-backend"], ticket.cost)
+                runtime.cache.store(
+                    request, cached, response, headers["x-llm-backend"], ticket.cost
+                )
         backend = headers["x-llm-backend"]
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, backend

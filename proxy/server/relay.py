@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.server.cache import CACHE_TAP
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
@@ -172,6 +173,7 @@ async def relay(
     parser = SSEParser()
     if (tap := request.get(RECORD_TAP)) is not None:
         tap.begin(upstream.status, dict(upstream.headers))
+    cache_tap = request.get(CACHE_TAP)
     try:
         while chunk:
             if outcome.first_byte_at is None:
@@ -179,6 +181,8 @@ async def relay(
             await response.write(chunk)
             if tap is not None:
                 tap.chunk(chunk)
+            if cache_tap is not None:
+                cache_tap.chunks.append(chunk)
             for event in parser.feed(chunk):
                 if dialect.is_error_event(event):
                     outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
@@ -198,6 +202,9 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     finally:
         upstream.release()
+    if cache_tap is not None:
+        cache_tap.complete = outcome.complete and not outcome.stream_error
+        cache_tap.content_type = upstream.headers.get("Content-Type", cache_tap.content_type)
     if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
         message = f"upstream stream {outcome.stream_error} before completion"
         log.warning("%s: %s", dialect.name, message)
