@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 from google.genai import types
 
+from proxy.server.admin import is_loopback
 from tests.conftest import (
     StartSidecar,
     anthropic_client,
@@ -201,3 +203,32 @@ async def test_a_cut_stream_is_not_stored(
         model="gpt-4o-mini", messages=ASK, temperature=0, stream=True
     )
     assert raw.headers["x-llm-cache"] == "miss", "the cut stream was not kept"
+
+
+async def test_admin_flush_empties_the_cache(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    sidecar = await start_sidecar(real_spec(fake_openai, cache=CACHE))
+    client = openai_client(sidecar)
+
+    async def ask() -> str:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=ASK, temperature=0
+        )
+        return raw.headers["x-llm-cache"]
+
+    assert [await ask(), await ask()] == ["miss", "hit"]
+    url = f"http://127.0.0.1:{sidecar.admin_port}/cache/flush"
+    async with aiohttp.ClientSession() as http, http.post(url) as flushed:
+        assert flushed.status == 200
+        assert await flushed.json() == {"flushed": 1}
+    assert sidecar.runtime.cache.bytes._value.get() == 0
+    assert await ask() == "miss"
+
+
+@pytest.mark.parametrize(
+    ("remote", "allowed"),
+    [("127.0.0.1", True), ("::1", True), ("10.0.0.7", False), (None, False), ("x", False)],
+)
+def test_flush_is_refused_from_outside_the_pod(remote: str | None, allowed: bool) -> None:
+    assert is_loopback(remote) is allowed

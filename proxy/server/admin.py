@@ -6,6 +6,7 @@ while the data port stays on loopback.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -83,6 +84,23 @@ async def config(request: web.Request) -> web.Response:
     )
 
 
+async def cache_flush(request: web.Request) -> web.Response:
+    """Drop every cached answer; only from inside the pod (the admin port is reachable outside)."""
+    if not is_loopback(request.remote):
+        raise web.HTTPForbidden(text="cache flush is accepted from loopback only\n")
+    runtime = request.app[ADMIN_RUNTIME]
+    flushed = len(runtime.cache.lru)
+    runtime.cache.flush()
+    return web.json_response({"flushed": flushed})
+
+
+def is_loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
 def build_admin_app(runtime: Runtime) -> web.Application:
     app = web.Application()
     app[ADMIN_RUNTIME] = runtime
@@ -92,4 +110,5 @@ def build_admin_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/health/llm", health_llm)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config", config)
+    app.router.add_post("/cache/flush", cache_flush)
     return app
