@@ -27,7 +27,7 @@ from bench.procs import (
     cpu_seconds,
     write_config,
 )
-from bench.report import Capped, Run
+from bench.report import Cached, Capped, Run
 from bench.upstream import JSON_RESPONSE
 
 #: Seconds of py-spy sampling under load (inside a wrk run 2 s longer).
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         sidecar.stop()
         sidecar = None
         capped = measure_capped(wrk, upstream, workdir, args.seconds)
+        cached = measure_cached(wrk, upstream, workdir, args.seconds)
     finally:
         if sidecar is not None:
             sidecar.stop()
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         start_s=starts,
         profile=profile,
         capped=capped,
+        cached=cached,
     )
     print()
     print(run.table())
@@ -199,6 +201,26 @@ def measure_capped(wrk: str, upstream: Upstream, workdir: Path, seconds: int) ->
     print(f"budget cap on, 8 clients: {capped.rps:,.0f} req/s, {capped.cpu_us:.0f} us CPU "
           f"per request, RSS peak {capped.rss_mb:.0f} MB", flush=True)  # fmt: skip
     return capped
+
+
+def measure_cached(wrk: str, upstream: Upstream, workdir: Path, seconds: int) -> Cached:
+    """1 and 8 clients again with the in-process response cache on: every request a hit."""
+    sidecar = Sidecar.start(write_config(workdir, upstream.port, cache=True))
+    try:
+        ONE_CPU.apply(sidecar, upstream)
+        run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up, fills the cache
+        one = run_wrk(wrk, sidecar.port, connections=1, seconds=seconds)
+        FREE.apply(sidecar, upstream)
+        before = cpu_seconds(sidecar.proc.pid)
+        eight = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
+        cpu_us = 1e6 * (cpu_seconds(sidecar.proc.pid) - before) / eight.requests
+        cached = Cached(one.p50_ms, one.p99_ms, eight.rps, cpu_us)
+    finally:
+        sidecar.stop()
+    print(f"cache hits: 1 client p50 {cached.p50_ms:.3f} ms, p99 {cached.p99_ms:.3f} ms; "
+          f"8 clients {cached.rps:,.0f} req/s, {cached.cpu_us:.0f} us CPU per request",
+          flush=True)  # fmt: skip
+    return cached
 
 
 def profile_under_load(wrk: str, sidecar: Sidecar, workdir: Path) -> hotspots.Profile | None:

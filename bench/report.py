@@ -75,6 +75,16 @@ class Capped:
     rss_mb: float
 
 
+@dataclass(frozen=True)
+class Cached:
+    """The same loads with the in-process response cache on and every request a hit."""
+
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    cpu_us: float
+
+
 @dataclass
 class Run:
     machine: dict[str, str]
@@ -88,6 +98,7 @@ class Run:
     start_s: list[float]
     profile: Profile | None
     capped: Capped | None = None
+    cached: Cached | None = None
     when: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def figures(self) -> list[Figure]:
@@ -120,6 +131,23 @@ class Run:
             Figure("sidecar RSS peak at load (VmHWM)", "MB", self.memory_mb["load"], target=100),
             Figure("start to ready (median)", "s", starts[len(starts) // 2], target=1.0),
             *self._capped_figures(),
+            *self._cached_figures(),
+        ]  # fmt: skip
+
+    def _cached_figures(self) -> list[Figure]:
+        """Hits, next to the passthrough figures above (what a miss costs, plus one lookup)."""
+        c = self.cached
+        if c is None:
+            return []
+        direct = self.latency[ONE_CPU]["direct"]
+        return [
+            Figure("added latency p50, 1 client, one CPU, cache hit", "ms",
+                   c.p50_ms - direct.p50_ms, direct.p50_ms, c.p50_ms),
+            Figure("added latency p99, 1 client, one CPU, cache hit", "ms",
+                   c.p99_ms - direct.p99_ms, direct.p99_ms, c.p99_ms),
+            Figure("throughput, 8 clients, cache hit", "req/s", c.rps,
+                   self.throughput["direct"].rps, c.rps, higher_is_better=True),
+            Figure("CPU per request, cache hit", "us", c.cpu_us, sidecar=c.cpu_us),
         ]  # fmt: skip
 
     def _capped_figures(self) -> list[Figure]:

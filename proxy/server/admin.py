@@ -88,9 +88,7 @@ async def cache_flush(request: web.Request) -> web.Response:
     """Drop every cached answer; only from inside the pod (the admin port is reachable outside)."""
     if not is_loopback(request.remote):
         raise web.HTTPForbidden(text="cache flush is accepted from loopback only\n")
-    runtime = request.app[ADMIN_RUNTIME]
-    flushed = len(runtime.cache.lru)
-    runtime.cache.flush()
+    flushed = await request.app[ADMIN_RUNTIME].cache.flush()
     return web.json_response({"flushed": flushed})
 
 

@@ -3,13 +3,17 @@
 The rules, keys and memory bound are ``proxy.cache``; this is the edge that reads
 an aiohttp request and builds or keeps an aiohttp response. A stream is caught by
 a tap the relay feeds with the bytes it sends the client; it is stored only when
-the provider ended it properly, and replayed at full speed as one body. In-process
-only so far. With ``cache.enabled: false`` the data path pays one attribute check.
+the provider ended it properly, and replayed at full speed as one body. Entries
+live in this process (a byte-bounded LRU) or, with ``cache.redis``, in a Redis
+shared by every sidecar of the rollout (``cache_redis``). With ``cache.enabled:
+false`` the data path pays one attribute check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +22,15 @@ from decimal import Decimal
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from proxy.cache.entry import Entry
+from proxy.cache.entry import Entry, EntryError, dumps, loads
 from proxy.cache.key import cache_key
 from proxy.cache.lru import ByteLRU
 from proxy.cache.rules import Decision, decide
-from proxy.config.model import Cache, Provider
+from proxy.config.model import ApiKey, Cache, CacheRedis, Provider
+from proxy.server.cache_redis import RedisStore, error_counter
+from proxy.server.keys import KeyStore, MissingKey
+
+log = logging.getLogger("llm_rollout.cache")
 
 
 @dataclass(slots=True)
@@ -69,17 +77,33 @@ class ResponseCache:
         self.entries = Gauge("llm_rollout_cache_entries", "Entries held.", registry=registry)
         self.bytes = Gauge("llm_rollout_cache_bytes", "Bytes held (bounded by maxBytes).",
                            registry=registry)  # fmt: skip
+        self.redis_errors = error_counter(registry)
+        self.redis: RedisStore | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
-    def configure(self, spec: Cache) -> None:
-        """Apply new bounds; entries over a smaller bound go at the next store."""
+    def configure(self, spec: Cache, keys: KeyStore) -> None:
+        """Apply new bounds (entries over a smaller bound go at the next store) and backend."""
         self.lru.max_bytes = spec.max_bytes
         self.lru.ttl_seconds = spec.ttl_seconds
+        wanted = spec.redis if spec.enabled else None
+        if (self.redis.spec if self.redis else None) == wanted:
+            return
+        if self.redis is not None:
+            self._close(self.redis)
+        self.redis = None if wanted is None else RedisStore(
+            wanted, _password(wanted, keys), self.redis_errors
+        )  # fmt: skip
 
-    def flush(self) -> None:
+    async def flush(self) -> int:
+        """Drop this rollout's entries; how many there were."""
+        if self.redis is not None:
+            return await self.redis.flush(self.rollout)
+        flushed = len(self.lru)
         self.lru.flush()
         self._gauge()
+        return flushed
 
-    def lookup(
+    async def lookup(
         self,
         spec: Cache,
         request: web.Request,
@@ -110,7 +134,7 @@ class ResponseCache:
             provider=provider,
             body=document,
         )
-        entry = self.lru.get(key, self.clock()) if decision is Decision.LOOKUP else None
+        entry = await self._get(key) if decision is Decision.LOOKUP else None
         if entry is not None:
             self.saved_usd.inc(float(entry.cost_usd))
             return self._count(Lookup("hit", key, entry))
@@ -127,7 +151,7 @@ class ResponseCache:
             headers={"Content-Type": entry.content_type, **headers},
         )  # fmt: skip
 
-    def store(
+    async def store(
         self,
         request: web.Request,
         lookup: Lookup,
@@ -157,13 +181,47 @@ class ResponseCache:
             created_at=self.clock(),
             body=body,
         )
+        if self.redis is not None:
+            ttl = int(self.lru.ttl_seconds)
+            await self.redis.put(self.redis.name(self.rollout, lookup.key), dumps(entry), ttl)
+            return
         self.lru.put(lookup.key, entry)
         self._gauge()
+
+    async def _get(self, key: str) -> Entry | None:
+        if self.redis is None:
+            return self.lru.get(key, self.clock())
+        data = await self.redis.get(self.redis.name(self.rollout, key))
+        if data is None:
+            return None
+        try:
+            return loads(data)
+        except EntryError:
+            return None  # not ours (or truncated): a miss, overwritten by the next store
+
+    def _close(self, store: RedisStore) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(store.close())
+        except RuntimeError:
+            return  # no loop (start-up): nothing was ever opened
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _count(self, lookup: Lookup) -> Lookup:
         self.requests.labels(lookup.result).inc()
         return lookup
 
-    def _gauge(self) -> None:
+    def _gauge(self) -> None:  # in-process only; Redis is sized by its own maxmemory
         self.entries.set(len(self.lru))
         self.bytes.set(self.lru.bytes)
+
+
+def _password(spec: CacheRedis, keys: KeyStore) -> str | None:
+    if spec.secret_ref is None:
+        return None
+    try:
+        return keys.get(ApiKey(secret_ref=spec.secret_ref))
+    except MissingKey as error:
+        log.warning("cache: Redis password %s/%s unreadable (%s); trying without one",
+                    spec.secret_ref.name, spec.secret_ref.key, error)  # fmt: skip
+        return None

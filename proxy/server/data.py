@@ -84,7 +84,7 @@ class Handler:
         decision = self._route(request, snapshot, runtime.force_mock_env)
         cached = None
         if snapshot.spec.cache.enabled and decision.provider is not None:  # in front of the budget
-            cached = runtime.cache.lookup(
+            cached = await runtime.cache.lookup(
                 snapshot.spec.cache, request, tenant=self._tenant(request, snapshot),
                 dialect=dialect.name, streamed=parsed.stream, provider=decision.provider, body=body,
             )  # fmt: skip
@@ -123,7 +123,7 @@ class Handler:
                     runtime.budget.settle(ticket, None)
             await finish_recording(request, snapshot.spec.mock.replay, parsed)
             if cached is not None:
-                runtime.cache.store(
+                await runtime.cache.store(
                     request, cached, response, headers["x-llm-backend"], ticket.cost
                 )
         backend = headers["x-llm-backend"]

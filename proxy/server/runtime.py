@@ -53,9 +53,9 @@ class Runtime:
         self.metrics = Metrics()
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
-        self.cache = ResponseCache(self.metrics.registry)
-        self.cache.configure(spec.cache)
         self.keys = KeyStore()
+        self.cache = ResponseCache(self.metrics.registry)
+        self.cache.configure(spec.cache, self.keys)
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
         self.clock = clock
         self.resilience = Registry(on_transition=self._breaker_moved)
@@ -69,7 +69,7 @@ class Runtime:
         """Swap in a new valid config; requests in flight keep the one they started with."""
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
         self.budget.configure(spec)
-        self.cache.configure(spec.cache)
+        self.cache.configure(spec.cache, self.keys)
         self.last_error = None
         self.metrics.config_reloads.labels("applied").inc()
         self._publish()
