@@ -77,8 +77,9 @@ class Capped:
 
 @dataclass(frozen=True)
 class Cached:
-    """The same loads with the in-process response cache on and every request a hit."""
+    """The same loads with the response cache on and every request a hit."""
 
+    backend: str  # in-process | Redis
     p50_ms: float
     p99_ms: float
     rps: float
@@ -98,7 +99,7 @@ class Run:
     start_s: list[float]
     profile: Profile | None
     capped: Capped | None = None
-    cached: Cached | None = None
+    cached: list[Cached] = field(default_factory=list)
     when: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def figures(self) -> list[Figure]:
@@ -136,19 +137,20 @@ class Run:
 
     def _cached_figures(self) -> list[Figure]:
         """Hits, next to the passthrough figures above (what a miss costs, plus one lookup)."""
-        c = self.cached
-        if c is None:
-            return []
         direct = self.latency[ONE_CPU]["direct"]
-        return [
-            Figure("added latency p50, 1 client, one CPU, cache hit", "ms",
-                   c.p50_ms - direct.p50_ms, direct.p50_ms, c.p50_ms),
-            Figure("added latency p99, 1 client, one CPU, cache hit", "ms",
-                   c.p99_ms - direct.p99_ms, direct.p99_ms, c.p99_ms),
-            Figure("throughput, 8 clients, cache hit", "req/s", c.rps,
-                   self.throughput["direct"].rps, c.rps, higher_is_better=True),
-            Figure("CPU per request, cache hit", "us", c.cpu_us, sidecar=c.cpu_us),
-        ]  # fmt: skip
+        rows = []
+        for c in self.cached:
+            rows += [
+                Figure(f"added latency p50, 1 client, one CPU, cache hit ({c.backend})", "ms",
+                       c.p50_ms - direct.p50_ms, direct.p50_ms, c.p50_ms),
+                Figure(f"added latency p99, 1 client, one CPU, cache hit ({c.backend})", "ms",
+                       c.p99_ms - direct.p99_ms, direct.p99_ms, c.p99_ms),
+                Figure(f"throughput, 8 clients, cache hit ({c.backend})", "req/s", c.rps,
+                       self.throughput["direct"].rps, c.rps, higher_is_better=True),
+                Figure(f"CPU per request, cache hit ({c.backend})", "us", c.cpu_us,
+                       sidecar=c.cpu_us),
+            ]  # fmt: skip
+        return rows
 
     def _capped_figures(self) -> list[Figure]:
         c = self.capped
