@@ -78,7 +78,25 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def from_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
 async def config(request: web.Request) -> web.Response:
+    """The effective config: from inside the pod only, unless `--admin-expose-config`.
+
+    The admin port listens on the pod's IP for probes and Prometheus; what the config
+    says (providers, where keys come from, budgets) is not for the whole cluster."""
+    runtime = request.app[ADMIN_RUNTIME]
+    if not (runtime.limits.expose_config or from_loopback(request)):
+        return web.json_response(
+            {"error": "/config is served to loopback only; start the sidecar with "
+                      "--admin-expose-config to serve it on the pod's IP"},
+            status=403,
+        )  # fmt: skip
     return web.json_response(
         effective_config(request.app[ADMIN_RUNTIME]), dumps=lambda o: json.dumps(o, indent=2)
     )
@@ -86,17 +104,10 @@ async def config(request: web.Request) -> web.Response:
 
 async def cache_flush(request: web.Request) -> web.Response:
     """Drop every cached answer; only from inside the pod (the admin port is reachable outside)."""
-    if not is_loopback(request.remote):
+    if not from_loopback(request):
         raise web.HTTPForbidden(text="cache flush is accepted from loopback only\n")
     flushed = await request.app[ADMIN_RUNTIME].cache.flush()
     return web.json_response({"flushed": flushed})
-
-
-def is_loopback(remote: str | None) -> bool:
-    try:
-        return remote is not None and ipaddress.ip_address(remote).is_loopback
-    except ValueError:
-        return False
 
 
 def build_admin_app(runtime: Runtime) -> web.Application:

@@ -18,9 +18,12 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.dialects.base import StreamFilter
+from proxy.redact import Redactor
 from proxy.server.cache import CACHE_TAP
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
@@ -81,12 +84,11 @@ def client_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in upstream.items() if k.lower() not in _DROP_RESPONSE}
 
 
-def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> str:
-    query = "&".join(
-        f"{k}={v}" for k, v in request.rel_url.query.items() if k != "key"
-    )  # Gemini's ?key= is the app's credential: dropped like the headers
-    url = provider.base_url.rstrip("/") + dialect.upstream_path(request.path)
-    return f"{url}?{query}" if query else url
+def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> URL:
+    """The provider's URL for this request: its base URL and the request's raw path and
+    query, checked (`Dialect.upstream_target`) and passed on without re-encoding."""
+    target = dialect.upstream_target(request.rel_url.raw_path, request.rel_url.raw_query_string)
+    return URL(provider.base_url.rstrip("/") + target, encoded=True)
 
 
 async def open_upstream(
@@ -142,8 +144,16 @@ async def relay(
     upstream: aiohttp.ClientResponse,
     dialect: Dialect,
     extra_headers: Mapping[str, str],
+    stream_filter: StreamFilter | None = None,
+    redactor: Redactor | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
-    headers = CIMultiDict(client_headers(upstream.headers))
+    """Copy the provider's answer to the app; `stream_filter` rewrites a stream on the way
+    (it takes out what the sidecar asked for on the app's behalf, see `Dialect.upstream_body`);
+    usage is read from the stream as the provider sent it. `redactor` masks the key the
+    provider was sent wherever the answer echoes it: headers, body, stream, cassette."""
+    redactor = redactor or Redactor(())
+    upstream_headers = {k: redactor.text(v) for k, v in upstream.headers.items()}
+    headers = CIMultiDict(client_headers(upstream_headers))
     for name, value in extra_headers.items():
         if name == "x-should-retry":
             headers[name] = value  # the sidecar retried: its word replaces the provider's
@@ -161,10 +171,12 @@ async def relay(
             ) from None
         outcome.first_byte_at = loop.time()
         outcome.complete = True
-        if (tap := request.get(RECORD_TAP)) is not None:
-            tap.whole(upstream.status, dict(upstream.headers), body)
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
+        if redactor:
+            body = redactor.whole(body)
+        if (tap := request.get(RECORD_TAP)) is not None:
+            tap.whole(upstream.status, upstream_headers, body)
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
     chunk = await _first_chunk(upstream)
@@ -172,17 +184,21 @@ async def relay(
     await response.prepare(request)
     parser = SSEParser()
     if (tap := request.get(RECORD_TAP)) is not None:
-        tap.begin(upstream.status, dict(upstream.headers))
+        tap.begin(upstream.status, upstream_headers)
     cache_tap = request.get(CACHE_TAP)
     try:
         while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
-            await response.write(chunk)
-            if tap is not None:
-                tap.chunk(chunk)
-            if cache_tap is not None:
-                cache_tap.chunks.append(chunk)
+            sent = chunk if stream_filter is None else stream_filter.feed(chunk)
+            if redactor:
+                sent = redactor.feed(sent)
+            if sent:
+                await response.write(sent)
+                if tap is not None:
+                    tap.chunk(sent)
+                if cache_tap is not None:
+                    cache_tap.chunks.append(sent)
             for event in parser.feed(chunk):
                 if dialect.is_error_event(event):
                     outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
@@ -202,14 +218,23 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     finally:
         upstream.release()
-    if cache_tap is not None:
-        cache_tap.complete = outcome.complete and not outcome.stream_error
-        cache_tap.content_type = upstream.headers.get("Content-Type", cache_tap.content_type)
-    if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-        message = f"upstream stream {outcome.stream_error} before completion"
-        log.warning("%s: %s", dialect.name, message)
-        await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
-    await response.write_eof()
+    try:
+        rest = stream_filter.close() if stream_filter is not None else b""
+        if redactor:
+            rest = redactor.feed(rest) + redactor.close()
+        if rest:
+            await response.write(rest)
+        if cache_tap is not None:  # what the client received, kept only if whole
+            cache_tap.chunks.append(rest)
+            cache_tap.complete = outcome.complete and not outcome.stream_error
+            cache_tap.content_type = upstream.headers.get("Content-Type", cache_tap.content_type)
+        if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
+            message = f"upstream stream {outcome.stream_error} before completion"
+            log.warning("%s: %s", dialect.name, message)
+            await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the app went away while the stream ended: nobody to tell
     return response, outcome
 
 
