@@ -27,9 +27,10 @@ from bench.procs import (
     cpu_seconds,
     write_config,
 )
-from bench.report import Capped, Run
+from bench.report import Cached, Capped, Run
 from bench.sections import section
 from bench.upstream import JSON_RESPONSE
+from tests.redis_server import RedisServer
 
 #: Seconds of py-spy sampling under load (inside a wrk run 2 s longer).
 PROFILE_SECONDS = 6
@@ -152,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         sidecar.stop()
         sidecar = None
         capped = measure_capped(wrk, upstream, workdir, args.seconds)
+        cached = [measure_cached(wrk, upstream, workdir, args.seconds)]
+        redis = RedisServer().start()
+        try:
+            cached.append(measure_cached(wrk, upstream, workdir, args.seconds, redis.url))
+        finally:
+            redis.stop()
     finally:
         if sidecar is not None:
             sidecar.stop()
@@ -172,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=profile,
         capped=capped,
         scorer_cpu_us=quality.scorer_cpu_us(),
+        cached=cached,
     )
     print()
     print(run.table())
@@ -207,6 +215,31 @@ def measure_capped(wrk: str, upstream: Upstream, workdir: Path, seconds: int) ->
     print(f"budget cap on, 8 clients: {capped.rps:,.0f} req/s, {capped.cpu_us:.0f} us CPU "
           f"per request, RSS peak {capped.rss_mb:.0f} MB", flush=True)  # fmt: skip
     return capped
+
+
+def measure_cached(
+    wrk: str, upstream: Upstream, workdir: Path, seconds: int, redis_url: str | None = None
+) -> Cached:
+    """1 and 8 clients again with the response cache on (in-process, or in `redis_url`):
+    the bench repeats one body, so every request is a hit."""
+    backend = "Redis" if redis_url else "in-process"
+    config = write_config(workdir, upstream.port, cache=True, redis_url=redis_url)
+    sidecar = Sidecar.start(config)
+    try:
+        ONE_CPU.apply(sidecar, upstream)
+        run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up, fills the cache
+        one = run_wrk(wrk, sidecar.port, connections=1, seconds=seconds)
+        FREE.apply(sidecar, upstream)
+        before = cpu_seconds(sidecar.proc.pid)
+        eight = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
+        cpu_us = 1e6 * (cpu_seconds(sidecar.proc.pid) - before) / eight.requests
+        cached = Cached(backend, one.p50_ms, one.p99_ms, eight.rps, cpu_us)
+    finally:
+        sidecar.stop()
+    print(f"cache hits ({backend}): 1 client p50 {cached.p50_ms:.3f} ms, "
+          f"p99 {cached.p99_ms:.3f} ms; 8 clients {cached.rps:,.0f} req/s, "
+          f"{cached.cpu_us:.0f} us CPU per request", flush=True)  # fmt: skip
+    return cached
 
 
 def profile_under_load(wrk: str, sidecar: Sidecar, workdir: Path) -> hotspots.Profile | None:

@@ -89,12 +89,24 @@ class Upstream:
         self.proc.wait(5)
 
 
-def write_config(directory: Path, upstream_port: int, daily_cap_usd: str | None = None) -> Path:
+def write_config(
+    directory: Path,
+    upstream_port: int,
+    daily_cap_usd: str | None = None,
+    cache: bool = False,
+    redis_url: str | None = None,
+) -> Path:
     """The bench's rollout: all traffic real to the fake upstream; with a budget cap
     when `daily_cap_usd` is given (every request then reserves its worst case, which
-    counts its tokens exactly with the OpenAI tokenizer)."""
+    counts its tokens exactly with the OpenAI tokenizer); with the response cache on
+    for every request when `cache` (the bench repeats one body, so all but the first
+    are hits), in `redis_url` when given."""
     budget = f"  budget: {{dailyUSD: '{daily_cap_usd}'}}\n" if daily_cap_usd else ""
-    path = directory / ("bench-capped.yaml" if daily_cap_usd else "bench-rollout.yaml")
+    redis = f", redis: {{url: '{redis_url}', timeoutMs: 200}}" if redis_url else ""
+    budget += f"  cache: {{enabled: true, when: always{redis}}}\n" if cache else ""
+    name = "bench-capped" if daily_cap_usd else "bench-cached" if cache else "bench-rollout"
+    name += "-redis" if redis_url else ""
+    path = directory / f"{name}.yaml"
     path.write_text(
         "apiVersion: llm-rollout.io/v1alpha1\n"
         "kind: LLMRollout\n"

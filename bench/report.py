@@ -75,6 +75,17 @@ class Capped:
     rss_mb: float
 
 
+@dataclass(frozen=True)
+class Cached:
+    """The same loads with the response cache on and every request a hit."""
+
+    backend: str  # in-process | Redis
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    cpu_us: float
+
+
 @dataclass
 class Run:
     machine: dict[str, str]
@@ -90,6 +101,7 @@ class Run:
     capped: Capped | None = None
     #: The quality scorer's CPU per answer (`bench.quality`), by answer kind: json, stream.
     scorer_cpu_us: dict[str, float] | None = None
+    cached: list[Cached] = field(default_factory=list)
     when: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def figures(self) -> list[Figure]:
@@ -123,6 +135,7 @@ class Run:
             Figure("start to ready (median)", "s", starts[len(starts) // 2], target=1.0),
             *self._capped_figures(),
             *self._scorer_figures(),
+            *self._cached_figures(),
         ]  # fmt: skip
 
     def _scorer_figures(self) -> list[Figure]:
@@ -135,6 +148,23 @@ class Run:
                    100 * cost / (on - cost), on - cost, on, target=15)
             for kind, cost in self.scorer_cpu_us.items()
         ]  # fmt: skip
+
+    def _cached_figures(self) -> list[Figure]:
+        """Hits, next to the passthrough figures above (what a miss costs, plus one lookup)."""
+        direct = self.latency[ONE_CPU]["direct"]
+        rows = []
+        for c in self.cached:
+            rows += [
+                Figure(f"added latency p50, 1 client, one CPU, cache hit ({c.backend})", "ms",
+                       c.p50_ms - direct.p50_ms, direct.p50_ms, c.p50_ms),
+                Figure(f"added latency p99, 1 client, one CPU, cache hit ({c.backend})", "ms",
+                       c.p99_ms - direct.p99_ms, direct.p99_ms, c.p99_ms),
+                Figure(f"throughput, 8 clients, cache hit ({c.backend})", "req/s", c.rps,
+                       self.throughput["direct"].rps, c.rps, higher_is_better=True),
+                Figure(f"CPU per request, cache hit ({c.backend})", "us", c.cpu_us,
+                       sidecar=c.cpu_us),
+            ]  # fmt: skip
+        return rows
 
     def _capped_figures(self) -> list[Figure]:
         c = self.capped

@@ -402,6 +402,39 @@ class LabelSelector(Model):
         )
 
 
+class CacheRedis(Model):
+    """A Redis shared by every sidecar of a rollout, so a miss on one pod is a hit on another."""
+
+    url: str = Field(pattern=r"^rediss?://", description="redis://host:port/db; no password here")
+    secret_ref: SecretRef | None = Field(
+        default=None, description="Secret key holding the Redis password"
+    )
+    key_prefix: str = Field(default="llm-rollout:", max_length=128)
+    timeout_ms: int = Field(
+        default=50, ge=1, le=5000, description="a slower Redis answer counts as a miss"
+    )
+
+
+class Cache(Model):
+    """Exact-match response cache: a repeated request is answered without a provider call.
+
+    Off by default: serving a stored answer is only right for apps whose identical
+    requests want identical answers, which ``when: deterministic`` approximates by
+    caching only requests with ``temperature: 0`` or a ``seed``.
+    """
+
+    enabled: bool = False
+    ttl_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="in-process bound on stored answer bytes"
+    )
+    scope: Literal["tenant", "rollout"] = Field(
+        default="tenant", description="'tenant' keys entries per tenant; 'rollout' shares them"
+    )
+    when: Literal["deterministic", "always"] = "deterministic"
+    redis: CacheRedis | None = None
+
+
 class LLMRolloutSpec(Model):
     """`spec` of an `LLMRollout`: everything a sidecar needs to route a request."""
 
@@ -425,6 +458,7 @@ class LLMRolloutSpec(Model):
     budget: Budget = Budget()
     tenants: Tenants | None = None
     quality: Quality = Quality()
+    cache: Cache = Cache()
     force_mock: bool = Field(
         default=False, description="kill switch: every request goes to the mock at once"
     )

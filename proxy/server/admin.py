@@ -102,6 +102,14 @@ async def config(request: web.Request) -> web.Response:
     )
 
 
+async def cache_flush(request: web.Request) -> web.Response:
+    """Drop every cached answer; only from inside the pod (the admin port is reachable outside)."""
+    if not from_loopback(request):
+        raise web.HTTPForbidden(text="cache flush is accepted from loopback only\n")
+    flushed = await request.app[ADMIN_RUNTIME].cache.flush()
+    return web.json_response({"flushed": flushed})
+
+
 def build_admin_app(runtime: Runtime) -> web.Application:
     app = web.Application()
     app[ADMIN_RUNTIME] = runtime
@@ -111,4 +119,5 @@ def build_admin_app(runtime: Runtime) -> web.Application:
     app.router.add_get("/health/llm", health_llm)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config", config)
+    app.router.add_post("/cache/flush", cache_flush)
     return app

@@ -66,6 +66,7 @@ class ControlClient:
         if not namespace or not name:
             raise ValueError(f"--rollout {rollout!r} is not NAMESPACE/NAME")
         self.runtime = runtime
+        runtime.cache.rollout = rollout  # shared cache entries never cross rollouts
         self.base = f"{url.rstrip('/')}/v1/namespaces/{namespace}/llmrollouts/{name}"
         self.token_file = token_file
         self.sidecar = sidecar

@@ -92,6 +92,17 @@ class Handler:
         if refusal is not None:
             return refusal
         decision = self._route(request, snapshot, runtime.force_mock_env)
+        cached = None
+        if snapshot.spec.cache.enabled and decision.provider is not None:  # in front of the budget
+            cached = await runtime.cache.lookup(
+                snapshot.spec.cache, request, tenant=self._tenant(request, snapshot),
+                dialect=dialect.name, streamed=parsed.stream, provider=decision.provider, body=body,
+            )  # fmt: skip
+            headers["x-llm-cache"] = cached.result
+            if cached.entry is not None:  # a hit answers as its arm, costs and reserves nothing
+                self._count(runtime, cached.entry.provider, "real", cached.entry.status)
+                runtime.stats.record("real", cached.entry.status, loop.time() - started)
+                return runtime.cache.answer(cached.entry, headers)
         ticket: Ticket | None = None
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
@@ -121,6 +132,10 @@ class Handler:
                 if not ticket.settled:  # an unexpected exit: charge the whole hold
                     runtime.budget.settle(ticket, None)
             await finish_recording(request, snapshot.spec.mock.replay, parsed)
+            if cached is not None:
+                await runtime.cache.store(
+                    request, cached, response, headers["x-llm-backend"], ticket.cost
+                )
         backend = headers["x-llm-backend"]
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, backend

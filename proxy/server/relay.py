@@ -25,6 +25,7 @@ from proxy.dialects import Dialect, ErrorKind, Usage
 from proxy.dialects.base import StreamFilter
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
+from proxy.server.cache import CACHE_TAP
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
@@ -192,6 +193,7 @@ async def relay(
     )
     if (tap := request.get(RECORD_TAP)) is not None:
         tap.begin(upstream.status, upstream_headers)
+    cache_tap = request.get(CACHE_TAP)
     try:
         while chunk:
             if outcome.first_byte_at is None:
@@ -203,6 +205,8 @@ async def relay(
                 await response.write(sent)
                 if tap is not None:
                     tap.chunk(sent)
+                if cache_tap is not None:
+                    cache_tap.chunks.append(sent)
             for event in parser.feed(chunk):
                 if dialect.is_error_event(event):
                     outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
@@ -232,6 +236,10 @@ async def relay(
             rest = redactor.feed(rest) + redactor.close()
         if rest:
             await response.write(rest)
+        if cache_tap is not None:  # what the client received, kept only if whole
+            cache_tap.chunks.append(rest)
+            cache_tap.complete = outcome.complete and not outcome.stream_error
+            cache_tap.content_type = upstream.headers.get("Content-Type", cache_tap.content_type)
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
             message = f"upstream stream {outcome.stream_error} before completion"
             log.warning("%s: %s", dialect.name, message)

@@ -18,6 +18,7 @@ from proxy.config import ConfigError, LLMRolloutSpec, load_file
 from proxy.resilience.breaker import State
 from proxy.resilience.registry import Registry
 from proxy.server.budget import BudgetGate
+from proxy.server.cache import ResponseCache
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
 from proxy.stats import WindowStats
@@ -66,6 +67,8 @@ class Runtime:
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
         self.keys = KeyStore()
+        self.cache = ResponseCache(self.metrics.registry)
+        self.cache.configure(spec.cache, self.keys)
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
         self.clock = clock
         self.resilience = Registry(on_transition=self._breaker_moved)
@@ -80,6 +83,7 @@ class Runtime:
         """Swap in a new valid config; requests in flight keep the one they started with."""
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
         self.budget.configure(spec)
+        self.cache.configure(spec.cache, self.keys)
         self.last_error = None
         self.metrics.config_reloads.labels("applied").inc()
         self._publish()
