@@ -31,6 +31,19 @@ async def test_openai_chat_passthrough_swaps_the_key(
     assert seen.json["messages"] == ASK, "the body is forwarded unchanged"
 
 
+async def test_openai_sdk_reads_the_providers_request_id_once(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    client = openai_client(await start_sidecar(real_spec(fake_openai)))
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=ASK)
+    completion = raw.parse()
+    assert raw.headers.get_list("x-request-id") == ["req_fake000001"], "one id, the provider's"
+    assert completion._request_id == "req_fake000001", "what the app quotes to OpenAI support"
+    sidecar_id = raw.headers["x-llm-request-id"]
+    assert len(sidecar_id) == 32, "the sidecar's own id travels under its own header"
+    assert sidecar_id != completion._request_id
+
+
 async def test_openai_stream_relays_chunks_and_reads_usage(
     start_sidecar: StartSidecar, fake_openai: FakeOpenAI
 ) -> None:

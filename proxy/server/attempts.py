@@ -35,6 +35,11 @@ from proxy.server.runtime import Runtime
 
 log = logging.getLogger("llm_rollout.attempts")
 
+#: The sidecar's own request id, in every answer and span. It has its own header so
+#: a provider's `x-request-id` reaches the app unchanged and only once (the OpenAI SDK
+#: reads that one header as `_request_id`, for the provider's support).
+REQUEST_ID = "x-llm-request-id"
+
 
 @dataclass(slots=True)
 class Served:
@@ -65,9 +70,13 @@ class Served:
 def error_response(
     dialect: Dialect, kind: ErrorKind, message: str, headers: dict[str, str]
 ) -> web.Response:
+    """The sidecar's own error; no provider id exists, so the sidecar's is `x-request-id` too."""
+    request_id = headers.get(REQUEST_ID)
+    if request_id is not None:
+        headers = {"x-request-id": request_id, **headers}
     return web.Response(
         status=kind.status,
-        body=dialect.error_body(kind, message, headers.get("x-request-id")),
+        body=dialect.error_body(kind, message, request_id),
         content_type="application/json",
         headers=headers,
     )
@@ -121,7 +130,7 @@ class _Walk:
         self.dialect, self.decision, self.parsed = dialect, decision, parsed
         self.headers, self.chain = headers, chain
         self.clock = runtime.clock
-        self.request_id = headers["x-request-id"]
+        self.request_id = headers[REQUEST_ID]
         self.last: UpstreamFailure | None = None
         self.uncertain = False
 

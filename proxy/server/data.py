@@ -31,7 +31,7 @@ from proxy.dialects import (
 )
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
-from proxy.server.attempts import error_response, serve_real
+from proxy.server.attempts import REQUEST_ID, error_response, serve_real
 from proxy.server.budget import Ticket, billed_usage, cost_header
 from proxy.server.replay import (
     CASSETTES,
@@ -64,8 +64,8 @@ class Handler:
         loop = asyncio.get_running_loop()
         started = loop.time()
         chain_started = runtime.clock()  # the retry deadline counts from here
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
+        request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+        headers = {REQUEST_ID: request_id, "x-llm-backend": "mock"}
         dialect = self.dialect
         try:
             body = await _read_body(request, runtime.max_body_bytes)
@@ -164,8 +164,9 @@ class Handler:
         """The mock's answer; `arm` is "real" when a real request fell back to the mock."""
         runtime = request.app[RUNTIME]
         seen = self.mock_seen.next(parsed.raw)
+        request_id = headers["x-request-id"] = headers[REQUEST_ID]  # the mock is the provider
         context = mock.MockContext.from_headers(
-            request.headers, headers["x-request-id"], seen, fallback=arm != "mock"
+            request.headers, request_id, seen, fallback=arm != "mock"
         )
         answer = replayed(
             request, snapshot.spec.mock.replay, self.dialect, parsed, seen
