@@ -29,6 +29,7 @@ from proxy.resilience import retry
 from proxy.resilience.chain import Chain, GiveUp, UseMock
 from proxy.resilience.ratelimit import estimate_tokens
 from proxy.routing import Decision
+from proxy.server import tracing
 from proxy.server.keys import MissingKey
 from proxy.server.relay import Outcome, UpstreamFailure, open_upstream, relay
 from proxy.server.runtime import Runtime
@@ -147,7 +148,10 @@ class _Walk:
             try:
                 if step.wait:
                     await asyncio.sleep(step.wait)
-                served = await self._call(step.provider)
+                served = await tracing.in_span(
+                    self.request, f"attempt {step.provider.name}", self._call(step.provider),
+                    attempt_of=step.provider.name, base_url=step.provider.base_url,
+                )  # fmt: skip
             except asyncio.CancelledError:
                 self.chain.abandon(step.provider)  # no verdict: free a half-open probe
                 raise
@@ -177,6 +181,7 @@ class _Walk:
                 self.chain.deadline - self.clock(),
             )  # fmt: skip
             status = upstream.status
+            tracing.note_attempt_status(self.request, status)
             self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
             if (
                 status != 200

@@ -31,6 +31,7 @@ from proxy.dialects import (
 )
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
+from proxy.server import tracing
 from proxy.server.attempts import REQUEST_ID, error_response, serve_real
 from proxy.server.budget import Ticket, billed_usage, cost_header
 from proxy.server.replay import (
@@ -59,6 +60,15 @@ class Handler:
         self.mock_seen = mock.Occurrences()  # a retried request draws a fresh mock fault
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        spans = request.app[RUNTIME].tracing
+        if spans is None:  # the one check tracing costs when it is off
+            return await self._serve(request)
+        with spans.request_span(request, self.dialect) as traced:
+            response = await self._serve(request)
+            traced.answered(response)  # a stream has ended by now: the span ends with it
+            return response
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
         snapshot = runtime.snapshot
         loop = asyncio.get_running_loop()
@@ -77,6 +87,7 @@ class Handler:
         except BadRequest as error:
             self._count(runtime, "none", "none", error.kind.status)
             return error_response(dialect, error.kind, str(error), headers)
+        tracing.note_parsed(request, parsed)
 
         refusal = self._over_quota(request, runtime, snapshot, headers)
         if refusal is not None:
@@ -86,9 +97,9 @@ class Handler:
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
             reachable = fallback_chain(snapshot.spec, decision.provider)
-            admitted = await runtime.budget.admit(
+            admitted = await tracing.in_span(request, "budget hold", runtime.budget.admit(
                 dialect, [p for p in reachable if p is not None], parsed, tenant
-            )
+            ))  # fmt: skip
             if isinstance(admitted, Refusal):
                 if snapshot.spec.budget.on_exhausted == "reject":
                     return self._refuse(runtime, admitted, headers)
@@ -97,9 +108,13 @@ class Handler:
                 ticket = admitted
         headers["x-llm-backend"] = decision.backend
         headers["x-llm-route-reason"] = decision.reason
+        arm: Arm = "mock" if decision.provider is None else "real"
+        tracing.note_routed(request, arm, self._tenant(request, snapshot))
         response: web.StreamResponse
         if decision.provider is None:
-            response = await self._serve_mock(request, snapshot, parsed, headers)
+            response = await tracing.in_span(
+                request, "mock", self._serve_mock(request, snapshot, parsed, headers)
+            )
         else:
             assert ticket is not None
             start_recording(request, snapshot.spec.mock.replay)
@@ -120,6 +135,7 @@ class Handler:
             elapsed,
             float(ticket.cost) if ticket is not None and ticket.cost is not None else 0.0,
         )
+        tracing.note_cost(request, ticket.cost if ticket is not None else None)
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:
             runtime.metrics.first_chunk.labels(dialect.name, backend).observe(
@@ -180,6 +196,7 @@ class Handler:
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
         record_shadow_cost(runtime, self.dialect, parsed.model, answer.usage)
+        tracing.note_usage(request, answer.usage)
         self._count(runtime, "mock", arm, answer.status)
         if not answer.events:  # a JSON body: an answer, or a simulated error even to a stream
             return web.Response(
@@ -221,7 +238,9 @@ class Handler:
         # The budget hold covers the whole chain; it is settled once, with what was billed.
         if served.response is None:  # the chain ended at the mock: no answer was billed
             runtime.budget.settle(ticket, None if served.uncertain else Usage())
-            return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
+            return await tracing.in_span(
+                request, "mock", self._serve_mock(request, snapshot, parsed, headers, arm="real")
+            )
         billed = billed_usage(served.outcome) if served.outcome is not None else Usage()
         cost = runtime.budget.settle(
             ticket,
@@ -240,6 +259,7 @@ class Handler:
             dialect.operation, dialect.otel_provider, parsed.model, served.backend, served.usage
         )
         self._count(runtime, served.backend, "real", served.status)
+        tracing.note_usage(request, served.usage)
         return served.response
 
     def _over_quota(

@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.server import tracing
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
@@ -102,11 +103,13 @@ async def open_upstream(
         sock_connect=timeouts.connect_ms / 1000,
         sock_read=timeouts.first_byte_ms / 1000,
     )
+    headers = upstream_headers(request.headers, dialect.auth_headers(key))
+    tracing.propagate(request, headers)
     try:
         return await session.post(
             upstream_url(provider, dialect, request),
             data=body,
-            headers=upstream_headers(request.headers, dialect.auth_headers(key)),
+            headers=headers,
             timeout=timeout,
             allow_redirects=False,
         )

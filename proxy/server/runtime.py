@@ -20,6 +20,7 @@ from proxy.resilience.registry import Registry
 from proxy.server.budget import BudgetGate
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
+from proxy.server.tracing import Tracing
 from proxy.stats import WindowStats
 
 log = logging.getLogger("llm_rollout.config")
@@ -53,6 +54,7 @@ class Runtime:
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
         self.keys = KeyStore()
+        self.tracing = Tracing.from_env("llm-rollout-proxy")  # None: tracing is off
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
         self.clock = clock
         self.resilience = Registry(on_transition=self._breaker_moved)

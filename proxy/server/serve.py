@@ -106,3 +106,5 @@ class Sidecar:
             await runner.cleanup()
         self._runners.clear()
         await self.runtime.budget.flush()
+        if self.runtime.tracing is not None:  # export what is buffered (blocking I/O)
+            await asyncio.to_thread(self.runtime.tracing.shutdown)

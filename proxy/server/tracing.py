@@ -1,0 +1,239 @@
+"""OpenTelemetry GenAI spans for each request: off unless an OTLP endpoint is set.
+
+One SERVER span per request, named ``{operation} {model}`` with the GenAI semantic
+conventions' attributes and this project's own (``llm_rollout.*``); children for the
+budget hold, each upstream attempt (so retries and fallbacks show) and the mock.
+The app's W3C ``traceparent`` is continued, and each attempt sends its own to the
+provider.
+
+Cost when off: `Runtime.tracing` is None and `Handler.handle` checks it once; the
+`note_*` helpers and `in_span` then do one dict lookup on the request. The exporter
+(`OTLPSpanExporter`) and sampler read the standard ``OTEL_*`` variables themselves.
+Prompt and completion text are recorded only when
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from proxy.dialects import Dialect, ParsedRequest, Usage
+
+T = TypeVar("T")
+
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Tracing:
+    """A tracer exporting over OTLP/HTTP; `from_env` is None when tracing is off."""
+
+    def __init__(self, provider: TracerProvider, service: str) -> None:
+        self.provider = provider
+        self.tracer = provider.get_tracer(service)
+        self.capture_content = _truthy(CAPTURE_ENV)
+
+    @classmethod
+    def from_env(cls, service: str) -> Tracing | None:
+        """On when an OTLP endpoint is set and ``OTEL_SDK_DISABLED`` is not true."""
+        if _truthy("OTEL_SDK_DISABLED") or not any(os.environ.get(n) for n in _ENDPOINT_ENVS):
+            return None
+        # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME;
+        # TracerProvider reads OTEL_TRACES_SAMPLER(_ARG); the exporter the endpoint/headers.
+        resource = Resource.create({"service.name": service}).merge(
+            OTELResourceDetector().detect()  # the variables win over the default name
+        )
+        provider = TracerProvider(resource=resource)
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        return cls(provider, service)
+
+    def flush(self) -> None:
+        """Export what is buffered. Blocking: call it off the event loop (`to_thread`)."""
+        self.provider.force_flush()
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+    @contextmanager
+    def request_span(self, request: web.Request, dialect: Dialect) -> Iterator[RequestTrace]:
+        """The request's span, continuing the app's ``traceparent`` when it sent one."""
+        parent = _PROPAGATOR.extract(request.headers)
+        span = self.tracer.start_span(
+            dialect.operation, context=parent, kind=SpanKind.SERVER,
+            attributes={"gen_ai.operation.name": dialect.operation,
+                        "gen_ai.provider.name": dialect.otel_provider},
+        )  # fmt: skip
+        traced = request[TRACE] = RequestTrace(self, span, dialect)
+        with trace.use_span(span, end_on_exit=True, record_exception=True):
+            yield traced
+
+    @contextmanager
+    def operation(self, name: str, **attributes: Any) -> Iterator[Span]:
+        """A span for work outside requests (the operator's reconciles and analyses)."""
+        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
+            yield span
+
+
+class RequestTrace:
+    """What a request's span learns on the way; written to it when the answer ends."""
+
+    def __init__(self, tracing: Tracing, span: Span, dialect: Dialect) -> None:
+        self.tracing, self.span, self.dialect = tracing, span, dialect
+        self.attempts = 0
+
+    def parsed(self, parsed: ParsedRequest) -> None:
+        self.span.update_name(f"{self.dialect.operation} {parsed.model}")
+        self.span.set_attribute("gen_ai.request.model", parsed.model)
+        if parsed.stream:
+            self.span.set_attribute("llm_rollout.stream", True)
+        if self.tracing.capture_content:
+            self.span.set_attribute("gen_ai.input.messages", parsed.raw.decode(errors="replace"))
+
+    def answered(self, response: web.StreamResponse) -> None:
+        """The answer is complete (a stream has ended): status, backend, body facts."""
+        span, headers = self.span, response.headers
+        span.set_attribute("http.response.status_code", response.status)
+        for header, attribute in _HEADER_ATTRIBUTES.items():
+            if (value := headers.get(header)) is not None:
+                span.set_attribute(attribute, value)
+        if response.status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute("error.type", str(response.status))
+        body = response.body if isinstance(response, web.Response) else None
+        if isinstance(body, bytes) and body[:1] == b"{":
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                return
+            model, reasons = answer_facts(payload)
+            if model:
+                span.set_attribute("gen_ai.response.model", model)
+            if reasons:
+                span.set_attribute("gen_ai.response.finish_reasons", reasons)
+            if self.tracing.capture_content and response.status == 200:
+                span.set_attribute("gen_ai.output.messages", body.decode(errors="replace"))
+
+
+#: Response headers the sidecar sets, and the span attribute each one becomes.
+_HEADER_ATTRIBUTES = {
+    "x-llm-backend": "llm_rollout.backend",
+    "x-llm-route-reason": "llm_rollout.route_reason",
+    "x-llm-request-id": "llm_rollout.request_id",
+    "x-request-id": "gen_ai.response.id",
+}
+
+TRACE = web.RequestKey("trace", RequestTrace)
+
+
+def answer_facts(payload: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The answering model and finish reasons of a whole answer, in any dialect."""
+    inner = payload.get("response")  # a Responses stream's completed event wraps it
+    if isinstance(inner, Mapping):
+        payload = inner
+    model = payload.get("model") or payload.get("modelVersion")
+    reasons: list[str] = []
+    for choice in payload.get("choices") or ():  # OpenAI chat
+        if isinstance(choice, Mapping) and choice.get("finish_reason"):
+            reasons.append(str(choice["finish_reason"]))
+    for candidate in payload.get("candidates") or ():  # Gemini
+        if isinstance(candidate, Mapping) and candidate.get("finishReason"):
+            reasons.append(str(candidate["finishReason"]))
+    if payload.get("stop_reason"):  # Anthropic
+        reasons.append(str(payload["stop_reason"]))
+    if payload.get("object") == "response" and payload.get("status"):  # OpenAI Responses
+        reasons.append(str(payload["status"]))
+    return (str(model) if model else None), reasons
+
+
+def _trace(request: web.Request) -> RequestTrace | None:
+    return request.get(TRACE)
+
+
+def note_parsed(request: web.Request, parsed: ParsedRequest) -> None:
+    if (traced := _trace(request)) is not None:
+        traced.parsed(parsed)
+
+
+def note_routed(request: web.Request, arm: str, tenant: str) -> None:
+    """`arm`: real or mock, as routed (a real request may still end at the mock)."""
+    if (traced := _trace(request)) is not None:
+        traced.span.set_attribute("llm_rollout.arm", arm)
+        traced.span.set_attribute("llm_rollout.tenant", tenant)
+
+
+def note_usage(request: web.Request, usage: Usage) -> None:
+    if (traced := _trace(request)) is not None:
+        traced.span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+        traced.span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+
+
+def note_cost(request: web.Request, cost: Decimal | None) -> None:
+    if cost is not None and (traced := _trace(request)) is not None:
+        traced.span.set_attribute("llm_rollout.cost_usd", float(cost))
+
+
+def note_quality(request: web.Request, score: float) -> None:
+    """The hook for quality scoring: a judged answer's score on its request's span."""
+    if (traced := _trace(request)) is not None:
+        traced.span.set_attribute("llm_rollout.quality_score", score)
+
+
+def note_attempt_status(request: web.Request, status: int) -> None:
+    """The provider's status on the current attempt's span (it may be retried)."""
+    if _trace(request) is not None:
+        span = trace.get_current_span()
+        span.set_attribute("http.response.status_code", status)
+        if status >= 400:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attribute("error.type", str(status))
+
+
+def propagate(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    """Send the current span (the attempt's) to the provider as ``traceparent``."""
+    if _trace(request) is not None:
+        _PROPAGATOR.inject(headers)
+
+
+async def in_span(
+    request: web.Request, name: str, work: Awaitable[T], *, attempt_of: str | None = None,
+    base_url: str | None = None,
+) -> T:  # fmt: skip
+    """Await `work` inside a child span of the request's (or just await it: tracing off).
+
+    `attempt_of`: the provider an upstream attempt calls; the span is then a CLIENT
+    span numbered in the request (``llm_rollout.attempt``), with ``server.address``.
+    """
+    traced = _trace(request)
+    if traced is None:
+        return await work
+    attributes: dict[str, Any] = {}
+    kind = SpanKind.INTERNAL
+    if attempt_of is not None:
+        traced.attempts += 1
+        kind = SpanKind.CLIENT
+        attributes = {"llm_rollout.attempt": traced.attempts, "llm_rollout.backend": attempt_of}
+        if base_url and (host := urlsplit(base_url).hostname):
+            attributes["server.address"] = host
+            traced.span.set_attribute("server.address", host)
+    with traced.tracing.tracer.start_as_current_span(name, kind=kind, attributes=attributes):
+        return await work
