@@ -27,7 +27,7 @@ from bench.procs import (
     cpu_seconds,
     write_config,
 )
-from bench.report import Capped, Run
+from bench.report import Capped, Run, Traced
 from bench.upstream import JSON_RESPONSE
 
 #: Seconds of py-spy sampling under load (inside a wrk run 2 s longer).
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         sidecar.stop()
         sidecar = None
         capped = measure_capped(wrk, upstream, workdir, args.seconds)
+        traced = measure_traced(wrk, upstream, workdir, args.seconds, args.rounds)
     finally:
         if sidecar is not None:
             sidecar.stop()
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         start_s=starts,
         profile=profile,
         capped=capped,
+        traced=traced,
     )
     print()
     print(run.table())
@@ -199,6 +201,45 @@ def measure_capped(wrk: str, upstream: Upstream, workdir: Path, seconds: int) ->
     print(f"budget cap on, 8 clients: {capped.rps:,.0f} req/s, {capped.cpu_us:.0f} us CPU "
           f"per request, RSS peak {capped.rss_mb:.0f} MB", flush=True)  # fmt: skip
     return capped
+
+
+def measure_traced(
+    wrk: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int
+) -> Traced:
+    """CPU per request with tracing off and on (100 % sampled), side by side.
+
+    Two sidecars with the same config, one with an OTLP endpoint (the fake upstream
+    accepts the exports, as a collector would) and ``OTEL_TRACES_SAMPLER=always_on``;
+    the same 8-client load alternates between them, `rounds` times; medians.
+    """
+    config = write_config(workdir, upstream.port)
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{upstream.port}",
+            "OTEL_TRACES_SAMPLER": "always_on"}  # fmt: skip
+    sidecars = {"off": Sidecar.start(config), "on": Sidecar.start(config, extra_env=otel)}
+    cpu_us: dict[str, list[float]] = {"off": [], "on": []}
+    rps: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        for sidecar in sidecars.values():
+            FREE.apply(sidecar, upstream)
+            run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up
+        for _ in range(rounds):
+            for name, sidecar in sidecars.items():
+                before = cpu_seconds(sidecar.proc.pid)
+                result = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
+                cpu_us[name].append(
+                    1e6 * (cpu_seconds(sidecar.proc.pid) - before) / result.requests
+                )
+                rps[name].append(result.rps)
+    finally:
+        for sidecar in sidecars.values():
+            sidecar.stop()
+    traced = Traced(
+        *(statistics.median(cpu_us[n]) for n in ("off", "on")),
+        *(statistics.median(rps[n]) for n in ("off", "on")),
+    )
+    print(f"tracing off / on (100 %), 8 clients: {traced.cpu_us_off:.0f} / "
+          f"{traced.cpu_us_on:.0f} us CPU per request", flush=True)  # fmt: skip
+    return traced
 
 
 def profile_under_load(wrk: str, sidecar: Sidecar, workdir: Path) -> hotspots.Profile | None:

@@ -97,9 +97,13 @@ class Handler:
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
             reachable = fallback_chain(snapshot.spec, decision.provider)
-            admitted = await tracing.in_span(request, "budget hold", runtime.budget.admit(
+            admit = runtime.budget.admit(
                 dialect, [p for p in reachable if p is not None], parsed, tenant
-            ))  # fmt: skip
+            )
+            admitted = await (  # a span only when a cap makes it hold something
+                tracing.in_span(request, "budget hold", admit)
+                if runtime.budget.ledger.enabled else admit
+            )  # fmt: skip
             if isinstance(admitted, Refusal):
                 if snapshot.spec.budget.on_exhausted == "reject":
                     return self._refuse(runtime, admitted, headers)
