@@ -68,7 +68,7 @@ TRACING_CPU_RATIO = 1.2
 
 _TRACED_NOTE = (
     "*Tracing on*: two sidecars with the same config side by side, one exporting every "
-    "request's spans (request, budget hold, attempt) over OTLP/HTTP "
+    "request's spans (the request and its upstream attempt) over OTLP/HTTP "
     "(`OTEL_EXPORTER_OTLP_ENDPOINT` set, `OTEL_TRACES_SAMPLER=always_on`) to a sink, "
     f"the same 8-client load alternating between them. Target: at most {TRACING_CPU_RATIO}x "
     "the CPU per request of the sidecar with tracing off. With no endpoint set, tracing "

@@ -26,7 +26,7 @@ async def test_openai_chat_passthrough_swaps_the_key(
     assert raw.headers["x-request-id"].startswith("req_fake"), "provider's request id passed back"
     assert raw.headers["x-ratelimit-remaining-requests"] == "4999"
     seen = fake_openai.requests[-1]
-    assert seen.headers["Authorization"] == "Bearer sk-real-openai"
+    assert seen.headers["Authorization"] == "Bearer sk-real-openai-test-0000000000"
     assert APP_KEY not in str(seen.headers), "the app's key never reaches the provider"
     assert seen.json["messages"] == ASK, "the body is forwarded unchanged"
 
@@ -70,7 +70,7 @@ async def test_anthropic_passthrough_and_stream(
     client = anthropic_client(await start_sidecar(real_spec(anthropic_fake=fake_anthropic)))
     message = await client.messages.create(model="claude-sonnet-5", max_tokens=64, messages=ASK)
     assert message.content[0].text == "Real Anthropic answer."  # type: ignore[union-attr]
-    assert fake_anthropic.requests[-1].headers["x-api-key"] == "sk-ant-real"
+    assert fake_anthropic.requests[-1].headers["x-api-key"] == "sk-ant-real-test-000000000000"
     assert "anthropic-version" in fake_anthropic.requests[-1].headers, "SDK headers forwarded"
     async with client.messages.stream(
         model="claude-sonnet-5", max_tokens=64, messages=ASK

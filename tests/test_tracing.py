@@ -142,7 +142,12 @@ async def test_every_dialect_and_arm_exports_a_genai_span_in_the_apps_trace(
     assert otlp.headers[0]["x-collector-token"] == "t0k", "OTEL_EXPORTER_OTLP_HEADERS applied"
     everything = repr(otlp.spans)
     assert PROMPT not in everything, "no prompt in spans unless content capture is on"
-    for key in ("sk-real-openai", "sk-ant-real", "real-gemini-key", APP_KEY):
+    for key in (
+        "sk-real-openai-test-0000000000",
+        "sk-ant-real-test-000000000000",
+        "AIzaRealGeminiTestKey000000000000000000",
+        APP_KEY,
+    ):
         assert key not in everything
 
 

@@ -82,6 +82,11 @@ class ApiKey(Model):
     env: str | None = None
     file: str | None = None
     secret_ref: SecretRef | None = None
+    format: Literal["provider", "any"] = Field(
+        default="provider",
+        description="provider: the key must look like its provider type's keys (checked at "
+        "load); any: only emptiness and whitespace are checked (OpenAI-compatible servers)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ApiKey:

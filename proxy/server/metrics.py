@@ -79,6 +79,12 @@ class Metrics:
             ["dialect", "reason"],
             registry=r,
         )
+        self.key_problems = Counter(
+            "llm_rollout_key_problems",
+            "A provider's key file went missing or bad; the last good key is still used.",
+            ["provider"],
+            registry=r,
+        )
         self.config_reloads = Counter(
             "llm_rollout_config_reloads",
             "Config changes seen: applied, or rejected (the last good config kept serving).",

@@ -53,7 +53,9 @@ class Runtime:
         self.metrics = Metrics()
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
-        self.keys = KeyStore()
+        self.keys = KeyStore(on_problem=self._key_problem)
+        if problems := self.keys.check(spec):  # a key that cannot work: refuse to start
+            raise ConfigError(source, problems)
         self.tracing = Tracing.from_env("llm-rollout-proxy")  # None: tracing is off
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
         self.clock = clock
@@ -65,7 +67,13 @@ class Runtime:
         self._publish()
 
     def apply(self, spec: LLMRolloutSpec, source: str) -> Snapshot:
-        """Swap in a new valid config; requests in flight keep the one they started with."""
+        """Swap in a new valid config; requests in flight keep the one they started with.
+
+        A config naming a key that cannot be right for its provider is rejected.
+        """
+        if problems := self.keys.check(spec):
+            self.reject(ConfigError(source, problems))
+            return self.snapshot
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
         self.budget.configure(spec)
         self.last_error = None
@@ -91,6 +99,10 @@ class Runtime:
             return False
         self.apply(spec, str(path))
         return True
+
+    def _key_problem(self, provider: str, reason: str) -> None:
+        self.metrics.key_problems.labels(provider).inc()
+        log.error("provider '%s': %s", provider, reason)
 
     def _publish(self) -> None:
         self.metrics.config_version.set(self.snapshot.version)
