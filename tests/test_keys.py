@@ -3,6 +3,7 @@ and the reason, never the key; a key file that goes bad keeps the last good key.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,6 +93,8 @@ def test_the_sidecar_refuses_to_start_with_a_bad_key(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "('gemini-main'): gemini keys have 39 characters; this one has 14" in result.stderr
     assert "AIza-too-short" not in result.stderr + result.stdout
+    (audited,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert audited["event"] == "config.rejected", "the audit trail goes to stdout by default"
 
 
 async def test_a_key_file_that_disappears_keeps_the_last_good_key_and_is_reported(

@@ -183,6 +183,8 @@ class _Walk:
             status = upstream.status
             tracing.note_attempt_status(self.request, status)
             self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
+            if status in (401, 403):
+                self.runtime.key_rejected(provider.name, key)
             if (
                 status != 200
                 and retry.retryable(status)

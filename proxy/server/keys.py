@@ -37,12 +37,20 @@ class _Cached:
 
 
 class KeyStore:
-    def __init__(self, on_problem: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_problem: Callable[[str, str], None] | None = None,
+        on_rotated: Callable[[str, str, str], None] | None = None,
+    ) -> None:
         self._files: dict[Path, _Cached] = {}
         #: Which provider each key file belongs to (its type decides the key's shape).
         self._owners: dict[Path, tuple[str, ProviderType, ApiKey]] = {}
+        #: The keys the last `check` found well-formed, by provider (for the audit trail).
+        self.loaded: dict[str, str] = {}
         #: Called with (provider, reason) when a key file goes bad; the old key stays.
         self.on_problem = on_problem or (lambda provider, reason: None)
+        #: Called with (provider, old key, new key) when a key file's key changes.
+        self.on_rotated = on_rotated or (lambda provider, old, new: None)
 
     def check(self, spec: LLMRolloutSpec) -> list[str]:
         """Problems with the keys `spec` names, as ``providers[i].apiKey: reason`` lines.
@@ -52,6 +60,7 @@ class KeyStore:
         its provider's type. Never includes the key.
         """
         problems = []
+        self.loaded = {}
         for index, provider in enumerate(spec.providers):
             source = provider.api_key
             if source is None:
@@ -64,6 +73,8 @@ class KeyStore:
                 continue
             if (reason := key_problem(provider.type, source, key)) is not None:
                 problems.append(f"providers[{index}].apiKey ('{provider.name}'): {reason}")
+            else:
+                self.loaded[provider.name] = key
         return problems
 
     def _peek(self, source: ApiKey) -> str:
@@ -134,5 +145,8 @@ class KeyStore:
         owner = self._owners.get(path)
         if owner is not None and (reason := key_problem(owner[1], owner[2], value)) is not None:
             raise MissingKey(f"key file {path} of provider '{owner[0]}': {reason}")
+        previous = self._files.get(path)
+        if previous is not None and previous.value != value and owner is not None:
+            self.on_rotated(owner[0], previous.value, value)
         cached = self._files[path] = _Cached(stat.st_mtime_ns, value)
         return cached

@@ -85,6 +85,18 @@ class Metrics:
             ["provider"],
             registry=r,
         )
+        self.key_rejections = Counter(
+            "llm_rollout_key_rejections",
+            "Answers 401/403 from a provider to its key (key: the key's fingerprint).",
+            ["provider", "key"],
+            registry=r,
+        )
+        self.audit_events = Counter(
+            "llm_rollout_audit_events",
+            "Events written to the audit log, by event (an alert watches for silence).",
+            ["event"],
+            registry=r,
+        )
         self.config_reloads = Counter(
             "llm_rollout_config_reloads",
             "Config changes seen: applied, or rejected (the last good config kept serving).",

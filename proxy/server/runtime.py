@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.config import ConfigError, LLMRolloutSpec, load_file
+from proxy.config.audit import AuditLog, fingerprint
 from proxy.resilience.breaker import State
 from proxy.resilience.registry import Registry
 from proxy.server.budget import BudgetGate
@@ -49,13 +50,19 @@ class Runtime:
         max_body_bytes: int,
         clock: Callable[[], float] = time.monotonic,
         ledger_path: Path | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.metrics = Metrics()
+        self.audit = audit or AuditLog(None, "sidecar")
+        self.audit.counted = lambda event: self.metrics.audit_events.labels(event).inc()
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
-        self.keys = KeyStore(on_problem=self._key_problem)
+        self._rejected: set[str] = set()  # fingerprints a provider refused (audited once)
+        self.keys = KeyStore(on_problem=self._key_problem, on_rotated=self._key_rotated)
         if problems := self.keys.check(spec):  # a key that cannot work: refuse to start
+            self.audit.event("config.rejected", source=source, problems=problems)
             raise ConfigError(source, problems)
+        self._audit_keys({})
         self.tracing = Tracing.from_env("llm-rollout-proxy")  # None: tracing is off
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
         self.clock = clock
@@ -64,17 +71,28 @@ class Runtime:
         self.max_body_bytes = max_body_bytes
         self.last_error: str | None = None
         self.snapshot = Snapshot(spec, 1, source)
+        self.budget.audit = self.audit
         self._publish()
+        self.audit.event("config.applied", version=1, source=source)
+        if self.force_mock_env or spec.force_mock:
+            self.audit.event("killswitch.on", by=FORCE_MOCK_ENV if self.force_mock_env else source)
 
     def apply(self, spec: LLMRolloutSpec, source: str) -> Snapshot:
         """Swap in a new valid config; requests in flight keep the one they started with.
 
         A config naming a key that cannot be right for its provider is rejected.
         """
+        known = dict(self.keys.loaded)
         if problems := self.keys.check(spec):
+            self.keys.loaded = known
             self.reject(ConfigError(source, problems))
             return self.snapshot
+        self._audit_keys(known)
+        was_forced = self.snapshot.spec.force_mock
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
+        self.audit.event("config.applied", version=self.snapshot.version, source=source)
+        if spec.force_mock != was_forced and not self.force_mock_env:
+            self.audit.event("killswitch.on" if spec.force_mock else "killswitch.off", by=source)
         self.budget.configure(spec)
         self.last_error = None
         self.metrics.config_reloads.labels("applied").inc()
@@ -89,6 +107,7 @@ class Runtime:
         """Refuse a bad config: log why, count it, keep serving the last good one."""
         self.last_error = str(error)
         self.metrics.config_reloads.labels("rejected").inc()
+        self.audit.event("config.rejected", source=error.source, problems=error.problems)
         log.error("%s\nkeeping config version %d", error, self.snapshot.version)
 
     def reload_file(self, path: Path) -> bool:
@@ -103,6 +122,30 @@ class Runtime:
     def _key_problem(self, provider: str, reason: str) -> None:
         self.metrics.key_problems.labels(provider).inc()
         log.error("provider '%s': %s", provider, reason)
+        self.audit.event("key.problem", provider=provider, reason=reason)
+
+    def key_rejected(self, provider: str, key: str) -> None:
+        """A provider answered 401/403 to `key`: counted each time, audited once per key."""
+        print_ = fingerprint(provider, key)
+        self.metrics.key_rejections.labels(provider, print_).inc()
+        if print_ not in self._rejected:
+            self._rejected.add(print_)
+            log.error("provider '%s' rejected its key %s: rotate it (docs: key rotation)",
+                      provider, print_)  # fmt: skip
+            self.audit.event("key.rejected", provider=provider, key=print_)
+
+    def _key_rotated(self, provider: str, old: str, new: str) -> None:
+        self.audit.event("key.rotated", provider=provider, old=fingerprint(provider, old),
+                         new=fingerprint(provider, new))  # fmt: skip
+
+    def _audit_keys(self, known: dict[str, str]) -> None:
+        """`key.loaded` for each provider key not loaded before, or `key.rotated`."""
+        for provider, key in self.keys.loaded.items():
+            old = known.get(provider)
+            if old is None:
+                self.audit.event("key.loaded", provider=provider, key=fingerprint(provider, key))
+            elif old != key:
+                self._key_rotated(provider, old, key)
 
     def _publish(self) -> None:
         self.metrics.config_version.set(self.snapshot.version)

@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from proxy.config import LLMRolloutSpec
+from proxy.config.audit import AuditLog
 from proxy.server.admin import READY, build_admin_app
 from proxy.server.data import build_data_app
 from proxy.server.runtime import Runtime
@@ -51,6 +52,7 @@ class Sidecar:
         watch_interval: float = 1.0,
         ledger_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        audit: AuditLog | None = None,
     ) -> None:
         """`clock`: monotonic seconds for breakers, rate limits and deadlines (tests pass
         a fake one to move time without waiting)."""
@@ -60,6 +62,7 @@ class Sidecar:
             max_body_bytes=max_body_bytes,
             ledger_path=ledger_path,
             clock=clock,
+            audit=audit,
         )
         self.config_path = config_path
         self.listen = listen
