@@ -21,8 +21,10 @@ POD_NAME = "authentication.kubernetes.io/pod-name"
 class Denied(Exception):
     """Refused; `status` is 401 (who are you?) or 403 (not for this rollout)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, who: str = "unknown") -> None:
         self.status = status
+        #: The caller as far as it is known (ServiceAccount or pod), for the audit trail.
+        self.who = who
         super().__init__(reason)
 
 
@@ -65,7 +67,11 @@ class TokenReviewAuthenticator:
         else:
             _, pod, labels = cached
         if not selects(selector, labels):
-            raise Denied(403, f"pod {namespace}/{pod} is not selected by this rollout")
+            raise Denied(
+                403,
+                f"pod {namespace}/{pod} is not selected by this rollout",
+                f"pod {namespace}/{pod}",
+            )
         return pod
 
     async def _review(self, token: str, namespace: str) -> tuple[str, dict[str, str]]:
@@ -87,7 +93,9 @@ class TokenReviewAuthenticator:
         pods = (user.get("extra") or {}).get(POD_NAME) or []
         username = str(user.get("username", ""))
         if not pods or not username.startswith(f"system:serviceaccount:{namespace}:"):
-            raise Denied(403, f"{username or 'caller'} is not a pod in namespace {namespace}")
+            raise Denied(
+                403, f"{username or 'caller'} is not a pod in namespace {namespace}", username
+            )
         pod = str(pods[0])
         try:
             body = await self.client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 
 import pytest
 from conftest import NS, Cluster, provider_spec
 
+from proxy.config.audit import AuditLog
 from rollout_operator.kube import rollout_path
 
 ANALYSIS = {"interval": "1s", "failureLimit": 2, "minRequests": 3,
@@ -119,6 +122,8 @@ async def test_sidecar_of_an_unselected_pod_is_refused(cluster: Cluster) -> None
     import aiohttp
 
     operator = await cluster.start_operator()
+    audit = io.StringIO()
+    operator.hub.audit = AuditLog(audit, "operator")
     await cluster.apply("marketing", provider_spec(cluster))
     await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
     token = await cluster.add_pod("intruder", {"app": "other"})
@@ -132,3 +137,15 @@ async def test_sidecar_of_an_unselected_pod_is_refused(cluster: Cluster) -> None
             assert "not selected by this rollout" in (await response.json())["error"]
         async with session.get(url, headers={"Authorization": "Bearer forged"}) as response:
             assert response.status == 401
+        async with session.get(f"http://127.0.0.1:{operator.control_port}/metrics") as response:
+            metrics = await response.text()
+    failures = "llm_rollout_control_auth_failures_total"
+    assert f'{failures}{{namespace="shop",rollout="marketing",status="403"}} 1.0' in metrics
+    assert f'{failures}{{namespace="shop",rollout="marketing",status="401"}} 1.0' in metrics
+    refused = [json.loads(line) for line in audit.getvalue().splitlines()]
+    assert [(e["event"], e["status"]) for e in refused] == [
+        ("control.auth_failed", 403),
+        ("control.auth_failed", 401),
+    ]
+    assert refused[0]["caller"] == "pod shop/intruder", "who was refused"
+    assert token.read_text().strip() not in audit.getvalue(), "never the token"

@@ -250,7 +250,7 @@ def test_alerts_and_dashboard_use_the_metric_names_the_sidecar_exports(
     assert alerts == {
         "LLMRolloutProviderBreakerOpen", "LLMRolloutBudgetWarning", "LLMRolloutBudgetExhausted",
         "LLMRolloutAborted", "LLMRolloutRealArmSlow", "LLMRolloutKeyRejected",
-        "LLMRolloutKeyFileProblem", "LLMRolloutAuditSilent",
+        "LLMRolloutKeyFileProblem", "LLMRolloutAuditSilent", "LLMRolloutControlAuthFailures",
     }  # fmt: skip
 
 
