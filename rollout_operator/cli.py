@@ -15,6 +15,7 @@ import kopf
 from aiohttp import web
 
 from proxy.config.audit import AUDIT_ENV, AuditLog
+from proxy.config.telemetry import provider_from_env
 from rollout_operator import handlers
 from rollout_operator.auth import Authenticator, TokenReviewAuthenticator
 from rollout_operator.control import build_app
@@ -50,6 +51,9 @@ class Operator:
         self.hub = Hub(sidecar_ttl=sidecar_ttl)
         if audit is not None:
             self.hub.audit = audit
+        self.tracing = provider_from_env("llm-rollout-operator")
+        if self.tracing is not None:
+            self.hub.tracer = self.tracing.get_tracer("llm-rollout-operator")
         self.authenticator = authenticator
         self.peering, self.liveness, self.webhook = peering, liveness, webhook
         self._runner: web.AppRunner | None = None
@@ -96,6 +100,8 @@ class Operator:
             await self._client.close()
         if self._session is not None:
             await self._session.close()
+        if self.tracing is not None:  # export what is buffered (blocking I/O)
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def run(self, stop_flag: asyncio.Event | threading.Event | None = None) -> None:
         registry = kopf.OperatorRegistry()

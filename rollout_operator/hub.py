@@ -14,6 +14,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Tracer
+
 from proxy.config import Arm, ArmWindow, EffectiveConfig, LLMRolloutSpec, WindowReport
 from proxy.config.audit import AuditLog
 from rollout_operator.analysis import Judgement
@@ -49,6 +51,8 @@ class Hub:
         #: Refused control-channel calls by (namespace, rollout, status): a metric.
         self.auth_failures: Counter[tuple[str, str, str]] = Counter()
         self.audit = AuditLog(None, "operator")
+        #: Spans for reconciles and analyses; None: tracing is off (no OTLP endpoint).
+        self.tracer: Tracer | None = None
 
     def auth_failed(self, namespace: str, rollout: str, status: int, who: str, reason: str) -> None:
         """A control-channel call refused: counted, and in the audit trail with the caller."""

@@ -18,7 +18,6 @@ Prompt and completion text are recorded only when
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from decimal import Decimal
@@ -27,24 +26,17 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from proxy.config.telemetry import env_flag, provider_from_env
 from proxy.dialects import Dialect, ParsedRequest, Usage
 
 T = TypeVar("T")
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 _PROPAGATOR = TraceContextTextMapPropagator()
-
-
-def _truthy(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 class Tracing:
@@ -53,21 +45,13 @@ class Tracing:
     def __init__(self, provider: TracerProvider, service: str) -> None:
         self.provider = provider
         self.tracer = provider.get_tracer(service)
-        self.capture_content = _truthy(CAPTURE_ENV)
+        self.capture_content = env_flag(CAPTURE_ENV)
 
     @classmethod
     def from_env(cls, service: str) -> Tracing | None:
-        """On when an OTLP endpoint is set and ``OTEL_SDK_DISABLED`` is not true."""
-        if _truthy("OTEL_SDK_DISABLED") or not any(os.environ.get(n) for n in _ENDPOINT_ENVS):
-            return None
-        # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME;
-        # TracerProvider reads OTEL_TRACES_SAMPLER(_ARG); the exporter the endpoint/headers.
-        resource = Resource.create({"service.name": service}).merge(
-            OTELResourceDetector().detect()  # the variables win over the default name
-        )
-        provider = TracerProvider(resource=resource)
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        return cls(provider, service)
+        """On when an OTLP endpoint is set (see `proxy.config.telemetry`)."""
+        provider = provider_from_env(service)
+        return None if provider is None else cls(provider, service)
 
     def flush(self) -> None:
         """Export what is buffered. Blocking: call it off the event loop (`to_thread`)."""
@@ -91,12 +75,6 @@ class Tracing:
         finally:
             span.set_attributes(traced.attributes)
             span.end()
-
-    @contextmanager
-    def operation(self, name: str, **attributes: Any) -> Iterator[Span]:
-        """A span for work outside requests (the operator's reconciles and analyses)."""
-        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
-            yield span
 
 
 class RequestTrace:
