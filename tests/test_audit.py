@@ -104,6 +104,7 @@ async def test_no_key_or_prompt_in_logs_spans_metrics_audit_or_error_bodies(
         with pytest.raises(openai.BadRequestError) as malformed:
             await client.chat.completions.create(model="gpt-4o-mini", messages="oops")  # type: ignore[arg-type]
         metrics = (await get(sidecar.admin_port, "/metrics"))[1]
+        health = json.loads((await get(sidecar.admin_port, "/health/llm"))[1])
         config = (await get(sidecar.admin_port, "/config"))[1]
         assert sidecar.runtime.tracing is not None
         await asyncio.to_thread(sidecar.runtime.tracing.flush)
@@ -116,11 +117,15 @@ async def test_no_key_or_prompt_in_logs_spans_metrics_audit_or_error_bodies(
         f'llm_rollout_key_rejections_total{{key="{refused["key"]}",provider="openai-primary"}} 1.0'
         in metrics
     )
+    state = f'llm_rollout_key_state{{key="{refused["key"]}",provider="openai-primary"}} 1.0'
+    assert state in metrics, "the key is reported rejected"
+    assert health["keys"] == {"openai-primary": {refused["key"]: "rejected"}}, "/health/llm"
     seen = {
         "log lines": caplog.text,
         "spans": repr(receiver.spans),
         "metrics": metrics,
         "/config": config,
+        "/health/llm": json.dumps(health),
         "audit log": stream.getvalue(),
         "error bodies": repr(rejected.value.body) + repr(malformed.value.body),
     }

@@ -93,6 +93,12 @@ class Metrics:
             ["provider", "key"],
             registry=r,
         )
+        self.key_state = Gauge(
+            "llm_rollout_key_state",
+            "Each provider key's state (key: its fingerprint): 0 ok, 1 rejected by the provider.",
+            ["provider", "key"],
+            registry=r,
+        )
         self.audit_events = Counter(
             "llm_rollout_audit_events",
             "Events written to the audit log, by event (an alert watches for silence).",

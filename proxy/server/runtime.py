@@ -57,7 +57,8 @@ class Runtime:
         self.audit.counted = lambda event: self.metrics.audit_events.labels(event).inc()
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
-        self._rejected: set[str] = set()  # fingerprints a provider refused (audited once)
+        #: Each provider's key in use, by fingerprint, and its state: ok or rejected.
+        self.key_states: dict[str, dict[str, str]] = {}
         self.keys = KeyStore(on_problem=self._key_problem, on_rotated=self._key_rotated)
         if problems := self.keys.check(spec):  # a key that cannot work: refuse to start
             self.audit.event("config.rejected", source=source, problems=problems)
@@ -128,13 +129,21 @@ class Runtime:
         """A provider answered 401/403 to `key`: counted each time, audited once per key."""
         print_ = fingerprint(provider, key)
         self.metrics.key_rejections.labels(provider, print_).inc()
-        if print_ not in self._rejected:
-            self._rejected.add(print_)
+        if self.key_states.get(provider, {}).get(print_) != "rejected":
+            self._key_state(provider, print_, "rejected")
             log.error("provider '%s' rejected its key %s: rotate it (docs: key rotation)",
                       provider, print_)  # fmt: skip
             self.audit.event("key.rejected", provider=provider, key=print_)
 
+    def _key_state(self, provider: str, print_: str, state: str) -> None:
+        """`print_` is `provider`'s key now (a key replaced by it is forgotten), in `state`."""
+        for old in set(self.key_states.get(provider, {})) - {print_}:
+            self.metrics.key_state.remove(provider, old)
+        self.key_states[provider] = {print_: state}
+        self.metrics.key_state.labels(provider, print_).set(1 if state == "rejected" else 0)
+
     def _key_rotated(self, provider: str, old: str, new: str) -> None:
+        self._key_state(provider, fingerprint(provider, new), "ok")
         self.audit.event("key.rotated", provider=provider, old=fingerprint(provider, old),
                          new=fingerprint(provider, new))  # fmt: skip
 
@@ -143,6 +152,7 @@ class Runtime:
         for provider, key in self.keys.loaded.items():
             old = known.get(provider)
             if old is None:
+                self._key_state(provider, fingerprint(provider, key), "ok")
                 self.audit.event("key.loaded", provider=provider, key=fingerprint(provider, key))
             elif old != key:
                 self._key_rotated(provider, old, key)
