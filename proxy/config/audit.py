@@ -7,7 +7,7 @@ to its own retention. An event never holds a key or a prompt: keys appear only a
 `fingerprint` (provider, last 4 characters, hash prefix), which tells two keys
 apart and matches a provider console's "...abcd" without revealing the key.
 
-Events (``event`` field): ``key.loaded``, ``key.rotated``, ``key.problem``,
+Events (``event`` field): ``key.loaded``, ``key.removed``, ``key.rotated``, ``key.problem``,
 ``key.rejected``, ``config.applied``, ``config.rejected``, ``killswitch.on`` / ``killswitch.off``,
 ``budget.exhausted``; operator: ``control.auth_failed``.
 """

@@ -165,7 +165,7 @@ class _Walk:
         was relayed and the chain has another step.
         """
         try:
-            key = self.runtime.keys.get(provider.api_key) if provider.api_key else ""
+            key = self.runtime.pool.pick(provider)
         except MissingKey as error:
             self.last = UpstreamFailure(
                 ErrorKind.UPSTREAM,
@@ -177,15 +177,19 @@ class _Walk:
             return None if self.chain.skip(provider) else self._failure(provider, self.last)
         body, stream_filter = self.dialect.upstream_body(self.parsed)
         try:
-            upstream = await _attempt(
-                self.session, self.request, self.dialect, provider, key, body,
-                self.chain.deadline - self.clock(),
-            )  # fmt: skip
-            status = upstream.status
-            tracing.note_attempt_status(self.request, status)
-            self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
-            if status in (401, 403):
-                self.runtime.key_rejected(provider.name, key)
+            for _ in range(len(provider.key_sources) or 1):  # a pool: once per key at most
+                upstream = await _attempt(
+                    self.session, self.request, self.dialect, provider, key, body,
+                    self.chain.deadline - self.clock(),
+                )  # fmt: skip
+                status = upstream.status
+                tracing.note_attempt_status(self.request, status)
+                self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
+                other = self.runtime.pool.answered(provider, key, status, upstream.headers)
+                if other is None:
+                    break
+                upstream.release()  # that key is refused or resting: the same call, another key
+                key = other
             if (
                 status != 200
                 and retry.retryable(status)

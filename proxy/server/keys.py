@@ -46,7 +46,7 @@ class KeyStore:
         #: Which provider each key file belongs to (its type decides the key's shape).
         self._owners: dict[Path, tuple[str, ProviderType, ApiKey]] = {}
         #: The keys the last `check` found well-formed, by provider (for the audit trail).
-        self.loaded: dict[str, str] = {}
+        self.loaded: dict[str, list[str]] = {}
         #: Called with (provider, reason) when a key file goes bad; the old key stays.
         self.on_problem = on_problem or (lambda provider, reason: None)
         #: Called with (provider, old key, new key) when a key file's key changes.
@@ -62,19 +62,18 @@ class KeyStore:
         problems = []
         self.loaded = {}
         for index, provider in enumerate(spec.providers):
-            source = provider.api_key
-            if source is None:
-                continue
-            if (path := self.path_of(source)) is not None:
-                self._owners[path] = (provider.name, provider.type, source)
-            try:
-                key = self._peek(source)
-            except MissingKey:
-                continue
-            if (reason := key_problem(provider.type, source, key)) is not None:
-                problems.append(f"providers[{index}].apiKey ('{provider.name}'): {reason}")
-            else:
-                self.loaded[provider.name] = key
+            for number, source in enumerate(provider.key_sources):
+                field = f"apiKeys[{number}]" if provider.api_keys else "apiKey"
+                if (path := self.path_of(source)) is not None:
+                    self._owners[path] = (provider.name, provider.type, source)
+                try:
+                    key = self._peek(source)
+                except MissingKey:
+                    continue
+                if (reason := key_problem(provider.type, source, key)) is not None:
+                    problems.append(f"providers[{index}].{field} ('{provider.name}'): {reason}")
+                else:
+                    self.loaded.setdefault(provider.name, []).append(key)
         return problems
 
     def _peek(self, source: ApiKey) -> str:

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.config import ConfigError, LLMRolloutSpec, load_file
-from proxy.config.audit import AuditLog, fingerprint
+from proxy.config.audit import AuditLog
 from proxy.resilience.breaker import State
 from proxy.resilience.registry import Registry
 from proxy.server.budget import BudgetGate
+from proxy.server.keypool import KeyPool
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
 from proxy.server.tracing import Tracing
@@ -57,13 +58,15 @@ class Runtime:
         self.audit.counted = lambda event: self.metrics.audit_events.labels(event).inc()
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
-        #: Each provider's key in use, by fingerprint, and its state: ok or rejected.
-        self.key_states: dict[str, dict[str, str]] = {}
-        self.keys = KeyStore(on_problem=self._key_problem, on_rotated=self._key_rotated)
+        self.keys = KeyStore(
+            on_problem=self._key_problem,
+            on_rotated=lambda provider, old, new: self.pool.rotated(provider, old, new),
+        )
+        self.pool = KeyPool(self.keys, self.metrics, self.audit, clock)
         if problems := self.keys.check(spec):  # a key that cannot work: refuse to start
             self.audit.event("config.rejected", source=source, problems=problems)
             raise ConfigError(source, problems)
-        self._audit_keys({})
+        self._sync_keys({})
         self.tracing = Tracing.from_env("llm-rollout-proxy")  # None: tracing is off
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
         self.clock = clock
@@ -88,7 +91,7 @@ class Runtime:
             self.keys.loaded = known
             self.reject(ConfigError(source, problems))
             return self.snapshot
-        self._audit_keys(known)
+        self._sync_keys(known)
         was_forced = self.snapshot.spec.force_mock
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
         self.audit.event("config.applied", version=self.snapshot.version, source=source)
@@ -125,37 +128,9 @@ class Runtime:
         log.error("provider '%s': %s", provider, reason)
         self.audit.event("key.problem", provider=provider, reason=reason)
 
-    def key_rejected(self, provider: str, key: str) -> None:
-        """A provider answered 401/403 to `key`: counted each time, audited once per key."""
-        print_ = fingerprint(provider, key)
-        self.metrics.key_rejections.labels(provider, print_).inc()
-        if self.key_states.get(provider, {}).get(print_) != "rejected":
-            self._key_state(provider, print_, "rejected")
-            log.error("provider '%s' rejected its key %s: rotate it (docs: key rotation)",
-                      provider, print_)  # fmt: skip
-            self.audit.event("key.rejected", provider=provider, key=print_)
-
-    def _key_state(self, provider: str, print_: str, state: str) -> None:
-        """`print_` is `provider`'s key now (a key replaced by it is forgotten), in `state`."""
-        for old in set(self.key_states.get(provider, {})) - {print_}:
-            self.metrics.key_state.remove(provider, old)
-        self.key_states[provider] = {print_: state}
-        self.metrics.key_state.labels(provider, print_).set(1 if state == "rejected" else 0)
-
-    def _key_rotated(self, provider: str, old: str, new: str) -> None:
-        self._key_state(provider, fingerprint(provider, new), "ok")
-        self.audit.event("key.rotated", provider=provider, old=fingerprint(provider, old),
-                         new=fingerprint(provider, new))  # fmt: skip
-
-    def _audit_keys(self, known: dict[str, str]) -> None:
-        """`key.loaded` for each provider key not loaded before, or `key.rotated`."""
-        for provider, key in self.keys.loaded.items():
-            old = known.get(provider)
-            if old is None:
-                self._key_state(provider, fingerprint(provider, key), "ok")
-                self.audit.event("key.loaded", provider=provider, key=fingerprint(provider, key))
-            elif old != key:
-                self._key_rotated(provider, old, key)
+    def _sync_keys(self, known: dict[str, list[str]]) -> None:
+        for provider in sorted(set(self.keys.loaded) | set(known)):
+            self.pool.loaded(provider, self.keys.loaded.get(provider, []), known.get(provider, []))
 
     def _publish(self) -> None:
         self.metrics.config_version.set(self.snapshot.version)
