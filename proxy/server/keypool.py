@@ -14,6 +14,7 @@ Keys are known here by fingerprint only, in metrics (``llm_rollout_key_state``),
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -35,6 +36,12 @@ _RANK = {"ok": 0, "resting": 1, "rejected": 2}
 DEFAULT_REST_SECONDS = 1.0
 
 
+@functools.lru_cache(maxsize=256)
+def _fingerprint(provider: str, key: str) -> str:
+    """`fingerprint`, remembered: a pool ranks its keys on every call."""
+    return fingerprint(provider, key)
+
+
 class KeyPool:
     def __init__(
         self, store: KeyStore, metrics: Metrics, audit: AuditLog, clock: Callable[[], float]
@@ -47,10 +54,11 @@ class KeyPool:
 
     def pick(self, provider: Provider, exclude: str | None = None) -> str:
         """The key for the next call to `provider` (not `exclude`, when another exists)."""
-        if not provider.key_sources:
-            return ""
+        sources = provider.key_sources
+        if len(sources) <= 1:  # one key: nothing to choose (the common, fast case)
+            return self.store.get(sources[0]) if sources else ""
         keys, missing = [], None
-        for source in provider.key_sources:
+        for source in sources:
             try:
                 keys.append(self.store.get(source))
             except MissingKey as error:
@@ -103,7 +111,7 @@ class KeyPool:
                          new=fingerprint(provider, new))  # fmt: skip
 
     def _rank(self, provider: str, key: str, now: float) -> int:
-        print_ = fingerprint(provider, key)
+        print_ = _fingerprint(provider, key)
         state = self.states.get(provider, {}).get(print_, "ok")
         if state == "resting" and self._resting_until.get(print_, 0.0) <= now:
             self._set(provider, print_, "ok")

@@ -12,7 +12,13 @@ import pytest
 from proxy.cli import parse_args
 from rollout_operator.auth import AUDIENCE
 from rollout_operator.auth import selects as auth_selects
-from rollout_operator.webhook.mutate import SIDECAR_NAME, STARTUP_CONFIG, SidecarTemplate, mutate
+from rollout_operator.webhook.mutate import (
+    SIDECAR_NAME,
+    STARTUP_CONFIG,
+    SidecarTemplate,
+    mutate,
+    secret_refs,
+)
 from rollout_operator.webhook.mutate import selects as mutate_selects
 from tests.packaging.pods import BARE_POD, MARKETING_POD, NAMESPACE, pod, rollout
 
@@ -205,3 +211,12 @@ def test_webhook_and_control_channel_agree_on_which_pods_a_rollout_selects() -> 
     for selector in selectors:
         for labels in pods:
             assert mutate_selects(selector, labels) == auth_selects(selector, labels)
+
+
+def test_every_key_of_a_pool_is_mounted() -> None:
+    pooled = {"spec": {"providers": [
+        {"name": "openai-primary", "apiKeys": [{"secretRef": {"name": "llm-keys", "key": "old"}},
+                                              {"secretRef": {"name": "llm-keys", "key": "new"}}]},
+        {"name": "claude", "apiKey": {"secretRef": {"name": "claude-key", "key": "token"}}},
+    ]}}  # fmt: skip
+    assert secret_refs(pooled) == {"llm-keys": ["old", "new"], "claude-key": ["token"]}
