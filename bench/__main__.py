@@ -27,7 +27,7 @@ from bench.procs import (
     cpu_seconds,
     write_config,
 )
-from bench.report import Cached, Capped, Run
+from bench.report import Cached, Capped, Run, Traced
 from bench.sections import section
 from bench.upstream import JSON_RESPONSE
 from tests.redis_server import RedisServer
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             cached.append(measure_cached(wrk, upstream, workdir, args.seconds, redis.url))
         finally:
             redis.stop()
+        traced = measure_traced(wrk, upstream, workdir, args.seconds, args.rounds)
     finally:
         if sidecar is not None:
             sidecar.stop()
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         capped=capped,
         scorer_cpu_us=quality.scorer_cpu_us(),
         cached=cached,
+        traced=traced,
     )
     print()
     print(run.table())
@@ -240,6 +242,45 @@ def measure_cached(
           f"p99 {cached.p99_ms:.3f} ms; 8 clients {cached.rps:,.0f} req/s, "
           f"{cached.cpu_us:.0f} us CPU per request", flush=True)  # fmt: skip
     return cached
+
+
+def measure_traced(
+    wrk: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int
+) -> Traced:
+    """CPU per request with tracing off and on (100 % sampled), side by side.
+
+    Two sidecars with the same config, one with an OTLP endpoint (the fake upstream
+    accepts the exports, as a collector would) and ``OTEL_TRACES_SAMPLER=always_on``;
+    the same 8-client load alternates between them, `rounds` times; medians.
+    """
+    config = write_config(workdir, upstream.port)
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{upstream.port}",
+            "OTEL_TRACES_SAMPLER": "always_on"}  # fmt: skip
+    sidecars = {"off": Sidecar.start(config), "on": Sidecar.start(config, extra_env=otel)}
+    cpu_us: dict[str, list[float]] = {"off": [], "on": []}
+    rps: dict[str, list[float]] = {"off": [], "on": []}
+    try:
+        for sidecar in sidecars.values():
+            FREE.apply(sidecar, upstream)
+            run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up
+        for _ in range(rounds):
+            for name, sidecar in sidecars.items():
+                before = cpu_seconds(sidecar.proc.pid)
+                result = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
+                cpu_us[name].append(
+                    1e6 * (cpu_seconds(sidecar.proc.pid) - before) / result.requests
+                )
+                rps[name].append(result.rps)
+    finally:
+        for sidecar in sidecars.values():
+            sidecar.stop()
+    traced = Traced(
+        *(statistics.median(cpu_us[n]) for n in ("off", "on")),
+        *(statistics.median(rps[n]) for n in ("off", "on")),
+    )
+    print(f"tracing off / on (100 %), 8 clients: {traced.cpu_us_off:.0f} / "
+          f"{traced.cpu_us_on:.0f} us CPU per request", flush=True)  # fmt: skip
+    return traced
 
 
 def profile_under_load(wrk: str, sidecar: Sidecar, workdir: Path) -> hotspots.Profile | None:

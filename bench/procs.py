@@ -155,15 +155,19 @@ class Sidecar:
     log: Path
 
     @classmethod
-    def start(cls, config: Path, deadline: float = 10.0) -> Sidecar:
-        """Spawn the sidecar and return once `/readyz` answers 200, timing spawn to ready."""
+    def start(
+        cls, config: Path, deadline: float = 10.0, extra_env: dict[str, str] | None = None
+    ) -> Sidecar:
+        """Spawn the sidecar and return once `/readyz` answers 200, timing spawn to ready.
+
+        `extra_env`: more variables for the sidecar (the traced run's ``OTEL_*``)."""
         port, admin_port = free_port(), free_port()
         log = Path(tempfile.mkstemp(prefix="bench-sidecar-", suffix=".log")[1])
         cmd = [
             sidecar_command(), "--config", str(config), "--log-level", "WARNING",
             "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin_port}",
         ]  # fmt: skip
-        env = {**os.environ, KEY_ENV: "sk-bench-upstream-key"}
+        env = {**os.environ, KEY_ENV: "sk-bench-upstream-key", **(extra_env or {})}
         env.pop("LLM_ROLLOUT_FORCE_MOCK", None)
         with log.open("wb") as out:
             started = time.perf_counter()

@@ -62,6 +62,20 @@ _CAPPED_NOTE = (
 )
 
 
+#: Tracing at 100 % sampling may cost at most this much more CPU per request (issue 13).
+TRACING_CPU_RATIO = 1.2
+
+
+_TRACED_NOTE = (
+    "*Tracing on*: two sidecars with the same config side by side, one exporting every "
+    "request's spans (the request and its upstream attempt) over OTLP/HTTP "
+    "(`OTEL_EXPORTER_OTLP_ENDPOINT` set, `OTEL_TRACES_SAMPLER=always_on`) to a sink, "
+    f"the same 8-client load alternating between them. Target: at most {TRACING_CPU_RATIO}x "
+    "the CPU per request of the sidecar with tracing off. With no endpoint set, tracing "
+    "costs one attribute check per request: the figures above are those of tracing off."
+)
+
+
 def _cell(value: float | None) -> str:
     return "-" if value is None else _num(value)
 
@@ -86,6 +100,16 @@ class Cached:
     cpu_us: float
 
 
+@dataclass(frozen=True)
+class Traced:
+    """The 8-client load on two sidecars side by side: tracing off, and on at 100 %."""
+
+    cpu_us_off: float
+    cpu_us_on: float
+    rps_off: float
+    rps_on: float
+
+
 @dataclass
 class Run:
     machine: dict[str, str]
@@ -102,6 +126,7 @@ class Run:
     #: The quality scorer's CPU per answer (`bench.quality`), by answer kind: json, stream.
     scorer_cpu_us: dict[str, float] | None = None
     cached: list[Cached] = field(default_factory=list)
+    traced: Traced | None = None
     when: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def figures(self) -> list[Figure]:
@@ -136,6 +161,18 @@ class Run:
             *self._capped_figures(),
             *self._scorer_figures(),
             *self._cached_figures(),
+            *self._traced_figures(),
+        ]  # fmt: skip
+
+    def _traced_figures(self) -> list[Figure]:
+        t = self.traced
+        if t is None:
+            return []
+        return [
+            Figure("CPU per request, tracing on 100 % (direct: tracing off)", "us", t.cpu_us_on,
+                   t.cpu_us_off, t.cpu_us_on, TRACING_CPU_RATIO * t.cpu_us_off),
+            Figure("throughput, 8 clients, tracing on 100 % (direct: tracing off)", "req/s",
+                   t.rps_on, t.rps_off, t.rps_on),
         ]  # fmt: skip
 
     def _scorer_figures(self) -> list[Figure]:
@@ -214,6 +251,8 @@ class Run:
         ) + ". Where the time goes: see the profile below."]  # fmt: skip
         if self.capped is not None:
             out += ["", _CAPPED_NOTE]
+        if self.traced is not None:
+            out += ["", _TRACED_NOTE]
         out += self._details()
         out += self._machine()
         if self.profile is not None:

@@ -86,6 +86,10 @@ STREAM_HEAD = (
 )
 STREAM_TAIL = b"".join(_http_chunk(e) for e in EVENTS[1:]) + b"0\r\n\r\n"
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+#: An OTLP/HTTP collector's answer to an export: an empty ExportTraceServiceResponse.
+OTLP_ACCEPTED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+)
 
 
 class Upstream(asyncio.Protocol):
@@ -122,7 +126,9 @@ class Upstream(asyncio.Protocol):
 
     def answer(self, head: bytes, body: bytes) -> None:
         assert self.transport is not None
-        if not head.startswith(b"post /v1/chat/completions"):
+        if head.startswith(b"post /v1/traces"):  # the traced run's OTLP exports: a sink
+            self.transport.write(OTLP_ACCEPTED)
+        elif not head.startswith(b"post /v1/chat/completions"):
             self.transport.write(NOT_FOUND)
         elif b'"stream":true' in body or b'"stream": true' in body:
             self.transport.write(STREAM_HEAD)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from proxy.config import ConfigError, load_file
+from proxy.config.audit import AUDIT_ENV, AuditLog
 from proxy.server.control import ControlClient
 from proxy.server.runtime import PortLimits
 from proxy.server.serve import Address, Sidecar
@@ -28,6 +29,8 @@ environment:
   LLM_ROLLOUT_FORCE_MOCK=true   send every request to the mock (kill switch)
   LLM_ROLLOUT_SECRETS_DIR=DIR   where apiKey.secretRef files are mounted
                                 (default /var/run/secrets/llm-rollout)
+  LLM_ROLLOUT_AUDIT_LOG=PATH    where the audit trail goes (as --audit-log)
+  OTEL_EXPORTER_OTLP_ENDPOINT   turns tracing on (OTLP/HTTP); other OTEL_* as standard
 """
 
 
@@ -128,6 +131,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "atomically); without it spend is kept in memory only",
     )
     parser.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="append the security audit trail (JSON lines: keys loaded/rotated/bad as "
+        "fingerprints, configs applied/rejected, kill switch, budget exhausted) to PATH; "
+        f"default: stdout, or ${AUDIT_ENV}; logs go to stderr",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -154,6 +164,7 @@ async def run(args: argparse.Namespace) -> None:
             max_connections=args.max_connections,
             expose_config=args.admin_expose_config,
         ),
+        audit=AuditLog.open(args.audit_log, "sidecar"),
     )
     await sidecar.start()
     client = None

@@ -23,8 +23,10 @@ POD_UID = "authentication.kubernetes.io/pod-uid"
 class Denied(Exception):
     """Refused; `status` is 401 (who are you?) or 403 (not for this rollout)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, who: str = "unknown") -> None:
         self.status = status
+        #: The caller as far as it is known (ServiceAccount or pod), for the audit trail.
+        self.who = who
         super().__init__(reason)
 
 
@@ -70,7 +72,11 @@ class TokenReviewAuthenticator:
             self._cache.pop((token, namespace), None)
             raise
         if not selects(selector, labels):
-            raise Denied(403, f"pod {namespace}/{pod} is not selected by this rollout")
+            raise Denied(
+                403,
+                f"pod {namespace}/{pod} is not selected by this rollout",
+                f"pod {namespace}/{pod}",
+            )
         return pod
 
     async def _labels(self, namespace: str, pod: str, uid: str, now: float) -> dict[str, str]:
@@ -113,6 +119,8 @@ class TokenReviewAuthenticator:
         pods = (user.get("extra") or {}).get(POD_NAME) or []
         username = str(user.get("username", ""))
         if not pods or not username.startswith(f"system:serviceaccount:{namespace}:"):
-            raise Denied(403, f"{username or 'caller'} is not a pod in namespace {namespace}")
+            raise Denied(
+                403, f"{username or 'caller'} is not a pod in namespace {namespace}", username
+            )
         uids = (user.get("extra") or {}).get(POD_UID) or []
         return str(pods[0]), str(uids[0]) if uids else ""

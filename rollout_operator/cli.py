@@ -14,6 +14,8 @@ import aiohttp
 import kopf
 from aiohttp import web
 
+from proxy.config.audit import AUDIT_ENV, AuditLog
+from proxy.config.telemetry import provider_from_env
 from rollout_operator import handlers
 from rollout_operator.auth import Authenticator, TokenReviewAuthenticator
 from rollout_operator.control import build_app
@@ -40,12 +42,18 @@ class Operator:
         peering: str | None = None,
         liveness: str | None = None,
         webhook: WebhookSettings | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.namespaces = namespaces or []
         self.control_host, self.control_port = control_host, control_port
         self.tick = tick
         self.max_poll_seconds = max_poll_seconds
         self.hub = Hub(sidecar_ttl=sidecar_ttl)
+        if audit is not None:
+            self.hub.audit = audit
+        self.tracing = provider_from_env("llm-rollout-operator")
+        if self.tracing is not None:
+            self.hub.tracer = self.tracing.get_tracer("llm-rollout-operator")
         self.authenticator = authenticator
         self.peering, self.liveness, self.webhook = peering, liveness, webhook
         self._runner: web.AppRunner | None = None
@@ -92,6 +100,8 @@ class Operator:
             await self._client.close()
         if self._session is not None:
             await self._session.close()
+        if self.tracing is not None:  # export what is buffered (blocking I/O)
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def run(self, stop_flag: asyncio.Event | threading.Event | None = None) -> None:
         registry = kopf.OperatorRegistry()
@@ -157,6 +167,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8091/healthz",
     )
     parser.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        help="append the security audit trail (JSON lines: refused control-channel calls "
+        f"with the caller) to PATH; default: stdout, or ${AUDIT_ENV}",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser.parse_args(argv)
@@ -183,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         liveness=args.liveness,
         # The injection webhook, when the Helm chart enables it (LLM_ROLLOUT_WEBHOOK_*).
         webhook=WebhookSettings.from_env(),
+        audit=AuditLog.open(args.audit_log, "operator"),
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(operator.run())

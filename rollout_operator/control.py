@@ -53,12 +53,12 @@ async def _caller(request: web.Request) -> tuple[Live, str]:
             headers={"Connection": "close"},
         )
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        body = '{"error": "send Authorization: Bearer <token>"}'
-        raise web.HTTPUnauthorized(text=body, content_type="application/json")
     try:
+        if scheme.lower() != "bearer" or not token:
+            raise Denied(401, "send Authorization: Bearer <token>")
         sidecar = await request.app[AUTH].authenticate(token, namespace, live.spec.selector)
     except Denied as denied:
+        hub.auth_failed(namespace, name, denied.status, denied.who, str(denied))
         error = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[denied.status]
         body = json.dumps({"error": str(denied)})
         raise error(text=body, content_type="application/json") from None

@@ -25,6 +25,7 @@ from rollout_operator import prometheus, reconcile
 from rollout_operator.crd import GROUP, PLURAL, VERSION
 from rollout_operator.hub import Hub
 from rollout_operator.reconcile import COMMAND_ANNOTATION as COMMAND_KEY
+from rollout_operator.tracing import record_tick
 
 log = logging.getLogger("llm_rollout.operator")
 
@@ -68,12 +69,15 @@ def register(
         body: kopf.Body, patch: kopf.Patch,
     ) -> None:  # fmt: skip
         key = (namespace or "", name)
+        started_ns = time.time_ns()
         due = reconcile.analysis_due(hub, key, time.time())
         external = await prometheus.collect(session(), due) if due is not None else {}
         new_status, transitions = reconcile.tick(
             hub, key, dict(spec), dict(meta), dict(status), time.time(), external
         )
         live = hub.rollouts.get(key)
+        if hub.tracer is not None and (due is not None or transitions):
+            record_tick(hub.tracer, key, started_ns, due is not None, transitions, live)
         if live is None or new_status != live.written_status:
             patch.status.update(new_status)
             if live is not None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import Tracer
+
 from proxy.config import Arm, ArmWindow, EffectiveConfig, LLMRolloutSpec, WindowReport
+from proxy.config.audit import AuditLog
 from rollout_operator.analysis import Judgement
 from rollout_operator.ledger import Ledger, rate_share
 from rollout_operator.steps import RolloutState
@@ -64,6 +68,17 @@ class Hub:
         #: report may count at most this times the seconds since that pod's last one.
         self.max_pod_rps = max_pod_rps
         self.started = asyncio.Event()  # set once the control channel listens
+        #: Refused control-channel calls by (namespace, rollout, status): a metric.
+        self.auth_failures: Counter[tuple[str, str, str]] = Counter()
+        self.audit = AuditLog(None, "operator")
+        #: Spans for reconciles and analyses; None: tracing is off (no OTLP endpoint).
+        self.tracer: Tracer | None = None
+
+    def auth_failed(self, namespace: str, rollout: str, status: int, who: str, reason: str) -> None:
+        """A control-channel call refused: counted, and in the audit trail with the caller."""
+        self.auth_failures[namespace, rollout, str(status)] += 1
+        self.audit.event("control.auth_failed", namespace=namespace, rollout=rollout,
+                         status=status, caller=who, reason=reason)  # fmt: skip
 
     def connected(self, live: Live, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now

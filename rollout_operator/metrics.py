@@ -14,7 +14,7 @@ from typing import get_args
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rollout_operator.hub import Hub
@@ -49,7 +49,14 @@ class HubCollector(Collector):
                 phase.add_metric([namespace, name, candidate], current)
             weight.add_metric([namespace, name], float(live.state.real_weight))
             step.add_metric([namespace, name], float(live.state.step_index))
-        yield from (phase, weight, step)
+        failures = CounterMetricFamily(
+            "llm_rollout_control_auth_failures",
+            "Control-channel calls refused (401: no valid token; 403: not a pod of the rollout).",
+            labels=["namespace", "rollout", "status"],
+        )
+        for (namespace, name, status), count in sorted(self.hub.auth_failures.items()):
+            failures.add_metric([namespace, name, status], float(count))
+        yield from (phase, weight, step, failures)
 
 
 def add_metrics_route(app: web.Application, hub: Hub) -> None:

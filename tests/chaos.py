@@ -38,8 +38,9 @@ from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
 
 ASK = [{"role": "user", "content": "Write a tagline for running shoes"}]
-KEY_ENV = {"CHAOS_OPENAI_KEY": "sk-real-openai", "CHAOS_ANTHROPIC_KEY": "sk-ant-real",
-           "CHAOS_GEMINI_KEY": "real-gemini-key"}  # fmt: skip
+KEY_ENV = {"CHAOS_OPENAI_KEY": "sk-real-openai-test-0000000000",
+           "CHAOS_ANTHROPIC_KEY": "sk-ant-real-test-000000000000",
+           "CHAOS_GEMINI_KEY": "AIzaRealGeminiTestKey000000000000000000"}  # fmt: skip
 KEY_ENV_OF = {"openai": "CHAOS_OPENAI_KEY", "anthropic": "CHAOS_ANTHROPIC_KEY",
               "gemini": "CHAOS_GEMINI_KEY"}  # fmt: skip
 

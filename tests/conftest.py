@@ -80,9 +80,9 @@ async def start_sidecar(
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[StartSidecar]:
     """Start sidecars on free loopback ports; they are stopped after the test."""
-    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-real-openai")
-    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant-real")
-    monkeypatch.setenv("TEST_GEMINI_KEY", "real-gemini-key")
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-real-openai-test-0000000000")
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant-real-test-000000000000")
+    monkeypatch.setenv("TEST_GEMINI_KEY", "AIzaRealGeminiTestKey000000000000000000")
     started: list[Sidecar] = []
 
     async def start(

@@ -120,7 +120,7 @@ async def test_rotated_key_file_takes_effect_without_restart(
     start_sidecar: StartSidecar, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     key_file = tmp_path / "openai-key"
-    key_file.write_text("sk-old\n")
+    key_file.write_text("sk-old-openai-test-0000000000000\n")
     spec = real_spec(fake_openai)
     spec["providers"][0]["apiKey"] = {"file": str(key_file)}
     sidecar = await start_sidecar(spec, tmp_path / "unused.yaml", watch_interval=0.05)
@@ -128,8 +128,8 @@ async def test_rotated_key_file_takes_effect_without_restart(
     ask = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
     with pytest.raises(openai.AuthenticationError):
         await client.chat.completions.create(**ask)  # type: ignore[call-overload]
-    key_file.write_text("sk-real-openai\n")
+    key_file.write_text("sk-real-openai-test-0000000000\n")
     await wait_until(lambda: sidecar.runtime.keys.get(sidecar.runtime.snapshot.spec.providers[0]
-                                                    .api_key) == "sk-real-openai")  # type: ignore[arg-type]  # fmt: skip
+                                                    .api_key) == "sk-real-openai-test-0000000000")  # type: ignore[arg-type]  # fmt: skip
     completion = await client.chat.completions.create(**ask)  # type: ignore[call-overload]
     assert completion.choices[0].message.content == "Real OpenAI answer."

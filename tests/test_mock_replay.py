@@ -71,7 +71,7 @@ async def test_recorded_stream_replays_byte_for_byte(
     assert b"Real " in original
 
     text = await written(cassette, interactions=1)
-    for secret in ("sk-real-openai", APP_KEY, "authorization", "Bearer"):
+    for secret in ("sk-real-openai-test-0000000000", APP_KEY, "authorization", "Bearer"):
         assert secret not in text, f"{secret!r} leaked into the cassette"
     recorded = yaml.safe_load(text)["interactions"]
     assert len(recorded) == 1

@@ -99,7 +99,7 @@ async def test_real_passthrough(
     assert [d.embedding for d in result.data] == [[0.125] * 4, [0.25] * 4]
     seen = fake_openai.requests[-1]
     assert seen.path == "/v1/embeddings"
-    assert seen.headers["Authorization"] == "Bearer sk-real-openai"
+    assert seen.headers["Authorization"] == "Bearer sk-real-openai-test-0000000000"
     assert APP_KEY not in str(seen.headers)
     assert seen.json["encoding_format"] == sent
     tokens = sidecar.runtime.metrics.tokens

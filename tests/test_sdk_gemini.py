@@ -94,7 +94,7 @@ async def test_real_passthrough_swaps_the_key(
     assert response.sdk_http_response.headers["x-llm-backend"] == "gemini-primary"
     seen = fake_gemini.requests[-1]
     assert seen.path == f"/v1/models/{MODEL}:generateContent", "the SDK's path, unchanged"
-    assert seen.headers["x-goog-api-key"] == "real-gemini-key"
+    assert seen.headers["x-goog-api-key"] == "AIzaRealGeminiTestKey000000000000000000"
     assert APP_KEY not in str(seen.headers)
     assert seen.json["contents"][0]["parts"][0]["text"] == "Hello"
     tokens = sidecar.runtime.metrics.tokens
@@ -118,7 +118,7 @@ async def test_real_key_in_query_is_dropped(
     assert body["candidates"][0]["content"]["parts"][0]["text"] == "Real Gemini answer."
     seen = fake_gemini.requests[-1]
     assert "key" not in seen.query
-    assert seen.headers["x-goog-api-key"] == "real-gemini-key"
+    assert seen.headers["x-goog-api-key"] == "AIzaRealGeminiTestKey000000000000000000"
 
 
 async def test_real_stream_relays_chunks_and_reads_usage(

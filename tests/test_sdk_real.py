@@ -26,9 +26,22 @@ async def test_openai_chat_passthrough_swaps_the_key(
     assert raw.headers["x-request-id"].startswith("req_fake"), "provider's request id passed back"
     assert raw.headers["x-ratelimit-remaining-requests"] == "4999"
     seen = fake_openai.requests[-1]
-    assert seen.headers["Authorization"] == "Bearer sk-real-openai"
+    assert seen.headers["Authorization"] == "Bearer sk-real-openai-test-0000000000"
     assert APP_KEY not in str(seen.headers), "the app's key never reaches the provider"
     assert seen.json["messages"] == ASK, "the body is forwarded unchanged"
+
+
+async def test_openai_sdk_reads_the_providers_request_id_once(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    client = openai_client(await start_sidecar(real_spec(fake_openai)))
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=ASK)
+    completion = raw.parse()
+    assert raw.headers.get_list("x-request-id") == ["req_fake000001"], "one id, the provider's"
+    assert completion._request_id == "req_fake000001", "what the app quotes to OpenAI support"
+    sidecar_id = raw.headers["x-llm-request-id"]
+    assert len(sidecar_id) == 32, "the sidecar's own id travels under its own header"
+    assert sidecar_id != completion._request_id
 
 
 async def test_openai_stream_relays_chunks_and_reads_usage(
@@ -57,7 +70,7 @@ async def test_anthropic_passthrough_and_stream(
     client = anthropic_client(await start_sidecar(real_spec(anthropic_fake=fake_anthropic)))
     message = await client.messages.create(model="claude-sonnet-5", max_tokens=64, messages=ASK)
     assert message.content[0].text == "Real Anthropic answer."  # type: ignore[union-attr]
-    assert fake_anthropic.requests[-1].headers["x-api-key"] == "sk-ant-real"
+    assert fake_anthropic.requests[-1].headers["x-api-key"] == "sk-ant-real-test-000000000000"
     assert "anthropic-version" in fake_anthropic.requests[-1].headers, "SDK headers forwarded"
     async with client.messages.stream(
         model="claude-sonnet-5", max_tokens=64, messages=ASK
@@ -210,7 +223,7 @@ async def test_a_stream_without_include_usage_reaches_the_app_byte_for_byte(
             await http.post(
                 f"http://127.0.0.1:{fake_openai.port}/v1/chat/completions",
                 json=body,
-                headers={"Authorization": "Bearer sk-real-openai"},
+                headers={"Authorization": "Bearer sk-real-openai-test-0000000000"},
             )
         ).read()
         through = await (await http.post(

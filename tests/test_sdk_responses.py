@@ -87,7 +87,7 @@ async def test_real_create_swaps_the_key_and_counts_usage(
     assert raw.headers["x-llm-backend"] == "openai-primary"
     seen = fake_openai.requests[-1]
     assert seen.path == "/v1/responses"
-    assert seen.headers["Authorization"] == "Bearer sk-real-openai"
+    assert seen.headers["Authorization"] == "Bearer sk-real-openai-test-0000000000"
     assert APP_KEY not in str(seen.headers)
     assert seen.json["input"] == "Hello", "the body is forwarded unchanged"
     tokens = sidecar.runtime.metrics.tokens

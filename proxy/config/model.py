@@ -83,6 +83,11 @@ class ApiKey(Model):
     env: str | None = None
     file: str | None = None
     secret_ref: SecretRef | None = None
+    format: Literal["provider", "any"] = Field(
+        default="provider",
+        description="provider: the key must look like its provider type's keys (checked at "
+        "load); any: only emptiness and whitespace are checked (OpenAI-compatible servers)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ApiKey:
@@ -134,10 +139,27 @@ class Provider(Model):
     type: ProviderType
     base_url: str = Field(alias="baseURL", pattern=r"^https?://")
     api_key: ApiKey | None = None
+    api_keys: list[ApiKey] = Field(
+        default=[],
+        max_length=16,
+        description="a pool of keys instead of apiKey: requests spread over the healthy ones; "
+        "a key answered 401/403 is skipped, one answered 429 rests (rotation: add, then remove)",
+    )
     rate_limit: RateLimit | None = None
     timeouts: Timeouts = Timeouts()
     #: model name (as requests send it) -> price; takes precedence over genai-prices.
     prices: dict[str, ModelPrice] = {}
+
+    @model_validator(mode="after")
+    def _one_key_field(self) -> Provider:
+        if self.api_key is not None and self.api_keys:
+            raise ValueError("set apiKey or apiKeys, not both")
+        return self
+
+    @property
+    def key_sources(self) -> list[ApiKey]:
+        """Every key the provider may be called with (apiKeys, or the one apiKey)."""
+        return self.api_keys or ([self.api_key] if self.api_key is not None else [])
 
     @field_validator("name")
     @classmethod

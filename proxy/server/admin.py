@@ -53,6 +53,7 @@ def llm_health(runtime: Runtime) -> tuple[bool, dict[str, Any]]:
         "status": "ok" if healthy else "unavailable",
         "providers": providers,
         "mock": {"usable": mock_usable},
+        "keys": runtime.pool.states,  # provider -> {key fingerprint: ok | resting | rejected}
     }
 
 

@@ -30,11 +30,17 @@ from proxy.resilience import retry
 from proxy.resilience.chain import Chain, GiveUp, UseMock
 from proxy.resilience.ratelimit import estimate_tokens
 from proxy.routing import Decision
+from proxy.server import tracing
 from proxy.server.keys import MissingKey
 from proxy.server.relay import Outcome, UpstreamFailure, open_upstream, relay
 from proxy.server.runtime import Runtime
 
 log = logging.getLogger("llm_rollout.attempts")
+
+#: The sidecar's own request id, in every answer and span. It has its own header so
+#: a provider's `x-request-id` reaches the app unchanged and only once (the OpenAI SDK
+#: reads that one header as `_request_id`, for the provider's support).
+REQUEST_ID = "x-llm-request-id"
 
 
 @dataclass(slots=True)
@@ -66,9 +72,13 @@ class Served:
 def error_response(
     dialect: Dialect, kind: ErrorKind, message: str, headers: dict[str, str]
 ) -> web.Response:
+    """The sidecar's own error; no provider id exists, so the sidecar's is `x-request-id` too."""
+    request_id = headers.get(REQUEST_ID)
+    if request_id is not None:
+        headers = {"x-request-id": request_id, **headers}
     return web.Response(
         status=kind.status,
-        body=dialect.error_body(kind, message, headers.get("x-request-id")),
+        body=dialect.error_body(kind, message, request_id),
         content_type="application/json",
         headers=headers,
     )
@@ -122,7 +132,7 @@ class _Walk:
         self.dialect, self.decision, self.parsed = dialect, decision, parsed
         self.headers, self.chain = headers, chain
         self.clock = runtime.clock
-        self.request_id = headers["x-request-id"]
+        self.request_id = headers[REQUEST_ID]
         self.last: UpstreamFailure | None = None
         self.uncertain = False
 
@@ -139,7 +149,10 @@ class _Walk:
             try:
                 if step.wait:
                     await asyncio.sleep(step.wait)
-                served = await self._call(step.provider)
+                served = await tracing.in_span(
+                    self.request, f"attempt {step.provider.name}", self._call(step.provider),
+                    attempt_of=step.provider.name, base_url=step.provider.base_url,
+                )  # fmt: skip
             except asyncio.CancelledError:
                 self.chain.abandon(step.provider)  # no verdict: free a half-open probe
                 raise
@@ -153,7 +166,7 @@ class _Walk:
         was relayed and the chain has another step.
         """
         try:
-            key = self.runtime.keys.get(provider.api_key) if provider.api_key else ""
+            key = self.runtime.pool.pick(provider)
         except MissingKey as error:
             self.last = UpstreamFailure(
                 ErrorKind.UPSTREAM,
@@ -165,12 +178,19 @@ class _Walk:
             return None if self.chain.skip(provider) else self._failure(provider, self.last)
         body, stream_filter = self.dialect.upstream_body(self.parsed)
         try:
-            upstream = await _attempt(
-                self.session, self.request, self.dialect, provider, key, body,
-                self.chain.deadline - self.clock(),
-            )  # fmt: skip
-            status = upstream.status
-            self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
+            for _ in range(len(provider.key_sources) or 1):  # a pool: once per key at most
+                upstream = await _attempt(
+                    self.session, self.request, self.dialect, provider, key, body,
+                    self.chain.deadline - self.clock(),
+                )  # fmt: skip
+                status = upstream.status
+                tracing.note_attempt_status(self.request, status)
+                self.runtime.metrics.attempts.labels(provider.name, str(status)).inc()
+                other = self.runtime.pool.answered(provider, key, status, upstream.headers)
+                if other is None:
+                    break
+                upstream.release()  # that key is refused or resting: the same call, another key
+                key = other
             if (
                 status != 200
                 and retry.retryable(status)

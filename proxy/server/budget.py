@@ -43,6 +43,7 @@ from proxy.budget import (
 from proxy.budget.ledger import CLUSTER_KEY, Period, period_bounds
 from proxy.budget.slices import SliceKeeper
 from proxy.config import LLMRolloutSpec, Provider
+from proxy.config.audit import AuditLog
 from proxy.dialects import Dialect, ParsedRequest, Usage
 from proxy.server.metrics import Metrics
 from proxy.server.relay import Outcome
@@ -108,6 +109,8 @@ class BudgetGate:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.metrics = metrics
+        #: Where `budget.exhausted` goes (the runtime sets its audit log).
+        self.audit = AuditLog(None, "sidecar")
         self.clock = clock
         self.path = ledger_path
         self.prices = PriceBook(spec.providers)
@@ -355,6 +358,9 @@ class BudgetGate:
     def _emit(self, events: list[ThresholdEvent]) -> None:
         for event in events:
             self.metrics.budget_thresholds.labels(event.budget, str(event.percent)).inc()
+            if event.percent == 100:
+                self.audit.event("budget.exhausted", budget=event.budget, cap_usd=event.cap,
+                                 period_start=event.period_start.isoformat())  # fmt: skip
             log.warning(
                 "budget.threshold budget=%s percent=%d spent_usd=%s cap_usd=%s period_start=%s",
                 event.budget, event.percent, event.spent, event.cap,

@@ -35,7 +35,8 @@ from proxy.dialects import (
 from proxy.quality import extractable
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
-from proxy.server.attempts import error_response, serve_real
+from proxy.server import tracing
+from proxy.server.attempts import REQUEST_ID, error_response, serve_real
 from proxy.server.budget import Ticket, billed_usage, cost_header
 from proxy.server.quality import ANSWER, Seen, schedule
 from proxy.server.replay import (
@@ -64,13 +65,22 @@ class Handler:
         self.mock_seen = mock.Occurrences()  # a retried request draws a fresh mock fault
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        spans = request.app[RUNTIME].tracing
+        if spans is None:  # the one check tracing costs when it is off
+            return await self._serve(request)
+        with spans.request_span(request, self.dialect) as traced:
+            response = await self._serve(request)
+            traced.answered(response)  # a stream has ended by now: the span ends with it
+            return response
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         runtime = request.app[RUNTIME]
         snapshot = runtime.snapshot
         loop = asyncio.get_running_loop()
         started = loop.time()
         chain_started = runtime.clock()  # the retry deadline counts from here
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
+        request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+        headers = {REQUEST_ID: request_id, "x-llm-backend": "mock"}
         dialect = self.dialect
         try:
             body = await _read_body(request, runtime.max_body_bytes, runtime.limits.body_timeout)
@@ -87,6 +97,7 @@ class Handler:
             if error.kind is ErrorKind.REQUEST_TIMEOUT:
                 refused.force_close()  # the rest of that body is not waited for
             return refused
+        tracing.note_parsed(request, parsed)
 
         refusal = self._over_quota(request, runtime, snapshot, headers)
         if refusal is not None:
@@ -107,9 +118,13 @@ class Handler:
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
             reachable = fallback_chain(snapshot.spec, decision.provider)
-            admitted = await runtime.budget.admit(
+            admit = runtime.budget.admit(
                 dialect, [p for p in reachable if p is not None], parsed, tenant
             )
+            admitted = await (  # a span only when a cap makes it hold something
+                tracing.in_span(request, "budget hold", admit)
+                if runtime.budget.ledger.enabled else admit
+            )  # fmt: skip
             if isinstance(admitted, Refusal):
                 if snapshot.spec.budget.on_exhausted == "reject":
                     return self._refuse(runtime, admitted, headers)
@@ -118,9 +133,13 @@ class Handler:
                 ticket = admitted
         headers["x-llm-backend"] = decision.backend
         headers["x-llm-route-reason"] = decision.reason
+        arm: Arm = "mock" if decision.provider is None else "real"
+        tracing.note_routed(request, arm, self._tenant(request, snapshot))
         response: web.StreamResponse
         if decision.provider is None:
-            response = await self._serve_mock(request, snapshot, parsed, headers)
+            response = await tracing.in_span(
+                request, "mock", self._serve_mock(request, snapshot, parsed, headers)
+            )
         else:
             assert ticket is not None
             start_recording(request, snapshot.spec.mock.replay)
@@ -150,6 +169,7 @@ class Handler:
         seen = request.get(ANSWER)
         if seen is not None and status < 400:  # a fallback's mock answer is a real-arm failure
             schedule(runtime, dialect.name, parsed, request.headers, seen, arm, backend)
+        tracing.note_cost(request, ticket.cost if ticket is not None else None)
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:
             runtime.metrics.first_chunk.labels(dialect.name, backend).observe(
@@ -194,8 +214,9 @@ class Handler:
         """The mock's answer; `arm` is "real" when a real request fell back to the mock."""
         runtime = request.app[RUNTIME]
         seen = self.mock_seen.next(parsed.raw)
+        request_id = headers["x-request-id"] = headers[REQUEST_ID]  # the mock is the provider
         context = mock.MockContext.from_headers(
-            request.headers, headers["x-request-id"], seen, fallback=arm != "mock"
+            request.headers, request_id, seen, fallback=arm != "mock"
         )
         answer = replayed(
             request, snapshot.spec.mock.replay, self.dialect, parsed, seen
@@ -211,6 +232,7 @@ class Handler:
             self.dialect.operation, self.dialect.otel_provider, parsed.model, "mock", answer.usage
         )
         record_shadow_cost(runtime, self.dialect, parsed.model, answer.usage)
+        tracing.note_usage(request, answer.usage)
         self._count(runtime, "mock", arm, answer.status)
         if answer.status == 200 and answer.fault is None and extractable(self.dialect.name):
             request[ANSWER] = Seen(body=answer.body, events=answer.events)
@@ -257,7 +279,9 @@ class Handler:
         # The budget hold covers the whole chain; it is settled once, with what was billed.
         if served.response is None:  # the chain ended at the mock: no answer was billed
             runtime.budget.settle(ticket, None if served.uncertain else Usage())
-            return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
+            return await tracing.in_span(
+                request, "mock", self._serve_mock(request, snapshot, parsed, headers, arm="real")
+            )
         billed = billed_usage(served.outcome) if served.outcome is not None else Usage()
         cost = runtime.budget.settle(
             ticket,
@@ -276,6 +300,7 @@ class Handler:
             dialect.operation, dialect.otel_provider, parsed.model, served.backend, served.usage
         )
         self._count(runtime, served.backend, "real", served.status)
+        tracing.note_usage(request, served.usage)
         return served.response
 
     def _over_quota(

@@ -83,6 +83,30 @@ class Metrics:
             ["dialect", "reason"],
             registry=r,
         )
+        self.key_problems = Counter(
+            "llm_rollout_key_problems",
+            "A provider's key file went missing or bad; the last good key is still used.",
+            ["provider"],
+            registry=r,
+        )
+        self.key_rejections = Counter(
+            "llm_rollout_key_rejections",
+            "Answers 401/403 from a provider to its key (key: the key's fingerprint).",
+            ["provider", "key"],
+            registry=r,
+        )
+        self.key_state = Gauge(
+            "llm_rollout_key_state",
+            "Each provider key's state (key: its fingerprint): 0 ok, 1 rejected by the provider.",
+            ["provider", "key"],
+            registry=r,
+        )
+        self.audit_events = Counter(
+            "llm_rollout_audit_events",
+            "Events written to the audit log, by event (an alert watches for silence).",
+            ["event"],
+            registry=r,
+        )
         self.config_reloads = Counter(
             "llm_rollout_config_reloads",
             "Config changes seen: applied, or rejected (the last good config kept serving).",

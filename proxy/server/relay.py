@@ -25,6 +25,7 @@ from proxy.dialects import Dialect, ErrorKind, Usage
 from proxy.dialects.base import StreamFilter
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
+from proxy.server import tracing
 from proxy.server.cache import CACHE_TAP
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
@@ -107,11 +108,13 @@ async def open_upstream(
         sock_connect=timeouts.connect_ms / 1000,
         sock_read=timeouts.first_byte_ms / 1000,
     )
+    headers = upstream_headers(request.headers, dialect.auth_headers(key))
+    tracing.propagate(request, headers)
     try:
         return await session.post(
             upstream_url(provider, dialect, request),
             data=body,
-            headers=upstream_headers(request.headers, dialect.auth_headers(key)),
+            headers=headers,
             timeout=timeout,
             allow_redirects=False,
         )

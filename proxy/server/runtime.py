@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.config import ConfigError, LLMRolloutSpec, load_file
+from proxy.config.audit import AuditLog
 from proxy.resilience.breaker import State
 from proxy.resilience.registry import Registry
 from proxy.server.budget import BudgetGate
 from proxy.server.cache import ResponseCache
+from proxy.server.keypool import KeyPool
 from proxy.server.keys import KeyStore
 from proxy.server.metrics import Metrics
+from proxy.server.tracing import Tracing
 from proxy.stats import WindowStats
 
 log = logging.getLogger("llm_rollout.config")
@@ -62,11 +65,23 @@ class Runtime:
         clock: Callable[[], float] = time.monotonic,
         ledger_path: Path | None = None,
         limits: PortLimits | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.metrics = Metrics()
+        self.audit = audit or AuditLog(None, "sidecar")
+        self.audit.counted = lambda event: self.metrics.audit_events.labels(event).inc()
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
         self.budget = BudgetGate(spec, self.metrics, ledger_path)
-        self.keys = KeyStore()
+        self.keys = KeyStore(
+            on_problem=self._key_problem,
+            on_rotated=lambda provider, old, new: self.pool.rotated(provider, old, new),
+        )
+        self.pool = KeyPool(self.keys, self.metrics, self.audit, clock)
+        if problems := self.keys.check(spec):  # a key that cannot work: refuse to start
+            self.audit.event("config.rejected", source=source, problems=problems)
+            raise ConfigError(source, problems)
+        self._sync_keys({})
+        self.tracing = Tracing.from_env("llm-rollout-proxy")  # None: tracing is off
         self.cache = ResponseCache(self.metrics.registry)
         self.cache.configure(spec.cache, self.keys)
         #: Monotonic seconds for breakers, rate limits and deadlines (tests may inject one).
@@ -77,11 +92,28 @@ class Runtime:
         self.limits = limits or PortLimits()
         self.last_error: str | None = None
         self.snapshot = Snapshot(spec, 1, source)
+        self.budget.audit = self.audit
         self._publish()
+        self.audit.event("config.applied", version=1, source=source)
+        if self.force_mock_env or spec.force_mock:
+            self.audit.event("killswitch.on", by=FORCE_MOCK_ENV if self.force_mock_env else source)
 
     def apply(self, spec: LLMRolloutSpec, source: str) -> Snapshot:
-        """Swap in a new valid config; requests in flight keep the one they started with."""
+        """Swap in a new valid config; requests in flight keep the one they started with.
+
+        A config naming a key that cannot be right for its provider is rejected.
+        """
+        known = dict(self.keys.loaded)
+        if problems := self.keys.check(spec):
+            self.keys.loaded = known
+            self.reject(ConfigError(source, problems))
+            return self.snapshot
+        self._sync_keys(known)
+        was_forced = self.snapshot.spec.force_mock
         self.snapshot = Snapshot(spec, self.snapshot.version + 1, source)
+        self.audit.event("config.applied", version=self.snapshot.version, source=source)
+        if spec.force_mock != was_forced and not self.force_mock_env:
+            self.audit.event("killswitch.on" if spec.force_mock else "killswitch.off", by=source)
         self.budget.configure(spec)
         self.cache.configure(spec.cache, self.keys)
         self.last_error = None
@@ -97,6 +129,7 @@ class Runtime:
         """Refuse a bad config: log why, count it, keep serving the last good one."""
         self.last_error = str(error)
         self.metrics.config_reloads.labels("rejected").inc()
+        self.audit.event("config.rejected", source=error.source, problems=error.problems)
         log.error("%s\nkeeping config version %d", error, self.snapshot.version)
 
     def reload_file(self, path: Path) -> bool:
@@ -107,6 +140,15 @@ class Runtime:
             return False
         self.apply(spec, str(path))
         return True
+
+    def _key_problem(self, provider: str, reason: str) -> None:
+        self.metrics.key_problems.labels(provider).inc()
+        log.error("provider '%s': %s", provider, reason)
+        self.audit.event("key.problem", provider=provider, reason=reason)
+
+    def _sync_keys(self, known: dict[str, list[str]]) -> None:
+        for provider in sorted(set(self.keys.loaded) | set(known)):
+            self.pool.loaded(provider, self.keys.loaded.get(provider, []), known.get(provider, []))
 
     def _publish(self) -> None:
         self.metrics.config_version.set(self.snapshot.version)

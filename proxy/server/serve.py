@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from proxy.config import LLMRolloutSpec
+from proxy.config.audit import AuditLog
 from proxy.server.admin import READY, build_admin_app
 from proxy.server.data import build_data_app
 from proxy.server.runtime import PortLimits, Runtime
@@ -52,6 +53,7 @@ class Sidecar:
         ledger_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         limits: PortLimits | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         """`clock`: monotonic seconds for breakers, rate limits and deadlines (tests pass
         a fake one to move time without waiting)."""
@@ -62,6 +64,7 @@ class Sidecar:
             ledger_path=ledger_path,
             clock=clock,
             limits=limits,
+            audit=audit,
         )
         self.config_path = config_path
         self.listen = listen
@@ -118,6 +121,8 @@ class Sidecar:
             await runner.cleanup()
         self._runners.clear()
         await self.runtime.budget.flush()
+        if self.runtime.tracing is not None:  # export what is buffered (blocking I/O)
+            await asyncio.to_thread(self.runtime.tracing.shutdown)
 
 
 class _Refused(asyncio.Protocol):

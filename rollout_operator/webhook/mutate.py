@@ -83,10 +83,11 @@ def secret_refs(rollout: Mapping[str, Any]) -> dict[str, list[str]]:
     """Secret name → keys the rollout's providers read, in first-seen order."""
     refs: dict[str, list[str]] = {}
     for provider in (rollout.get("spec") or {}).get("providers") or []:
-        ref = ((provider.get("apiKey") or {}).get("secretRef")) or {}
-        name, key = ref.get("name"), ref.get("key")
-        if name and key and key not in refs.setdefault(name, []):
-            refs[name].append(key)
+        for source in [provider.get("apiKey") or {}, *(provider.get("apiKeys") or [])]:
+            ref = source.get("secretRef") or {}
+            name, key = ref.get("name"), ref.get("key")
+            if name and key and key not in refs.setdefault(name, []):
+                refs[name].append(key)
     return refs
 
 

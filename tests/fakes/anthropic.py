@@ -17,7 +17,7 @@ _TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permi
 class FakeAnthropic(FakeProvider):
     kind = "anthropic"
 
-    def __init__(self, key: str = "sk-ant-real") -> None:
+    def __init__(self, key: str = "sk-ant-real-test-000000000000") -> None:
         super().__init__(key)
         self.route("/v1/messages", self.messages)
         self._count = 0

@@ -108,6 +108,8 @@ class FakeProvider:
 
     def __init__(self, key: str = "sk-real-provider-key") -> None:
         self.key = key
+        #: More keys this provider accepts (a test of a key pool).
+        self.also_accepted: set[str] = set()
         self.faults: deque[Fault] = deque()
         self.requests: list[Recorded] = []
         #: A bad answer for every request (see the module docstring); None answers well.
@@ -147,7 +149,7 @@ class FakeProvider:
             fault = self.faults.popleft() if self.faults else Fault()
             if fault.first_byte_delay:
                 await asyncio.sleep(fault.first_byte_delay)
-            if self.key_of(request) != self.key:
+            if self.key_of(request) not in {self.key, *self.also_accepted}:
                 return self.error(401, "Incorrect API key provided.")
             if fault.status is not None:
                 return self.error(fault.status, f"scripted {fault.status}", fault.headers)

@@ -20,7 +20,7 @@ class FakeGemini(FakeProvider):
     #: What a call asking for JSON (`responseMimeType: application/json`) gets; tests set it.
     json_answer = '{"answer": "Real Gemini JSON."}'
 
-    def __init__(self, key: str = "real-gemini-key") -> None:
+    def __init__(self, key: str = "AIzaRealGeminiTestKey000000000000000000") -> None:
         super().__init__(key)
         for version in ("v1", "v1beta"):
             self.route(f"/{version}/models/{{model}}:generateContent", self.generate)

@@ -21,7 +21,7 @@ class FakeOpenAI(FakeProvider):
     #: What a Responses call asking for JSON (`text.format` json_schema) gets; tests set it.
     json_answer = '{"answer": "Real OpenAI JSON."}'
 
-    def __init__(self, key: str = "sk-real-openai") -> None:
+    def __init__(self, key: str = "sk-real-openai-test-0000000000") -> None:
         super().__init__(key)
         self.route("/v1/chat/completions", self.chat)
         self.route("/v1/responses", self.responses)

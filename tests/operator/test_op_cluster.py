@@ -38,7 +38,7 @@ class BillingOpenAI(FakeOpenAI):
 
 @pytest.fixture
 async def billing(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-real-openai")
+    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-real-openai-test-0000000000")
     fake = BillingOpenAI()
     await fake.start()
     yield fake

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 
 import pytest
 from conftest import NS, Cluster, provider_spec
 
+from proxy.config.audit import AuditLog
 from rollout_operator.kube import rollout_path
+from tests.otlp import OTLPReceiver
 
 ANALYSIS = {"interval": "1s", "failureLimit": 2, "minRequests": 3,
             "metrics": [{"name": "error-rate", "max": 0.05},
@@ -127,6 +131,8 @@ async def test_sidecar_of_an_unselected_pod_is_refused(cluster: Cluster) -> None
     import aiohttp
 
     operator = await cluster.start_operator()
+    audit = io.StringIO()
+    operator.hub.audit = AuditLog(audit, "operator")
     await cluster.apply("marketing", provider_spec(cluster))
     await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
     token = await cluster.add_pod("intruder", {"app": "other"})
@@ -140,6 +146,40 @@ async def test_sidecar_of_an_unselected_pod_is_refused(cluster: Cluster) -> None
             assert "not selected by this rollout" in (await response.json())["error"]
         async with session.get(url, headers={"Authorization": "Bearer forged"}) as response:
             assert response.status == 401
+        async with session.get(f"http://127.0.0.1:{operator.control_port}/metrics") as response:
+            metrics = await response.text()
+    failures = "llm_rollout_control_auth_failures_total"
+    assert f'{failures}{{namespace="shop",rollout="marketing",status="403"}} 1.0' in metrics
+    assert f'{failures}{{namespace="shop",rollout="marketing",status="401"}} 1.0' in metrics
+    refused = [json.loads(line) for line in audit.getvalue().splitlines()]
+    assert [(e["event"], e["status"]) for e in refused] == [
+        ("control.auth_failed", 403),
+        ("control.auth_failed", 401),
+    ]
+    assert refused[0]["caller"] == "pod shop/intruder", "who was refused"
+    assert token.read_text().strip() not in audit.getvalue(), "never the token"
+
+
+async def test_reconciles_that_change_something_are_traced(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = await OTLPReceiver().start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    try:
+        operator = await cluster.start_operator()
+        await cluster.apply("marketing", provider_spec(cluster))
+        await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
+        assert operator.tracing is not None, "an OTLP endpoint is set: the operator traces"
+        await asyncio.to_thread(operator.tracing.force_flush)
+    finally:
+        await receiver.stop()
+    ticks = [s for s in receiver.spans if s.name == f"reconcile {NS}/marketing"]
+    assert ticks, [s.name for s in receiver.spans]
+    assert all(t.resource["service.name"] == "llm-rollout-operator" for t in ticks)
+    reasons = {r for t in ticks for r in t.attributes["llm_rollout.transitions"]}
+    assert reasons, "the transitions that made the rollout Healthy are in the spans"
+    assert ticks[-1].attributes["llm_rollout.rollout"] == "marketing"
+    assert "llm_rollout.phase" in ticks[-1].attributes
 
 
 async def test_retry_after_an_outage_judges_only_what_follows_and_retries_the_provider(

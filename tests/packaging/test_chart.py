@@ -249,7 +249,8 @@ def test_alerts_and_dashboard_use_the_metric_names_the_sidecar_exports(
     }
     assert alerts == {
         "LLMRolloutProviderBreakerOpen", "LLMRolloutBudgetWarning", "LLMRolloutBudgetExhausted",
-        "LLMRolloutAborted", "LLMRolloutRealArmSlow",
+        "LLMRolloutAborted", "LLMRolloutRealArmSlow", "LLMRolloutKeyRejected",
+        "LLMRolloutKeyFileProblem", "LLMRolloutAuditSilent", "LLMRolloutControlAuthFailures",
     }  # fmt: skip
 
 

@@ -12,7 +12,13 @@ import pytest
 from proxy.cli import parse_args
 from rollout_operator.auth import AUDIENCE
 from rollout_operator.auth import selects as auth_selects
-from rollout_operator.webhook.mutate import SIDECAR_NAME, STARTUP_CONFIG, SidecarTemplate, mutate
+from rollout_operator.webhook.mutate import (
+    SIDECAR_NAME,
+    STARTUP_CONFIG,
+    SidecarTemplate,
+    mutate,
+    secret_refs,
+)
 from rollout_operator.webhook.mutate import selects as mutate_selects
 from tests.packaging.pods import BARE_POD, MARKETING_POD, NAMESPACE, pod, rollout
 
@@ -217,3 +223,12 @@ def test_webhook_and_control_channel_agree_on_which_pods_a_rollout_selects() -> 
     assert [auth_selects(None, p) for p in (web, search, bare)] == [False] * 3, "none: no pod"
     assert [auth_selects({}, p) for p in (web, search, bare)] == [True] * 3, "{}: every pod"
     assert not auth_selects({"matchExpressions": [{"key": "a", "operator": "In"}]}, web)
+
+
+def test_every_key_of_a_pool_is_mounted() -> None:
+    pooled = {"spec": {"providers": [
+        {"name": "openai-primary", "apiKeys": [{"secretRef": {"name": "llm-keys", "key": "old"}},
+                                              {"secretRef": {"name": "llm-keys", "key": "new"}}]},
+        {"name": "claude", "apiKey": {"secretRef": {"name": "claude-key", "key": "token"}}},
+    ]}}  # fmt: skip
+    assert secret_refs(pooled) == {"llm-keys": ["old", "new"], "claude-key": ["token"]}

@@ -1,0 +1,245 @@
+"""OpenTelemetry GenAI spans for each request: off unless an OTLP endpoint is set.
+
+One SERVER span per request, named ``{operation} {model}`` with the GenAI semantic
+conventions' attributes and this project's own (``llm_rollout.*``); children for the
+budget hold, each upstream attempt (so retries and fallbacks show) and the mock.
+The app's W3C ``traceparent`` is continued, and each attempt sends its own to the
+provider.
+
+Cost when off: `Runtime.tracing` is None and `Handler.handle` checks it once; the
+`note_*` helpers and `in_span` then read one context variable. Cost when on
+(measured by `make bench`): the notes go to a plain dict written to the span once at
+the end, and child spans take explicit parents, not the context variable. The
+exporter (`OTLPSpanExporter`) and sampler read the standard ``OTEL_*`` variables.
+Prompt and completion text are recorded only when
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from proxy.config.telemetry import env_flag, provider_from_env
+from proxy.dialects import Dialect, ParsedRequest, Usage
+
+T = TypeVar("T")
+
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+class Tracing:
+    """A tracer exporting over OTLP/HTTP; `from_env` is None when tracing is off."""
+
+    def __init__(self, provider: TracerProvider, service: str) -> None:
+        self.provider = provider
+        self.tracer = provider.get_tracer(service)
+        self.capture_content = env_flag(CAPTURE_ENV)
+
+    @classmethod
+    def from_env(cls, service: str) -> Tracing | None:
+        """On when an OTLP endpoint is set (see `proxy.config.telemetry`)."""
+        provider = provider_from_env(service)
+        return None if provider is None else cls(provider, service)
+
+    def flush(self) -> None:
+        """Export what is buffered. Blocking: call it off the event loop (`to_thread`)."""
+        self.provider.force_flush()
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+    @contextmanager
+    def request_span(self, request: web.Request, dialect: Dialect) -> Iterator[RequestTrace]:
+        """The request's span, continuing the app's ``traceparent`` when it sent one."""
+        parent = _PROPAGATOR.extract(request.headers)
+        span = self.tracer.start_span(dialect.operation, context=parent, kind=SpanKind.SERVER)
+        traced = RequestTrace(self, span, dialect)
+        token = _CURRENT.set(traced)
+        try:
+            yield traced
+        except BaseException as error:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            raise
+        finally:
+            _CURRENT.reset(token)
+            span.set_attributes(traced.attributes)
+            span.end()
+
+
+class RequestTrace:
+    """What a request's span learns on the way; written to it when the answer ends."""
+
+    def __init__(self, tracing: Tracing, span: Span, dialect: Dialect) -> None:
+        self.tracing, self.span, self.dialect = tracing, span, dialect
+        self.attributes: dict[str, Any] = {
+            "gen_ai.operation.name": dialect.operation,
+            "gen_ai.provider.name": dialect.otel_provider,
+        }
+        self.attempts = 0
+        #: The upstream attempt in progress: its traceparent goes to the provider.
+        self.attempt: Span | None = None
+
+    def parsed(self, parsed: ParsedRequest) -> None:
+        self.span.update_name(f"{self.dialect.operation} {parsed.model}")
+        self.attributes["gen_ai.request.model"] = parsed.model
+        if parsed.stream:
+            self.attributes["llm_rollout.stream"] = True
+        if self.tracing.capture_content:
+            self.attributes["gen_ai.input.messages"] = parsed.raw.decode(errors="replace")
+
+    def answered(self, response: web.StreamResponse) -> None:
+        """The answer is complete (a stream has ended): status, backend, body facts."""
+        attributes, headers = self.attributes, response.headers
+        attributes["http.response.status_code"] = response.status
+        for header, attribute in _HEADER_ATTRIBUTES.items():
+            if (value := headers.get(header)) is not None:
+                attributes[attribute] = value
+        if response.status >= 500:
+            self.span.set_status(Status(StatusCode.ERROR))
+            attributes["error.type"] = str(response.status)
+        body = response.body if isinstance(response, web.Response) else None
+        if isinstance(body, bytes) and body[:1] == b"{":
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                return
+            model, reasons = answer_facts(payload)
+            if model:
+                attributes["gen_ai.response.model"] = model
+            if reasons:
+                attributes["gen_ai.response.finish_reasons"] = reasons
+            if self.tracing.capture_content and response.status == 200:
+                attributes["gen_ai.output.messages"] = body.decode(errors="replace")
+
+
+#: Response headers the sidecar sets, and the span attribute each one becomes.
+_HEADER_ATTRIBUTES = {
+    "x-llm-backend": "llm_rollout.backend",
+    "x-llm-route-reason": "llm_rollout.route_reason",
+    "x-llm-request-id": "llm_rollout.request_id",
+    "x-request-id": "gen_ai.response.id",
+}
+
+#: The request being traced, in the task serving it (aiohttp runs each request in its
+#: own task). A context variable, not a request key: reading it when tracing is off
+#: costs a lookup, where a missing request key costs a raised KeyError.
+_CURRENT: ContextVar[RequestTrace | None] = ContextVar("llm_rollout_trace", default=None)
+
+
+def answer_facts(payload: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The answering model and finish reasons of a whole answer, in any dialect."""
+    inner = payload.get("response")  # a Responses stream's completed event wraps it
+    if isinstance(inner, Mapping):
+        payload = inner
+    model = payload.get("model") or payload.get("modelVersion")
+    reasons: list[str] = []
+    for choice in payload.get("choices") or ():  # OpenAI chat
+        if isinstance(choice, Mapping) and choice.get("finish_reason"):
+            reasons.append(str(choice["finish_reason"]))
+    for candidate in payload.get("candidates") or ():  # Gemini
+        if isinstance(candidate, Mapping) and candidate.get("finishReason"):
+            reasons.append(str(candidate["finishReason"]))
+    if payload.get("stop_reason"):  # Anthropic
+        reasons.append(str(payload["stop_reason"]))
+    if payload.get("object") == "response" and payload.get("status"):  # OpenAI Responses
+        reasons.append(str(payload["status"]))
+    return (str(model) if model else None), reasons
+
+
+def _trace(request: web.Request) -> RequestTrace | None:
+    """The trace of `request`: the one being served in this task, if tracing is on."""
+    return _CURRENT.get()
+
+
+def note_parsed(request: web.Request, parsed: ParsedRequest) -> None:
+    if (traced := _trace(request)) is not None:
+        traced.parsed(parsed)
+
+
+def note_routed(request: web.Request, arm: str, tenant: str) -> None:
+    """`arm`: real or mock, as routed (a real request may still end at the mock)."""
+    if (traced := _trace(request)) is not None:
+        traced.attributes["llm_rollout.arm"] = arm
+        traced.attributes["llm_rollout.tenant"] = tenant
+
+
+def note_usage(request: web.Request, usage: Usage) -> None:
+    if (traced := _trace(request)) is not None:
+        traced.attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+        traced.attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+
+
+def note_cost(request: web.Request, cost: Decimal | None) -> None:
+    if cost is not None and (traced := _trace(request)) is not None:
+        traced.attributes["llm_rollout.cost_usd"] = float(cost)
+
+
+def note_quality(request: web.Request, score: float) -> None:
+    """The hook for quality scoring: a judged answer's score on its request's span."""
+    if (traced := _trace(request)) is not None:
+        traced.attributes["llm_rollout.quality_score"] = score
+
+
+def note_attempt_status(request: web.Request, status: int) -> None:
+    """The provider's status on the current attempt's span (it may be retried)."""
+    if (traced := _trace(request)) is not None and (span := traced.attempt) is not None:
+        if status >= 400:
+            span.set_status(Status(StatusCode.ERROR))
+            span.set_attributes({"http.response.status_code": status, "error.type": str(status)})
+        else:
+            span.set_attribute("http.response.status_code", status)
+
+
+def propagate(request: web.Request, headers: MutableMapping[str, str]) -> None:
+    """Send the current span (the attempt's) to the provider as ``traceparent``."""
+    if (traced := _trace(request)) is not None and traced.attempt is not None:
+        _PROPAGATOR.inject(headers, trace.set_span_in_context(traced.attempt))
+
+
+async def in_span(
+    request: web.Request, name: str, work: Awaitable[T], *, attempt_of: str | None = None,
+    base_url: str | None = None,
+) -> T:  # fmt: skip
+    """Await `work` inside a child span of the request's (or just await it: tracing off).
+
+    `attempt_of`: the provider an upstream attempt calls; the span is then a CLIENT
+    span numbered in the request (``llm_rollout.attempt``), with ``server.address``.
+    """
+    traced = _trace(request)
+    if traced is None:
+        return await work
+    parent = trace.set_span_in_context(traced.span)
+    if attempt_of is None:
+        span = traced.tracing.tracer.start_span(name, parent)
+    else:
+        traced.attempts += 1
+        attributes: dict[str, Any] = {
+            "llm_rollout.attempt": traced.attempts,
+            "llm_rollout.backend": attempt_of,
+        }
+        if base_url and (host := urlsplit(base_url).hostname):
+            attributes["server.address"] = traced.attributes["server.address"] = host
+        span = traced.attempt = traced.tracing.tracer.start_span(
+            name, parent, SpanKind.CLIENT, attributes
+        )
+    try:
+        return await work
+    except BaseException as error:
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        raise
+    finally:
+        span.end()

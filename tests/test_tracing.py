@@ -1,0 +1,198 @@
+"""OpenTelemetry GenAI spans, exported over OTLP/HTTP to a local receiver and decoded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from google import genai
+from google.genai import types
+
+from proxy.server.serve import Sidecar
+from tests.conftest import (
+    APP_KEY,
+    StartSidecar,
+    anthropic_client,
+    openai_client,
+    real_spec,
+)
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.base import Fault
+from tests.fakes.gemini import FakeGemini
+from tests.fakes.openai import FakeOpenAI
+from tests.otlp import OTLPReceiver
+
+APP_TRACE = "0af7651916cd43dd8448eb211c80319c"
+TRACEPARENT = f"00-{APP_TRACE}-b7ad6b7169203331-01"
+PROMPT = "Tell me the secret plan"
+ASK = [{"role": "user", "content": PROMPT}]
+
+
+@pytest.fixture
+async def otlp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OTLPReceiver]:
+    receiver = await OTLPReceiver().start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-token=t0k")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "k8s.pod.name=app-0")
+    yield receiver
+    await receiver.stop()
+
+
+async def exported(sidecar: Sidecar) -> None:
+    """Export now (the batch processor blocks, so off the loop the receiver runs on)."""
+    assert sidecar.runtime.tracing is not None, "an OTLP endpoint is set: tracing is on"
+    await asyncio.to_thread(sidecar.runtime.tracing.flush)
+
+
+Call = Callable[[Sidecar], Awaitable[Any]]
+
+
+async def _chat(sidecar: Sidecar) -> Any:
+    return await openai_client(sidecar).chat.completions.create(
+        model="gpt-4o-mini", messages=ASK, extra_headers={"traceparent": TRACEPARENT}
+    )  # type: ignore[arg-type]
+
+
+async def _responses(sidecar: Sidecar) -> Any:
+    return await openai_client(sidecar).responses.create(
+        model="gpt-4o-mini", input=PROMPT, extra_headers={"traceparent": TRACEPARENT}
+    )
+
+
+async def _embeddings(sidecar: Sidecar) -> Any:
+    return await openai_client(sidecar).embeddings.create(
+        model="text-embedding-3-small", input=PROMPT, extra_headers={"traceparent": TRACEPARENT}
+    )
+
+
+async def _anthropic(sidecar: Sidecar) -> Any:
+    return await anthropic_client(sidecar).messages.create(
+        model="claude-sonnet-5", max_tokens=64, messages=ASK,  # type: ignore[arg-type]
+        extra_headers={"traceparent": TRACEPARENT},
+    )  # fmt: skip
+
+
+async def _gemini(sidecar: Sidecar) -> Any:
+    client = genai.Client(
+        api_key=APP_KEY,
+        http_options=types.HttpOptions(
+            base_url=f"http://127.0.0.1:{sidecar.data_port}", headers={"traceparent": TRACEPARENT}
+        ),
+    )
+    async with client.aio as aio:
+        return await aio.models.generate_content(model="gemini-2.5-flash", contents=PROMPT)
+
+
+#: dialect call, span name, gen_ai.provider.name, whether the answer has a finish reason
+DIALECTS = [
+    (_chat, "chat gpt-4o-mini", "openai", True),
+    (_responses, "chat gpt-4o-mini", "openai", True),
+    (_embeddings, "embeddings text-embedding-3-small", "openai", False),
+    (_anthropic, "chat claude-sonnet-5", "anthropic", True),
+    (_gemini, "generate_content gemini-2.5-flash", "gcp.gemini", True),
+]
+
+
+@pytest.mark.parametrize("arm", ["real", "mock"])
+async def test_every_dialect_and_arm_exports_a_genai_span_in_the_apps_trace(
+    start_sidecar: StartSidecar,
+    otlp: OTLPReceiver,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    fake_gemini: FakeGemini,
+    arm: str,
+) -> None:
+    spec = real_spec(fake_openai, fake_anthropic, 100 if arm == "real" else 0, fake_gemini)
+    sidecar = await start_sidecar(spec)
+    for call, *_ in DIALECTS:
+        await call(sidecar)
+    await exported(sidecar)
+    spans = otlp.requests()
+    assert len(spans) == len(DIALECTS), [s.name for s in otlp.spans]
+    for span, (_, name, provider, finishes) in zip(spans, DIALECTS, strict=True):
+        attributes = span.attributes
+        assert span.name == name
+        assert span.trace_id == APP_TRACE, "the app's trace is continued"
+        assert attributes["gen_ai.provider.name"] == provider
+        assert attributes["gen_ai.request.model"] == name.split(" ")[1]
+        assert attributes["gen_ai.operation.name"] == name.split(" ")[0]
+        assert attributes["gen_ai.usage.input_tokens"] > 0
+        assert "gen_ai.usage.output_tokens" in attributes
+        assert attributes["gen_ai.response.model"]
+        if finishes:
+            assert attributes["gen_ai.response.finish_reasons"], name
+        assert attributes["llm_rollout.arm"] == arm
+        assert attributes["llm_rollout.tenant"] == "none"
+        assert len(attributes["llm_rollout.request_id"]) == 32
+        assert attributes["http.response.status_code"] == 200
+        children = {child.name for child in otlp.children(span)}
+        if arm == "real":
+            assert attributes["llm_rollout.backend"].endswith("-primary")
+            assert attributes["llm_rollout.route_reason"] == "weight"
+            assert attributes["server.address"] == "127.0.0.1"
+            assert "llm_rollout.cost_usd" in attributes
+            assert children == {f"attempt {attributes['llm_rollout.backend']}"}, "no cap: no hold"
+        else:
+            assert attributes["llm_rollout.backend"] == "mock"
+            assert children == {"mock"}
+        assert span.resource["service.name"] == "llm-rollout-proxy"
+        assert span.resource["k8s.pod.name"] == "app-0", "OTEL_RESOURCE_ATTRIBUTES applied"
+    assert otlp.headers[0]["x-collector-token"] == "t0k", "OTEL_EXPORTER_OTLP_HEADERS applied"
+    everything = repr(otlp.spans)
+    assert PROMPT not in everything, "no prompt in spans unless content capture is on"
+    for key in (
+        "sk-real-openai-test-0000000000",
+        "sk-ant-real-test-000000000000",
+        "AIzaRealGeminiTestKey000000000000000000",
+        APP_KEY,
+    ):
+        assert key not in everything
+
+
+async def test_retries_and_fallback_are_child_spans_and_the_provider_gets_the_attempts_span(
+    start_sidecar: StartSidecar, otlp: OTLPReceiver, fake_openai: FakeOpenAI
+) -> None:
+    spec = real_spec(fake_openai) | {"retry": {"maxAttempts": 2, "initialBackoffMs": 1},
+                                     "fallback": ["openai-primary", "mock"],
+                                     "budget": {"dailyUSD": "100"}}  # fmt: skip
+    sidecar = await start_sidecar(spec)
+    fake_openai.faults.extend([Fault(status=503), Fault(status=503)])
+    await _chat(sidecar)  # both attempts refused: the mock answers
+    fake_openai.faults.append(Fault(status=503))
+    await _chat(sidecar)  # retried once, answered by the provider
+    await exported(sidecar)
+    fell_back, retried = otlp.requests()
+    assert fell_back.attributes["llm_rollout.backend"] == "mock"
+    assert fell_back.attributes["llm_rollout.arm"] == "real"
+    attempts = sorted(
+        (s for s in otlp.children(fell_back) if s.name.startswith("attempt")),
+        key=lambda s: s.attributes["llm_rollout.attempt"],
+    )
+    assert [a.attributes["http.response.status_code"] for a in attempts] == [503, 503]
+    assert all(a.error for a in attempts), "a refused attempt is an error span"
+    assert {"mock", "budget hold"} <= {s.name for s in otlp.children(fell_back)}
+    assert fell_back.trace_id == APP_TRACE
+    sent = fake_openai.requests[-1].headers["traceparent"]
+    (answered,) = [s for s in otlp.children(retried) if s.name.startswith("attempt")][-1:]
+    assert sent == f"00-{APP_TRACE}-{answered.span_id}-01", "the provider sees the attempt"
+    assert len([s for s in otlp.children(retried) if s.name.startswith("attempt")]) == 2
+
+
+async def test_message_content_is_recorded_only_when_enabled(
+    start_sidecar: StartSidecar, otlp: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    sidecar = await start_sidecar({"traffic": {"realWeight": 0}})
+    await _chat(sidecar)
+    await exported(sidecar)
+    (span,) = otlp.requests()
+    assert PROMPT in span.attributes["gen_ai.input.messages"]
+    assert "gen_ai.output.messages" in span.attributes
+
+
+async def test_no_endpoint_no_tracing(start_sidecar: StartSidecar) -> None:
+    sidecar = await start_sidecar({"traffic": {"realWeight": 0}})
+    assert sidecar.runtime.tracing is None, "off: the data path pays one check"
+    assert (await _chat(sidecar)).choices[0].message.content
