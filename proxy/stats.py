@@ -25,6 +25,7 @@ class _Counters:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     latency_max_ms: float = 0.0
     cost_usd: float = 0.0
+    shadow_requests: int = 0
 
 
 class WindowStats:
@@ -33,7 +34,11 @@ class WindowStats:
     def __init__(self) -> None:
         self._arms: dict[Arm, _Counters] = {}
 
-    def record(self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0) -> None:
+    def record(
+        self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0, shadow: bool = False
+    ) -> None:
+        """One answer; `shadow`: a copy of a mock-routed request (real arm), see
+        `proxy.server.shadow_traffic`. It counts like any real request, and apart too."""
         counters = self._arms.get(arm)
         if counters is None:
             counters = self._arms[arm] = _Counters()
@@ -43,6 +48,7 @@ class WindowStats:
         counters.buckets[bisect_left(LATENCY_BOUNDS_MS, millis)] += 1
         counters.latency_max_ms = max(counters.latency_max_ms, millis)
         counters.cost_usd += cost_usd
+        counters.shadow_requests += shadow
 
     def drain(self) -> dict[Arm, ArmWindow]:
         """The window so far, per arm; the counters restart from zero."""
@@ -54,6 +60,7 @@ class WindowStats:
                 latency_buckets=c.buckets,
                 latency_max_ms=c.latency_max_ms,
                 cost_usd=c.cost_usd,
+                shadow_requests=c.shadow_requests,
             )
             for arm, c in arms.items()
         }
