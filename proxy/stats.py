@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from proxy.config import LATENCY_BOUNDS_MS, Arm, ArmWindow
+from proxy.config import LATENCY_BOUNDS_MS, Arm, ArmWindow, QualityWindow
 
 
 def is_error(status: int) -> bool:
@@ -26,6 +26,8 @@ class _Counters:
     latency_max_ms: float = 0.0
     cost_usd: float = 0.0
     shadow_requests: int = 0
+    judged: int = 0
+    judge_sum: float = 0.0
 
 
 class WindowStats:
@@ -50,6 +52,14 @@ class WindowStats:
         counters.cost_usd += cost_usd
         counters.shadow_requests += shadow
 
+    def judged(self, arm: Arm, score: float) -> None:
+        """One answer of `arm` scored `score` (1-5) by the LLM judge, in this window."""
+        counters = self._arms.get(arm)
+        if counters is None:
+            counters = self._arms[arm] = _Counters()
+        counters.judged += 1
+        counters.judge_sum += score
+
     def drain(self) -> dict[Arm, ArmWindow]:
         """The window so far, per arm; the counters restart from zero."""
         arms, self._arms = self._arms, {}
@@ -61,6 +71,7 @@ class WindowStats:
                 latency_max_ms=c.latency_max_ms,
                 cost_usd=c.cost_usd,
                 shadow_requests=c.shadow_requests,
+                quality=QualityWindow(judged=c.judged, judge_sum=c.judge_sum),
             )
             for arm, c in arms.items()
         }

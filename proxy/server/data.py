@@ -32,6 +32,7 @@ from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
 from proxy.server.attempts import error_response, serve_real, settle
 from proxy.server.budget import Ticket, cost_header
+from proxy.server.judge import Judge
 from proxy.server.mock_cost import record_shadow_cost
 from proxy.server.replay import (
     CASSETTES,
@@ -48,6 +49,8 @@ log = logging.getLogger("llm_rollout.request")
 RUNTIME = web.AppKey("runtime", Runtime)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 SHADOW = web.AppKey("shadow", ShadowTraffic)
+#: The LLM judge (`quality.judge`): the scoring hook hands it finished answers.
+JUDGE = web.AppKey("judge", Judge)
 #: Per-request note of when the first byte of a streamed answer went out.
 FIRST_BYTE_AT = web.RequestKey("first_byte_at", float)
 
@@ -318,8 +321,10 @@ def build_data_app(runtime: Runtime) -> web.Application:
             connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
         )
         app[SHADOW] = ShadowTraffic(runtime, app[SESSION])
+        app[JUDGE] = Judge(runtime, app[SESSION])
         yield
         await app[SHADOW].close()
+        await app[JUDGE].close()
         await app[SESSION].close()
 
     app.cleanup_ctx.append(session_context)

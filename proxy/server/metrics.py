@@ -87,6 +87,20 @@ class Metrics:
             ["provider", "result"],
             registry=r,
         )
+        self.judge_score = Histogram(
+            "llm_rollout_quality_judge_score",
+            "1-5 scores the LLM judge (quality.judge) gave to sampled answers.",
+            ["arm", "backend", "judge_model", "shadow"],
+            buckets=(1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5),
+            registry=r,
+        )
+        self.judge_failures = Counter(
+            "llm_rollout_quality_judge_failures",
+            "Sampled answers the judge did not score, by reason: busy (maxConcurrent in "
+            "flight), budget, unavailable (breaker or rate limit), upstream, no-score.",
+            ["reason"],
+            registry=r,
+        )
         self.config_reloads = Counter(
             "llm_rollout_config_reloads",
             "Config changes seen: applied, or rejected (the last good config kept serving).",
