@@ -134,7 +134,7 @@ class Judge:
     ) -> tuple[int, bytes]:
         """One call; the breaker and rate limiter hear how it went."""
         timeouts = provider.timeouts
-        url = provider.base_url.rstrip("/") + call.dialect.upstream_path(call.path)
+        url = provider.base_url.rstrip("/") + call.dialect.upstream_target(call.path, "")
         try:
             async with self.session.post(
                 url,
