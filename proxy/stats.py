@@ -31,6 +31,8 @@ class _Counters:
     brand_checked: int = 0
     brand_compliant: int = 0
     shadow_requests: int = 0
+    judged: int = 0
+    judge_sum: float = 0.0
 
 
 class WindowStats:
@@ -39,7 +41,11 @@ class WindowStats:
     def __init__(self) -> None:
         self._arms: dict[Arm, _Counters] = {}
 
-    def record(self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0) -> None:
+    def record(
+        self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0, shadow: bool = False
+    ) -> None:
+        """One answer; `shadow`: a copy of a mock-routed request (real arm), see
+        `proxy.server.shadow_traffic`. It counts like any real request, and apart too."""
         counters = self._counters(arm)
         millis = seconds * 1000.0
         counters.requests += 1
@@ -47,6 +53,13 @@ class WindowStats:
         counters.buckets[bisect_left(LATENCY_BOUNDS_MS, millis)] += 1
         counters.latency_max_ms = max(counters.latency_max_ms, millis)
         counters.cost_usd += cost_usd
+        counters.shadow_requests += shadow
+
+    def judged(self, arm: Arm, score: float) -> None:
+        """One answer of `arm` scored `score` (1-5) by the LLM judge, in this window."""
+        counters = self._counters(arm)
+        counters.judged += 1
+        counters.judge_sum += score
 
     def _counters(self, arm: Arm) -> _Counters:
         counters = self._arms.get(arm)
@@ -87,6 +100,8 @@ class WindowStats:
                     rejections=c.rejections,
                     brand_checked=c.brand_checked,
                     brand_compliant=c.brand_compliant,
+                    judged=c.judged,
+                    judge_sum=c.judge_sum,
                 ),
                 shadow_requests=c.shadow_requests,
             )
