@@ -111,7 +111,7 @@ async def test_a_judged_answer_gets_the_judges_score_in_metrics_window_and_budge
     sent = fake_openai.requests[0].json
     assert sent["model"] == "gpt-4o-mini"
     assert "Fresh bread daily." in sent["messages"][1]["content"]
-    assert fake_openai.requests[0].headers["Authorization"] == "Bearer sk-real-openai"
+    assert fake_openai.requests[0].headers["Authorization"] == f"Bearer {fake_openai.key}"
     labels = {"backend": "mock", "judge_model": "gpt-4o-mini", "shadow": "false"}
     await wait_until(
         lambda: metric(sidecar, "llm_rollout_quality_judge_score_count", arm="mock", **labels) == 1

@@ -151,7 +151,7 @@ async def test_shadow_at_100_percent_leaves_every_answer_the_mocks_and_copies_ev
     )
     assert {r.path for r in fake_openai.requests} == {"/v1/chat/completions", "/v1/responses"}
     assert sum(r.json.get("stream") is True for r in fake_openai.requests) == 2
-    assert all(r.headers["Authorization"] == "Bearer sk-real-openai"
+    assert all(r.headers["Authorization"] == f"Bearer {fake_openai.key}"
                for r in fake_openai.requests)  # fmt: skip
     for provider, count in (("openai-primary", 4), ("anthropic-primary", 2),
                             ("gemini-primary", 2)):  # fmt: skip

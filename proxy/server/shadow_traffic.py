@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import uuid
 
 import aiohttp
 from aiohttp import web
@@ -37,7 +38,7 @@ from proxy.config import Provider
 from proxy.dialects import Dialect, ParsedRequest
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, shadow_target
-from proxy.server.attempts import serve_real, settle
+from proxy.server.attempts import REQUEST_ID, serve_real, settle
 from proxy.server.relay import consume
 from proxy.server.runtime import Runtime, Snapshot
 
@@ -108,7 +109,7 @@ class _Copy:
         self.runtime, self.request, self.session = runtime, request, session
         self.snapshot, self.dialect, self.parsed = snapshot, dialect, parsed
         self.provider, self.tenant = provider, tenant
-        self.request_id = request.headers.get("x-request-id") or "-"
+        self.request_id = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
 
     async def run(self) -> None:
         runtime, spec, provider = self.runtime, self.snapshot.spec, self.provider
@@ -123,7 +124,7 @@ class _Copy:
         try:
             served = await serve_real(
                 self.request, self.session, runtime, spec, self.dialect,
-                Decision(provider, "weight"), self.parsed, {"x-request-id": self.request_id},
+                Decision(provider, "weight"), self.parsed, {REQUEST_ID: self.request_id},
                 runtime.clock(), deliver=consume,
             )  # fmt: skip
             cost = settle(runtime.budget, admitted, spec, served, shadow=True)
