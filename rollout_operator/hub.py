@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from proxy.config import Arm, ArmWindow, EffectiveConfig, LLMRolloutSpec, WindowReport
+from proxy.config.model import Shadow
 from rollout_operator.analysis import Judgement
 from rollout_operator.ledger import Ledger, rate_share
 from rollout_operator.steps import RolloutState
@@ -37,6 +38,14 @@ class Live:
     judgement: Judgement | None = None
     last_command: str = ""
     written_status: dict[str, object] = field(default_factory=dict)
+
+
+def _shadow(spec: LLMRolloutSpec, state: RolloutState) -> Shadow | None:
+    """The shadow share the state is at, with the spec's `maxConcurrent` (None: never set)."""
+    configured = spec.traffic.shadow
+    if configured is None:
+        return None if state.shadow_percent == 0 else Shadow(percent=state.shadow_percent)
+    return configured.model_copy(update={"percent": state.shadow_percent})
 
 
 class Hub:
@@ -73,7 +82,9 @@ class Hub:
             )
             for p in spec.providers
         ]
-        traffic = spec.traffic.model_copy(update={"real_weight": live.state.real_weight})
+        traffic = spec.traffic.model_copy(
+            update={"real_weight": live.state.real_weight, "shadow": _shadow(spec, live.state)}
+        )
         effective_spec = spec.model_copy(update={"traffic": traffic, "providers": providers})
         if (
             live.effective is not None

@@ -66,11 +66,16 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
     except CommandRejected as error:
         record["result"] = f"rejected: {error}"
         return record, [Transition("CommandRejected", f"{verb}: {error}", warning=True)]
-    if state.real_weight != live.state.real_weight:
+    if _split(state) != _split(live.state):
         live.windows.clear()
     live.state = state
     record["result"] = "done"
     return record, transitions
+
+
+def _split(state: RolloutState) -> tuple[int, int]:
+    """What a window measures: windows from before a change of either answer another question."""
+    return state.real_weight, state.shadow_percent
 
 
 def analysis_due(hub: Hub, key: Key, now: float) -> LLMRolloutSpec | None:
@@ -93,11 +98,11 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
     live.judgement = judge(strategy.analysis, merge(windows), external)
-    before = live.state.real_weight
+    before = _split(live.state)
     live.state, transitions = steps.judged(
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now
     )
-    if live.state.real_weight != before:
+    if _split(live.state) != before:
         live.windows.clear()
     return transitions
 
@@ -142,9 +147,9 @@ def tick(
         command_record, done = _command(live, annotation, now)
         transitions += done
     transitions += _analyse(live, now, external or {})
-    before = live.state.real_weight
+    before = _split(live.state)
     live.state, walked = steps.advance(live.spec, live.state, now)
-    if live.state.real_weight != before:
+    if _split(live.state) != before:
         live.windows.clear()
     transitions += walked
     previous_period = live.ledger.period_start
@@ -181,5 +186,5 @@ def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
 def forget(hub: Hub, key: Key) -> None:
     live = hub.rollouts.pop(key, None)
     if live is not None:
-        live.state = replace(live.state, phase="Aborted", real_weight=0)
+        live.state = replace(live.state, phase="Aborted", real_weight=0, shadow_percent=0)
         live.changed.set()
