@@ -146,6 +146,11 @@ def crd() -> dict[str, Any]:
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                         {"name": "Weight", "type": "integer", "jsonPath": ".status.realWeight"},
                         {
+                            "name": "Shadow",
+                            "type": "integer",
+                            "jsonPath": ".status.shadowPercent",
+                        },
+                        {
                             "name": "Step",
                             "type": "integer",
                             "jsonPath": ".status.currentStepIndex",

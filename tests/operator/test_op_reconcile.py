@@ -6,6 +6,7 @@ from typing import Any
 
 from proxy.config import ArmWindow, QualityWindow, WindowReport
 from rollout_operator.hub import Hub
+from rollout_operator.plugin import render
 from rollout_operator.reconcile import COMMAND_ANNOTATION, tick
 
 KEY = ("shop", "m")
@@ -130,6 +131,18 @@ def test_set_shadow_reaches_the_sidecars_and_a_rollback_turns_it_off() -> None:
     assert "quality-score 2 < min 4 and < mock 4.7 -0.2 = 4.5 (minVsMock)" in status["message"]
     assert status["analysis"]["quality"]["real"]["shadowRequests"] == 8
     assert live.effective.spec.traffic.shadow == shadow.model_copy(update={"percent": 0})
+
+    shown = render({"metadata": {"namespace": "shop", "name": "m"}, "spec": SHADOW_SPEC,
+                    "status": status}).splitlines()  # fmt: skip
+    assert "Shadow:    0% of mock-routed requests copied to the real arm" in shown
+    assert "     0: setShadow 50" in shown
+    assert (
+        "  quality-score            real 2          mock 4.7        min 4 minVsMock -0.2  FAIL"
+        in shown
+    )
+    assert "Quality:   (last window)  score  brand  rejected  judge  scored  shadow copies" in shown
+    assert "  real                        2    n/a         0    n/a       8              8" in shown
+    assert "  mock                      4.7    n/a         0    n/a      16              0" in shown
 
 
 def test_without_strategy_the_spec_shadow_applies_as_is() -> None:
