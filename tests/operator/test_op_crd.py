@@ -46,7 +46,7 @@ def test_crd_names_columns_and_status_subresource() -> None:
     version = document["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Weight", "Step", "Spent", "Age"]
+    assert columns == ["Phase", "Weight", "Shadow", "Step", "Spent", "Age"]
 
 
 def _keywords(node: Any) -> set[str]:
