@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from proxy.config import LLMRolloutSpec
+from proxy.config.model import MIN_VS_MOCK_NEEDS_SIDECARS
 from rollout_operator import generated
 
 GROUP = "llm-rollout.io"
@@ -57,6 +58,12 @@ RULES: dict[str, list[dict[str, str]]] = {
             ".filter(x, x).size() == 1",
             "message": "a step is exactly one of setWeight, setShadow or pause",
         }
+    ],
+    "AnalysisMetric": [
+        {
+            "rule": "!has(self.minVsMock) || !has(self.prometheus)",
+            "message": MIN_VS_MOCK_NEEDS_SIDECARS,
+        }  # fmt: skip
     ],
     "LatencyPercentiles": [
         {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from proxy.config import ArmWindow, QualityWindow
-from proxy.config.model import Analysis
+from proxy.config.model import Analysis, AnalysisMetric
 from proxy.stats import WindowStats
 from rollout_operator.analysis import judge, merge
 
@@ -146,3 +149,11 @@ def test_unscored_answers_leave_the_quality_metrics_unmeasured() -> None:
     result = judge(QUALITY, {"real": ArmWindow(requests=20), "mock": scored(20, 4.7)})
     assert result.verdict == "Inconclusive"
     assert result.detail == ("no sidecar reported quality-score, brand-compliance, rejection-rate")
+
+
+def test_min_vs_mock_on_a_prometheus_metric_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError, match="a prometheus metric has no mock arm"):
+        AnalysisMetric.model_validate(
+            {"name": "success", "minVsMock": -0.1,
+             "prometheus": {"address": "http://prometheus:9090", "query": "up"}}
+        )  # fmt: skip
