@@ -63,7 +63,7 @@ RULES: dict[str, list[dict[str, str]]] = {
         {
             "rule": "!has(self.minVsMock) || !has(self.prometheus)",
             "message": MIN_VS_MOCK_NEEDS_SIDECARS,
-        }  # fmt: skip
+        }
     ],
     "LatencyPercentiles": [
         {

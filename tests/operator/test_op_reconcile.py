@@ -150,12 +150,14 @@ def test_without_strategy_the_spec_shadow_applies_as_is() -> None:
     spec = {"providers": SPEC["providers"], "traffic": {"realWeight": 10,
                                                          "shadow": {"percent": 30}}}  # fmt: skip
     status, reasons = run(hub, spec, now=0)
+    assert reasons == ["StaticSplit"]
     assert (status["realWeight"], status["shadowPercent"]) == (10, 30)
     effective = hub.rollouts[KEY].effective
     assert effective is not None
     assert effective.spec.traffic.shadow is not None
     assert effective.spec.traffic.shadow.percent == 30
     status, reasons = run(hub, spec, now=1, command="c1 abort", status=status)
+    assert reasons == ["Aborted"]
     assert (status["phase"], status["realWeight"], status["shadowPercent"]) == ("Aborted", 0, 0)
     assert effective is not hub.rollouts[KEY].effective
     assert hub.rollouts[KEY].effective.spec.traffic.shadow.percent == 0  # type: ignore[union-attr]
