@@ -1,10 +1,10 @@
-# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+# The README's commands: `make demo`, `make demo-cluster` and `make test`. Each sets up what it needs.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: crd demo test check lint typecheck layers pytest bench lock clean k8s-bins manifests
+.PHONY: crd demo demo-cluster test check lint typecheck layers pytest bench bench-peers soak lock clean k8s-bins manifests
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -18,6 +18,11 @@ venv: $(STAMP)
 ## The sidecar in standalone mock mode, and a script that calls it with the real SDKs.
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+
+## A whole rollout on one machine, no Kubernetes, no keys: emulated API, operator, 3 sidecars,
+## a fake OpenAI, SDK traffic, a brownout and its rollback, the dashboard. Ends by itself.
+demo-cluster: $(STAMP)
+	$(BIN)/python examples/demo_cluster.py
 
 ## Lint, types, layer contracts, then the test suite: what CI runs.
 test: lint typecheck layers pytest
@@ -54,6 +59,15 @@ manifests: $(STAMP)
 ## Direct vs through-the-sidecar figures; writes docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The sidecar next to LiteLLM, Portkey and a bare aiohttp passthrough (installs them into .cache/peers/).
+bench-peers: $(STAMP)
+	$(BIN)/python -m bench.peers
+
+## A long run of mixed traffic against one sidecar process, watching for leaks; writes docs/soak.md.
+MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --minutes $(MINUTES)
 
 ## Re-pin every transitive dependency after editing pyproject.toml.
 lock:

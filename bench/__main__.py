@@ -28,6 +28,7 @@ from bench.procs import (
     write_config,
 )
 from bench.report import Capped, Run
+from bench.sections import section
 from bench.upstream import JSON_RESPONSE
 
 #: Seconds of py-spy sampling under load (inside a wrk run 2 s longer).
@@ -174,7 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(run.table())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(run.markdown(), encoding="utf-8")
+    text = run.markdown()
+    old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    for name in ("peers",):  # sections other commands own stay as they were
+        kept = section(old, name)
+        if kept is not None:
+            text = text.rstrip() + "\n\n" + kept + "\n"
+    args.out.write_text(text, encoding="utf-8")
     print(f"\nwrote {args.out} ({time.monotonic() - began:.0f} s)")
     return 0
 

@@ -48,13 +48,22 @@ class WrkResult:
     max_ms: float
 
 
-def run_wrk(wrk: str, port: int, *, connections: int, seconds: int) -> WrkResult:
-    """One wrk run of `seconds` with `connections` clients on one thread; fails on any error."""
+def run_wrk(
+    wrk: str,
+    port: int,
+    *,
+    connections: int,
+    seconds: int,
+    headers: dict[str, str] | None = None,
+) -> WrkResult:
+    """One wrk run of `seconds` with `connections` clients on one thread; fails on any error.
+
+    `headers` are sent with every request (a peer gateway's routing headers and key)."""
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
            "-s", str(SCRIPT), f"http://127.0.0.1:{port}{PATH}"]  # fmt: skip
-    done = subprocess.run(
-        cmd, capture_output=True, text=True, check=True, env={**os.environ, "BENCH_BODY": BODY}
-    )
+    extra = "\n".join(f"{name}: {value}" for name, value in (headers or {}).items())
+    env = {**os.environ, "BENCH_BODY": BODY, "BENCH_HEADERS": extra}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     line = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no figures:\n{done.stdout}\n{done.stderr}")

@@ -18,7 +18,7 @@ from rollout_operator import handlers
 from rollout_operator.auth import Authenticator, TokenReviewAuthenticator
 from rollout_operator.control import build_app
 from rollout_operator.hub import Hub
-from rollout_operator.kube import KubeClient, connection
+from rollout_operator.kube import KubeClient
 from rollout_operator.metrics import add_metrics_route
 from rollout_operator.webhook import bootstrap
 from rollout_operator.webhook.server import WebhookSettings
@@ -62,7 +62,7 @@ class Operator:
     async def _start_control(self) -> None:
         authenticator = self.authenticator
         if authenticator is None:
-            self._client = KubeClient(connection())
+            self._client = await KubeClient.connect()
             authenticator = TokenReviewAuthenticator(self._client)
         app = build_app(self.hub, authenticator, self.max_poll_seconds)
         add_metrics_route(app, self.hub)
@@ -77,7 +77,7 @@ class Operator:
             "control channel listening on %s:%d", self.control_host, self.control_port
         )
         if self.webhook is not None:  # stateless: every replica serves it, paused or not
-            self._client = self._client or KubeClient(connection())
+            self._client = self._client or await KubeClient.connect()
             self._webhook_runner = await bootstrap.start(self._client, self.webhook)
         self.hub.started.set()
 

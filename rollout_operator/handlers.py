@@ -1,9 +1,14 @@
-"""The kopf handlers: thin. One timer per rollout drives `reconcile.tick` and writes status.
+"""The kopf handlers: thin. A timer per rollout drives `reconcile.tick` and writes status.
 
-A single writer per rollout (the timer) keeps the state free of races between
-handlers; commands, spec changes and analysis are all picked up on the next tick
-(`--tick`, 1 s by default), and a changed weight is pushed to the sidecars' open
-long-polls at once.
+Spec changes and analysis are picked up on the next tick (`--tick`, 1 s by default).
+A command from `kubectl llmrollout` (its annotation changing) runs a tick at once, so
+an abort reaches the sidecars' open long-polls within the watch's delay, not up to a
+tick later. Both handlers call the same synchronous `reconcile.tick`, which never
+awaits: two of them never interleave on a rollout's state, and the status each writes
+is the whole state at its moment.
+
+Logs are for people: kopf's "Timer ... succeeded" line at every tick of every rollout
+is dropped (`QuietSuccesses`), and each transition is logged once, as its Event.
 """
 
 from __future__ import annotations
@@ -19,6 +24,17 @@ import kopf
 from rollout_operator import prometheus, reconcile
 from rollout_operator.crd import GROUP, PLURAL, VERSION
 from rollout_operator.hub import Hub
+from rollout_operator.reconcile import COMMAND_ANNOTATION as COMMAND_KEY
+
+log = logging.getLogger("llm_rollout.operator")
+
+
+class QuietSuccesses(logging.Filter):
+    """Drops kopf's INFO line for every handler run that succeeded (one per rollout per
+    tick); failures, retries and everything at WARNING and above stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.INFO and str(record.msg).endswith("succeeded."))
 
 
 def register(
@@ -38,6 +54,8 @@ def register(
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.level = logging.INFO
+        for name in ("kopf.objects", "kopf.activities"):
+            logging.getLogger(name).addFilter(QuietSuccesses())
         settings.persistence.finalizer = "llm-rollout.io/operator"
         await on_startup()
 
@@ -45,17 +63,10 @@ def register(
     async def cleanup(**_: Any) -> None:
         await on_cleanup()
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=tick, registry=registry)
-    async def advance(
-        spec: kopf.Spec,
-        meta: kopf.Meta,
-        status: kopf.Status,
-        namespace: str | None,
-        name: str,
-        body: kopf.Body,
-        patch: kopf.Patch,
-        **_: Any,
-    ) -> None:
+    async def run_tick(
+        spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, namespace: str | None, name: str,
+        body: kopf.Body, patch: kopf.Patch,
+    ) -> None:  # fmt: skip
         key = (namespace or "", name)
         due = reconcile.analysis_due(hub, key, time.time())
         external = await prometheus.collect(session(), due) if due is not None else {}
@@ -68,12 +79,32 @@ def register(
             if live is not None:
                 live.written_status = new_status
         for transition in transitions:
+            (log.warning if transition.warning else log.info)(
+                "%s/%s: %s: %s", key[0], key[1], transition.reason, transition.message
+            )
             kopf.event(
                 body,
                 type="Warning" if transition.warning else "Normal",
                 reason=transition.reason,
                 message=transition.message,
             )
+
+    @kopf.timer(GROUP, VERSION, PLURAL, interval=tick, registry=registry)
+    async def advance(
+        spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, namespace: str | None, name: str,
+        body: kopf.Body, patch: kopf.Patch, **_: Any,
+    ) -> None:  # fmt: skip
+        await run_tick(spec, meta, status, namespace, name, body, patch)
+
+    @kopf.on.field(GROUP, VERSION, PLURAL, field=("metadata", "annotations", COMMAND_KEY),
+                   registry=registry)  # fmt: skip
+    async def command(
+        spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, namespace: str | None, name: str,
+        body: kopf.Body, patch: kopf.Patch, new: Any, **_: Any,
+    ) -> None:  # fmt: skip
+        """A `kubectl llmrollout` command: acted on now, not at the next tick."""
+        if new:
+            await run_tick(spec, meta, status, namespace, name, body, patch)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
     def deleted(namespace: str | None, name: str, **_: Any) -> None:

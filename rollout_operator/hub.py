@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from proxy.config import Arm, ArmWindow, EffectiveConfig, LLMRolloutSpec, WindowReport
 from proxy.config.model import Shadow
@@ -37,7 +38,15 @@ class Live:
     analysed_at: float = 0.0
     judgement: Judgement | None = None
     last_command: str = ""
+    command_record: Any = None  # status.lastCommand: the last command's id, verb and result
     written_status: dict[str, object] = field(default_factory=dict)
+    #: Windows that began under an older config version are not judged: they hold
+    #: answers from before the last weight change, retry or promote (`reconcile.tick`).
+    judge_from: int = 0
+    #: Bumped to have every sidecar half-open its open breakers (a retry after an outage).
+    breaker_epoch: int = 0
+    history: list[dict[str, object]] = field(default_factory=list)  # see reconcile.HISTORY_LENGTH
+    heartbeat: float = float("-inf")  # when status.operatorHeartbeat was last moved on
 
 
 def _shadow(spec: LLMRolloutSpec, state: RolloutState) -> Shadow | None:
@@ -89,18 +98,20 @@ class Hub:
         if (
             live.effective is not None
             and live.effective.spec == effective_spec
-            and (live.effective.phase == live.state.phase)
+            and live.effective.phase == live.state.phase
+            and live.effective.breaker_epoch == live.breaker_epoch
         ):
             return False
         live.version += 1
         live.effective = EffectiveConfig(
-            version=live.version, phase=live.state.phase, spec=effective_spec
-        )
+            version=live.version, phase=live.state.phase, spec=effective_spec,
+            breaker_epoch=live.breaker_epoch,
+        )  # fmt: skip
         live.changed.set()
         live.changed = asyncio.Event()
         return True
 
     def report(self, live: Live, report: WindowReport, now: float) -> None:
         live.seen[report.sidecar] = now
-        if report.arms:
+        if report.arms and report.config_version >= live.judge_from:
             live.windows.append(dict(report.arms))

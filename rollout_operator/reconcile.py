@@ -25,6 +25,13 @@ from rollout_operator.steps import CommandRejected, RolloutState, Transition
 COMMAND_ANNOTATION = "llm-rollout.io/command"
 VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-weight")
 LEASE_TTL_SECONDS = 60.0
+# status.history: the last analysis runs, each with the step and weight it judged, per-arm
+# values and thresholds of every metric, requests and spend: the dashboard's charts over the
+# rollout's life. Bounded so the object stays small (~0.5 KiB a run; etcd takes 1.5 MiB).
+HISTORY_LENGTH = 120
+# status.operatorHeartbeat moves on at least this often while the operator runs, so a
+# reader (the dashboard) can tell a quiet rollout from an operator that is gone.
+HEARTBEAT_SECONDS = 15.0
 
 
 def _caps(spec: LLMRolloutSpec) -> tuple[Decimal | None, Decimal | None]:
@@ -47,6 +54,8 @@ def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen:
         observed = int(status.get("observedGeneration", gen))
     live = Live(spec=spec, state=state, ledger=ledger, generation=observed, version=version)
     live.last_command = str((status.get("lastCommand") or {}).get("id", ""))
+    live.command_record = status.get("lastCommand")
+    live.history = list(status.get("history") or [])[-HISTORY_LENGTH:]
     live.analysed_at = now
     hub.rollouts[key] = live
     return live, transitions
@@ -66,16 +75,16 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
     except CommandRejected as error:
         record["result"] = f"rejected: {error}"
         return record, [Transition("CommandRejected", f"{verb}: {error}", warning=True)]
-    if _split(state) != _split(live.state):
-        live.windows.clear()
+    if verb == "retry":
+        live.breaker_epoch += 1  # the providers get another chance on every sidecar
     live.state = state
     record["result"] = "done"
     return record, transitions
 
 
-def _split(state: RolloutState) -> tuple[int, int]:
-    """What a window measures: windows from before a change of either answer another question."""
-    return state.real_weight, state.shadow_percent
+def _position(state: RolloutState) -> tuple[int, int, int, str]:
+    """Where the rollout stands; answers from before a change of it answer another question."""
+    return state.real_weight, state.shadow_percent, state.step_index, state.phase
 
 
 def analysis_due(hub: Hub, key: Key, now: float) -> LLMRolloutSpec | None:
@@ -98,12 +107,15 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
     live.judgement = judge(strategy.analysis, merge(windows), external)
-    before = _split(live.state)
+    judged = live.state
     live.state, transitions = steps.judged(
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now
     )
-    if _split(live.state) != before:
-        live.windows.clear()
+    entry = {"at": round(now, 3), "step": judged.step_index, "weight": judged.real_weight,
+             "shadow": judged.shadow_percent,
+             **live.judgement.to_status(), "spentUSD": live.ledger.to_status()["spentUSD"],
+             "outcome": [t.reason for t in transitions]}  # fmt: skip
+    live.history = [*live.history, entry][-HISTORY_LENGTH:]
     return transitions
 
 
@@ -134,24 +146,25 @@ def tick(
     if live is None:
         live, loaded = _load(hub, key, spec, status, generation, now)
         transitions += loaded
+    before = _position(live.state)
+    restart = False  # analysis starts over: only answers from after this tick are judged
     if live.generation != generation and spec is not live.spec:
         live.spec, live.generation = spec, generation
         live.ledger.cap, live.ledger.monthly_cap = _caps(spec)
-        live.windows.clear()
         live.state, changed = steps.spec_changed(spec, live.state, now)
         transitions += changed
+        restart = True
     annotation = (meta.get("annotations") or {}).get(COMMAND_ANNOTATION, "")
-    command_record = status.get("lastCommand")
     if annotation and annotation.partition(" ")[0] != live.last_command:
         live.last_command = annotation.partition(" ")[0]
-        command_record, done = _command(live, annotation, now)
+        record, done = _command(live, annotation, now)
+        live.command_record = record
         transitions += done
+        restart = restart or record.get("result") == "done"
     transitions += _analyse(live, now, external or {})
-    before = _split(live.state)
     live.state, walked = steps.advance(live.spec, live.state, now)
-    if _split(live.state) != before:
-        live.windows.clear()
     transitions += walked
+    restart = restart or before != _position(live.state)
     previous_period = live.ledger.period_start
     if live.ledger.roll_period(now) and previous_period and live.ledger.capped:
         transitions.append(
@@ -159,17 +172,31 @@ def tick(
         )
     live.ledger.expire(now)
     hub.publish(live)
-    return _status(hub, live, command_record, now), transitions
+    if restart:
+        # Windows pushed from here on began under the new version (sidecars tag each
+        # window with the version it began under); older ones, in flight, are dropped.
+        live.windows.clear()
+        live.judge_from = live.version
+    # The record kept here, not the one in `status`: a tick started from an older copy of
+    # the object (the timer racing the command handler) must not write an older record.
+    return _status(hub, live, live.command_record, now), transitions
 
 
 def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
     state = live.state
     healthy = state.phase in ("Healthy", "Progressing", "Paused")
+    if now - live.heartbeat >= HEARTBEAT_SECONDS:
+        live.heartbeat = now
+    connected = hub.connected(live, now)
     return {
         **state.to_status(),
         "analysis": None if live.judgement is None else live.judgement.to_status(),
         "budget": live.ledger.to_status(),
-        "sidecars": {"connected": len(hub.connected(live, now)), "configVersion": live.version},
+        "sidecars": {
+            "connected": len(connected),
+            "configVersion": live.version,
+            "names": connected,
+        },
         "conditions": [
             {
                 "type": "Available",
@@ -177,10 +204,26 @@ def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
                 "reason": state.phase,
                 "message": state.message,
             },
+            _seeing(live),
         ],
         "observedGeneration": live.generation,
         "lastCommand": command,
+        "history": live.history,
+        "operatorHeartbeat": round(live.heartbeat, 3),
     }
+
+
+def _seeing(live: Live) -> dict[str, str]:
+    """Condition `AnalysisSeesData`: False while analyses keep finding too little to judge."""
+    blind = live.state.inconclusive_streak >= steps.BLIND_AFTER
+    detail = live.judgement.detail if live.judgement is not None else ""
+    return {
+        "type": "AnalysisSeesData",
+        "status": "False" if blind else "True",
+        "reason": "Inconclusive" if blind else "Enough",
+        "message": (f"{live.state.inconclusive_streak} inconclusive analyses in a row: {detail}"
+                    if blind else ""),
+    }  # fmt: skip
 
 
 def forget(hub: Hub, key: Key) -> None:

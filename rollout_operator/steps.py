@@ -56,6 +56,8 @@ class RolloutState:
     last_verdict: Verdict | None = None
     message: str = ""
     shadow_percent: int = 0  # of mock-routed requests, copied to the real arm
+    #: Analyses in a row that could not conclude (too few requests, no sidecar data).
+    inconclusive_streak: int = 0
 
     def to_status(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class RolloutState:
             "consecutiveFailures": self.consecutive_failures,
             "lastVerdict": self.last_verdict,
             "message": self.message,
+            "inconclusiveStreak": self.inconclusive_streak,
         }
 
     @classmethod
@@ -85,6 +88,7 @@ class RolloutState:
             consecutive_failures=int(status.get("consecutiveFailures", 0)),
             last_verdict=status.get("lastVerdict"),
             message=str(status.get("message", "")),
+            inconclusive_streak=int(status.get("inconclusiveStreak", 0)),
         )
 
 
@@ -186,6 +190,7 @@ def _next_step(
         step_started_at=now,
         consecutive_failures=0,
         last_verdict=None,
+        inconclusive_streak=0,
     )
 
 
@@ -199,17 +204,38 @@ def _progressing(state: RolloutState, message: str, transitions: list[Transition
     return replace(state, phase="Progressing", message=message), transitions
 
 
+#: Inconclusive analyses in a row after which the rollout warns that it is judging blind.
+BLIND_AFTER = 3
+
+
 def judged(
     spec: LLMRolloutSpec, state: RolloutState, verdict: Verdict, detail: str, now: float
 ) -> Result:
-    """Take one analysis verdict; `failureLimit` failures in a row roll back to 0 % real."""
+    """Take one analysis verdict; `failureLimit` failures in a row roll back to 0 % real.
+
+    Only a pass clears the failures counted so far: an inconclusive analysis (too few
+    requests in its window) is no evidence of health, so "no data" between two failing
+    windows never erases the first. `BLIND_AFTER` inconclusive analyses in a row are
+    reported once (a warning Event; status `inconclusiveStreak`), since a rollout that
+    cannot see its real arm can neither promote nor roll back.
+    """
     if state.phase in ("Degraded", "Aborted", "Healthy"):
         return state, []
-    if verdict != "Failed":
-        return replace(state, last_verdict=verdict, consecutive_failures=0), []
+    if verdict == "Passed":
+        return replace(state, last_verdict=verdict, consecutive_failures=0,
+                       inconclusive_streak=0), []  # fmt: skip
+    if verdict == "Inconclusive":
+        streak = state.inconclusive_streak + 1
+        new = replace(state, last_verdict=verdict, inconclusive_streak=streak)
+        if streak != BLIND_AFTER:
+            return new, []
+        message = (f"analysis inconclusive {streak} times in a row: {detail}; the step can "
+                   "neither pass nor fail until sidecars report enough real requests")  # fmt: skip
+        return new, [Transition("AnalysisBlind", message, warning=True)]
     failures = state.consecutive_failures + 1
     limit = spec.strategy.analysis.failure_limit if spec.strategy and spec.strategy.analysis else 1
-    state = replace(state, last_verdict="Failed", consecutive_failures=failures)
+    state = replace(state, last_verdict="Failed", consecutive_failures=failures,
+                    inconclusive_streak=0)  # fmt: skip
     if failures < limit:
         return state, [
             Transition("AnalysisFailed", f"analysis failed ({failures}/{limit}): {detail}", True)

@@ -50,3 +50,24 @@ async def test_config_shows_the_spec_but_never_a_key(
     assert '"realWeight": 30' in text
     assert '"env": "TEST_OPENAI_KEY"' in text, "where the key comes from is shown"
     assert "sk-real-openai" not in text, "the key itself is not"
+
+
+async def test_metrics_show_the_process_tasks_and_open_connections(
+    start_sidecar: StartSidecar,
+) -> None:
+    """What a soak watches for leaks is on /metrics: RSS, fds, tasks, connections."""
+    sidecar = await start_sidecar({})
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    url = f"http://127.0.0.1:{sidecar.data_port}/v1/chat/completions"
+    async with aiohttp.ClientSession() as kept:  # one keep-alive connection stays open
+        async with kept.post(url, json=body) as answer:
+            assert answer.status == 200
+        _, text = await get(sidecar.admin_port, "/metrics")
+    samples = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert float(samples["process_resident_memory_bytes"]) > 10e6
+    assert float(samples["process_open_fds"]) > 0
+    assert float(samples["llm_rollout_asyncio_tasks"]) >= 1
+    assert float(samples['llm_rollout_open_connections{port="data"}']) == 1
+    assert float(samples['llm_rollout_open_connections{port="admin"}']) == 1

@@ -50,9 +50,13 @@ def metric(sidecar: Sidecar, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def worst_case(sidecar: Sidecar, payload: dict[str, Any], max_tokens: int | None) -> Decimal:
+def worst_case(
+    sidecar: Sidecar, payload: dict[str, Any], max_tokens: int | None, bound: bool = False
+) -> Decimal:
+    """What the gate holds for a call: the exact count near a cap, else the byte bound."""
     spec = sidecar.runtime.snapshot.spec
-    counted = tokens.reservation_tokens("openai.chat", payload, payload["model"])
+    count = tokens.bound_tokens if bound else tokens.reservation_tokens
+    counted = count("openai.chat", payload, payload["model"])
     return PriceBook(spec.providers).worst_case(
         spec.providers[0], payload["model"], counted, max_tokens
     )
@@ -216,8 +220,7 @@ async def test_streams_settle_from_usage_or_at_the_reservation_when_usage_is_uns
     )  # fmt: skip
     _ = [chunk async for chunk in stream]
     assert daily() - before == FAKE_COST
-    # Without include_usage the sidecar never sees usage: it charges the reservation.
-    reservation = worst_case(sidecar, {"model": "gpt-4o-mini", "messages": ASK}, 50)
+    # Without include_usage the sidecar asks for usage on the app's behalf: the real cost.
     before = daily()
     stream = await client.chat.completions.create(
         model="gpt-4o-mini",
@@ -225,8 +228,12 @@ async def test_streams_settle_from_usage_or_at_the_reservation_when_usage_is_uns
         max_tokens=50,
         stream=True,
     )
-    _ = [chunk async for chunk in stream]
-    assert daily() - before == reservation > FAKE_COST
+    chunks = [chunk async for chunk in stream]
+    assert daily() - before == FAKE_COST
+    assert all(chunk.usage is None and chunk.choices for chunk in chunks), "as the app asked"
+    assert fake_openai.requests[-1].json["stream_options"] == {"include_usage": True}
+    # Far from the cap, a hold counts the prompt as bytes (no tokenizer tables loaded).
+    reservation = worst_case(sidecar, {"model": "gpt-4o-mini", "messages": ASK}, 50, bound=True)
     # A stream cut mid-way may have been billed up to the reservation: charge it.
     fake_openai.faults.append(Fault(cut_after_chunks=2))
     before = daily()

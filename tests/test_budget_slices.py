@@ -159,3 +159,28 @@ def test_three_sidecars_under_random_load_never_spend_past_the_cap(seed: int) ->
             sidecar.call(ask, end)
         sidecar.sync(end)
     assert operator.spent == settled, "every settled cent reaches the operator's ledger"
+
+
+async def test_a_call_refused_for_want_of_a_slice_says_when_to_retry() -> None:
+    """`onExhausted: reject` answers 429 with retry-after: a second while a slice may
+    still come, the cap's next period once the operator has said the cap is spent."""
+    from proxy.config import parse_spec
+    from proxy.dialects import ROUTES
+    from proxy.dialects.base import ParsedRequest
+    from proxy.server.budget import BudgetGate
+    from proxy.server.metrics import Metrics
+
+    spec = parse_spec({"providers": [{"name": "p", "type": "openai", "baseURL": "http://x/v1"}],
+                       "budget": {"dailyUSD": "5", "onExhausted": "reject"}})  # fmt: skip
+    gate = BudgetGate(spec, Metrics(), clock=lambda: T0)
+    keeper = gate.join_cluster(report_every=10)
+    dialect = ROUTES[0][1]
+    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    parsed = ParsedRequest("gpt-4o-mini", False, 10, payload, b"{}")
+    refused = await gate.admit(dialect, list(spec.providers), parsed, "none")
+    assert isinstance(refused, Refusal)
+    assert refused.resets_at == T0 + timedelta(seconds=1), "a slice may be on its way"
+    keeper.answered(Ask(None, D(0), D(0), True), "", D(0), 60, D(0), T0)  # the cap is spent
+    refused = await gate.admit(dialect, list(spec.providers), parsed, "none")
+    assert isinstance(refused, Refusal)
+    assert refused.resets_at == datetime(2026, 5, 2, tzinfo=UTC), "the next day"

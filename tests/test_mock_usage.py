@@ -11,7 +11,7 @@ import pytest
 from proxy import tokens
 from tests.conftest import StartSidecar, anthropic_client, openai_client
 
-MOCK_ONLY = {"mock": {"seed": 2}, "traffic": {"realWeight": 0}}
+MOCK_ONLY = {"mock": {"seed": 2, "tokenCount": "exact"}, "traffic": {"realWeight": 0}}
 
 
 async def metrics(port: int) -> str:
@@ -123,8 +123,10 @@ async def test_responses_cut_answer_is_incomplete(
     assert response.usage.output_tokens <= 16
 
 
-async def test_estimate_mode_skips_the_tokenizer(start_sidecar: StartSidecar) -> None:
-    spec = {"mock": {"seed": 2, "tokenCount": "estimate"}, "traffic": {"realWeight": 0}}
+async def test_estimate_mode_is_the_default_and_skips_the_tokenizer(
+    start_sidecar: StartSidecar,
+) -> None:
+    spec = {"mock": {"seed": 2}, "traffic": {"realWeight": 0}}
     client = openai_client(await start_sidecar(spec))
     completion = await client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "A tweet about tea"}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from proxy.config.model import CircuitBreaker, RateLimit, Retry, Tenants
 from proxy.resilience import retry
 from proxy.resilience.breaker import Breaker, State
 from proxy.resilience.chain import Chain, GiveUp, Try, UseMock, fallback_chain, health
-from proxy.resilience.ratelimit import Limiter
+from proxy.resilience.ratelimit import Limiter, reset_after
 from proxy.resilience.registry import Registry
 from proxy.resilience.tenants import TenantQuotas
 
@@ -133,6 +134,38 @@ def test_rate_limit_follows_the_provider() -> None:
     assert unlimited.reserve(1, 1.0, max_wait=2.0) == pytest.approx(2.0)
     unlimited.observe(200, CIMultiDict({"anthropic-ratelimit-requests-remaining": "0"}), None, 5)
     assert unlimited.reserve(1, 5.0, 0.0) is None, "no quota left: paused"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("2m3.5s", 123.5), ("0h1m0s", 60.0), ("0s", 0.0),
+     ("2026-11-29T00:00:30Z", 30.0), ("2026-11-29T00:00:30+00:00", 30.0),
+     ("2026-11-29T00:00:30", None), ("soon", None), ("", None), (None, None),
+     ("99h", 3600.0)],
+)  # fmt: skip
+def test_reset_headers_are_read_in_both_providers_forms(
+    text: str | None, seconds: float | None
+) -> None:
+    midnight = datetime(2026, 11, 29, tzinfo=UTC).timestamp()
+    assert reset_after(text, midnight) == (None if seconds is None else pytest.approx(seconds))
+
+
+def test_an_exhausted_quota_pauses_until_its_reset() -> None:
+    openai = Limiter(None, now=0.0)
+    openai.observe(200, CIMultiDict({"x-ratelimit-remaining-tokens": "0",
+                                     "x-ratelimit-reset-tokens": "6s"}), None, 0.0)  # fmt: skip
+    assert openai.reserve(1, 5.0, max_wait=0.5) is None, "tokens reset at 6 s, not after 1 s"
+    assert openai.reserve(1, 5.0, max_wait=1.0) == pytest.approx(1.0)
+    anthropic = Limiter(None, now=0.0)
+    wall = datetime(2026, 11, 29, tzinfo=UTC).timestamp()
+    headers = {"anthropic-ratelimit-requests-remaining": "7",
+               "anthropic-ratelimit-requests-reset": "2026-11-29T00:00:04Z"}  # fmt: skip
+    anthropic.observe(429, CIMultiDict(headers), None, 0.0, wall)
+    assert anthropic.reserve(1, 3.0, max_wait=0.5) is None, "a 429 without retry-after: reset"
+    assert anthropic.reserve(1, 3.0, max_wait=1.0) == pytest.approx(1.0)
+    asked = Limiter(None, now=0.0)
+    asked.observe(429, CIMultiDict({"x-ratelimit-reset-requests": "30s"}), 2.0, 0.0)
+    assert asked.reserve(1, 2.0, max_wait=0.0) == 0.0, "retry-after wins over the reset"
 
 
 def test_tenant_quota_refuses_with_retry_after() -> None:

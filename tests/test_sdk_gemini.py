@@ -251,3 +251,27 @@ async def test_mock_function_call(start_sidecar: StartSidecar) -> None:
     assert isinstance((response.function_calls[0].args or {})["city"], str)
     assert chunks[-1].function_calls is not None
     assert chunks[-1].function_calls[0].name == "get_weather"
+
+
+async def test_mock_stream_without_alt_sse_is_one_json_array(start_sidecar: StartSidecar) -> None:
+    """The REST default (no ``?alt=sse``) answers the chunks as one JSON array, as Gemini does."""
+    sidecar = await start_sidecar(MOCK_ONLY)
+    body = {"contents": [{"role": "user", "parts": [{"text": "Describe a watering can"}]}]}
+    base = f"http://127.0.0.1:{sidecar.data_port}/v1beta/models/{MODEL}"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}:streamGenerateContent", json=body) as plain:
+            assert plain.status == 200
+            assert plain.content_type == "application/json"
+            chunks = json.loads(await plain.read())
+        async with session.post(f"{base}:streamGenerateContent?alt=sse", json=body) as sse:
+            assert sse.content_type == "text/event-stream"
+            events = [
+                json.loads(line.removeprefix(b"data: "))
+                for line in (await sse.read()).splitlines()
+                if line.startswith(b"data: ")
+            ]
+    assert isinstance(chunks, list)
+    assert len(chunks) > 1
+    assert chunks == events, "the same chunks, framed as an array instead of events"
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] > 0

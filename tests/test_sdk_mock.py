@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from tests.conftest import StartSidecar, anthropic_client, openai_client
+import asyncio
+import logging
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartSidecar, anthropic_client, openai_client, real_spec
+from tests.fakes.base import Fault
+from tests.fakes.openai import FakeOpenAI
 
 MOCK_ONLY = {"mock": {"seed": 7}, "traffic": {"realWeight": 0}}
 
@@ -94,3 +102,32 @@ async def test_max_tokens_bounds_the_mock_answer(start_sidecar: StartSidecar) ->
         messages=[{"role": "user", "content": "Write a very long essay"}],
     )
     assert len(message.content[0].text.split()) <= 3  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("real", [False, True])
+async def test_an_app_hanging_up_mid_stream_is_no_server_error(
+    start_sidecar: StartSidecar,
+    fake_openai: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+    real: bool,
+) -> None:
+    """A client that leaves mid-stream is normal: no 'Error handling request', no stack."""
+    spec = real_spec(fake_openai, weight=100) if real else {"traffic": {"realWeight": 0}}
+    spec["mock"] = {"latency": {"tokensPerSecond": 20}}
+    if real:
+        fake_openai.faults.append(Fault(stall_after_chunks=2, stall_seconds=0.5))
+    sidecar = await start_sidecar(spec)
+    ask = [{"role": "user", "content": "Write a long blog post about tea"}]
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": ask}
+    url = f"http://127.0.0.1:{sidecar.data_port}/v1/chat/completions"
+    for _ in range(3):
+        async with aiohttp.ClientSession() as http, http.post(url, json=body) as response:
+            await response.content.readany()
+        await asyncio.sleep(0.6)  # the sidecar writes on into the closed connection
+    ours = ("aiohttp", "llm_rollout")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(ours)]
+    assert not errors, caplog.text
+    completion = await openai_client(sidecar).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert completion.choices[0].message.content

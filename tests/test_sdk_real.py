@@ -196,3 +196,52 @@ async def test_provider_error_event_midstream_is_relayed_once_and_counted(
     assert "before completion" not in text, "no second, sidecar-made error is appended"
     errors = sidecar.runtime.metrics.stream_errors.labels(dialect, backend, "provider-error")
     assert errors._value.get() == 1
+
+
+async def test_a_stream_without_include_usage_reaches_the_app_byte_for_byte(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    """The sidecar asks for usage on the app's behalf and takes out what that added."""
+    sidecar = await start_sidecar(real_spec(fake_openai))
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+            "stream": True}  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        direct = await (
+            await http.post(
+                f"http://127.0.0.1:{fake_openai.port}/v1/chat/completions",
+                json=body,
+                headers={"Authorization": "Bearer sk-real-openai"},
+            )
+        ).read()
+        through = await (await http.post(
+            f"http://127.0.0.1:{sidecar.data_port}/v1/chat/completions", json=body
+        )).read()  # fmt: skip
+    assert b'"usage"' not in direct
+    assert through == direct
+    assert fake_openai.requests[-1].json["stream_options"] == {"include_usage": True}
+    usage = sidecar.runtime.metrics.tokens.labels(
+        "chat", "openai", "gpt-4o-mini", "input", "openai-primary"
+    )
+    assert usage._sum.get() == 11, "usage read from the chunk the app never saw"
+
+
+def test_added_usage_is_taken_out_whatever_the_chunking() -> None:
+    """Events split anywhere across network chunks come out whole and as the app asked."""
+    from proxy.dialects.openai_chat import AddedUsage
+
+    stream = (
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"a \\"usage\\": null"}}],'
+        b'"usage":null}\n\n'
+        b'data: {"id":"c","choices":[],"prompt_filter_results":[],"usage":null}\n\n'
+        b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    expected = (
+        b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"a \\"usage\\": null"}}]}\n\n'
+        b'data: {"id":"c","choices":[],"prompt_filter_results":[]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    for size in (1, 2, 7, 64, len(stream)):
+        strip = AddedUsage()
+        out = b"".join(strip.feed(stream[i : i + size]) for i in range(0, len(stream), size))
+        assert out + strip.close() == expected, size

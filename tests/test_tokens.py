@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from proxy import tokens
 
 
@@ -67,3 +70,19 @@ def test_tool_schemas_count_their_property_names_and_gpt_4o_mini_images_their_ow
     mini = tokens.count_request("openai.chat", base | {"messages": [picture]})
     gpt4o = tokens.count_request("openai.chat", base | {"model": "gpt-4o", "messages": [picture]})
     assert mini - gpt4o == 2_833 + 8 * 5_667 - tokens.IMAGE_TOKENS
+
+
+@given(st.text(max_size=400), st.sampled_from(["gpt-4o-mini", "gpt-3.5-turbo", "o3-mini"]))
+@settings(max_examples=200, deadline=None)
+def test_the_byte_bound_never_under_counts_an_openai_prompt(text: str, model: str) -> None:
+    """The table-free bound a far-away cap reserves is never below the exact count."""
+    payload = {"model": model, "messages": [{"role": "user", "content": text}]}
+    exact = tokens.reservation_tokens("openai.chat", payload, model)
+    assert tokens.bound_tokens("openai.chat", payload, model) >= exact
+
+
+def test_the_bound_of_other_providers_is_their_margined_estimate() -> None:
+    payload = {"model": "claude-sonnet-5", "messages": [{"role": "user", "content": "héllo"}]}
+    assert tokens.bound_tokens("anthropic.messages", payload, "claude-sonnet-5") == (
+        tokens.reservation_tokens("anthropic.messages", payload, "claude-sonnet-5")
+    )

@@ -203,6 +203,11 @@ class Ledger:
         elif state.cap != cap:
             state.resize(cap)
 
+    @property
+    def budget(self) -> Budget:
+        """The rollout's caps in force."""
+        return self._budget
+
     def fresh(self, *, cluster: bool | None = None) -> Ledger:
         """An empty ledger with this one's caps (to re-read a file that was fixed, or to
         hand the rollout's caps to the operator when a control channel connects)."""
@@ -249,6 +254,14 @@ class Ledger:
         for state in states:
             state.roll(now)
         return states
+
+    def headroom(self, tenant: str, now: datetime) -> Decimal:
+        """What a call by `tenant` could hold now: the least any applicable budget has
+        free (0 when the ledger is unusable)."""
+        if self.corrupt is not None:
+            return ZERO
+        return min((s.allowance.available(now) for s in self.applicable(tenant, now)),
+                   default=ZERO)  # fmt: skip
 
     def reserve(
         self, tenant: str, amount: Decimal, now: datetime

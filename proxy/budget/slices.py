@@ -64,7 +64,16 @@ class SliceKeeper:
     slice: Decimal = ZERO  # the size of the last slice granted
     needed: Decimal = ZERO  # the largest worst case refused since the last grant
     retry_at: datetime | None = None
+    #: The operator's last answer to a slice request was no: the cluster cap is spent.
+    exhausted: bool = False
     _leases: dict[str, _Kept] = field(default_factory=dict)
+
+    def refill_at(self, now: datetime, period_end: datetime | None) -> datetime:
+        """When a call refused for want of a slice may find one: the cap's next period
+        when the operator said the cap is spent, else as soon as a slice can arrive."""
+        if self.exhausted and period_end is not None:
+            return period_end
+        return max(self.retry_at or now, now) + timedelta(seconds=RETRY_SECONDS)
 
     def short(self, amount: Decimal) -> None:
         """A call of worst case `amount` did not fit: ask for enough to cover the next one."""
@@ -126,11 +135,12 @@ class SliceKeeper:
         if slice_usd > 0:
             self.allowance.grant(slice_usd, lease_id, self._closes(now, ttl))
             self._leases[lease_id] = _Kept(renewed_at=now, ttl=ttl)
-            self.slice, self.retry_at = slice_usd, None
+            self.slice, self.retry_at, self.exhausted = slice_usd, None, False
             if self.allowance.available(now) >= self.needed:
                 self.needed = ZERO  # the refused call's worst case now fits
         else:
             self.retry_at = now + timedelta(seconds=RETRY_SECONDS)
+            self.exhausted = True
 
     def failed(self, now: datetime) -> None:
         """The operator could not be reached: ask again later, keep what is held."""

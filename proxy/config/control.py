@@ -119,7 +119,11 @@ class WindowReport(Model):
     """What a sidecar POSTs to `.../stats` every window."""
 
     sidecar: str = Field(min_length=1, description="pod name (or any id unique per sidecar)")
-    config_version: int = Field(ge=0)
+    config_version: int = Field(
+        ge=0,
+        description="the config version in force when the window began (the operator "
+        "ignores windows older than its last weight change, retry or promote)",
+    )
     arms: dict[Arm, ArmWindow] = Field(default_factory=dict)
 
 
@@ -128,6 +132,12 @@ class EffectiveConfig(Model):
 
     version: int = Field(ge=1, description="bumps on every change; long-poll with ?after=VERSION")
     phase: str
+    breaker_epoch: int = Field(
+        default=0,
+        ge=0,
+        description="bumps when the operator wants providers tried again (a retry after an "
+        "outage): sidecars half-open every open circuit breaker",
+    )
     spec: LLMRolloutSpec = Field(
         description="the rollout's spec with traffic.realWeight set to the operator's current "
         "weight, forceMock set on abort, and each provider's rateLimit divided by the number "

@@ -208,9 +208,10 @@ class MockSpec(Model):
     latency: MockLatency = MockLatency()
     errors: MockErrors = MockErrors()
     replay: MockReplay | None = None
-    #: exact: OpenAI models' usage from their real tokenizer (costs ~125 MB of RSS once
-    #: loaded); estimate: the documented approximation for every model.
-    token_count: Literal["exact", "estimate"] = "exact"
+    #: estimate (default): the documented approximation for every model, no tables;
+    #: exact: OpenAI models' usage from their real tokenizer (~125 MB of RSS once loaded,
+    #: paid by every pod: opt in where exact mock usage matters).
+    token_count: Literal["exact", "estimate"] = "estimate"
 
 
 class StickyKey(Model):

@@ -13,7 +13,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from proxy.config import ProviderType
 from proxy.sse import Event
@@ -83,6 +83,15 @@ class ParsedRequest:
     raw: bytes = field(repr=False)
 
 
+class StreamFilter(Protocol):
+    """Rewrites a relayed stream chunk by chunk: `feed` returns what to send on now
+    (possibly nothing, while an event is incomplete), `close` what is left at the end."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def close(self) -> bytes: ...
+
+
 class Dialect(ABC):
     #: Short name used in metrics and logs, e.g. ``openai.chat``.
     name: str
@@ -135,6 +144,15 @@ class Dialect(ABC):
     @abstractmethod
     def usage_from_payload(self, payload: dict[str, Any], event: str | None = None) -> Usage | None:
         """Usage from a whole answer body or from one stream event's JSON, if it carries any."""
+
+    def upstream_body(self, request: ParsedRequest) -> tuple[bytes, StreamFilter | None]:
+        """The body to send the provider, and the filter its stream must pass through.
+
+        Bytes through: the request as the app sent it, answered as the provider
+        answers. A dialect whose streams report usage only when asked overrides this
+        to ask, and filters out what asking added (`StreamFilter`).
+        """
+        return request.raw, None
 
     def auth_headers(self, key: str) -> dict[str, str]:
         """Headers that carry the sidecar's provider key."""

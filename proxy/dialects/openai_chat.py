@@ -1,7 +1,16 @@
-"""OpenAI Chat Completions: ``POST /v1/chat/completions``."""
+"""OpenAI Chat Completions: ``POST /v1/chat/completions``.
+
+A chat stream reports usage only when asked (``stream_options.include_usage``). So
+that every stream is charged its real cost, not its whole reservation, the sidecar
+asks on the app's behalf and removes what asking adds before the app sees it: the
+final chunk with ``choices: []`` and the ``"usage": null`` the other chunks then
+carry. The app gets the stream byte for byte as it would have without the sidecar.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from proxy.dialects.base import (
@@ -9,6 +18,7 @@ from proxy.dialects.base import (
     Dialect,
     ErrorKind,
     ParsedRequest,
+    StreamFilter,
     Usage,
     dumps,
     ints,
@@ -77,6 +87,16 @@ class OpenAIChat(OpenAIDialect):
             raw=raw,
         )
 
+    def upstream_body(self, request: ParsedRequest) -> tuple[bytes, StreamFilter | None]:
+        if not request.stream:
+            return request.raw, None
+        options = request.payload.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            return request.raw, None
+        asked = dict(options) if isinstance(options, dict) else {}
+        body = request.payload | {"stream_options": asked | {"include_usage": True}}
+        return json.dumps(body, separators=(",", ":")).encode(), AddedUsage()
+
     def usage_from_payload(self, payload: dict[str, Any], event: str | None = None) -> Usage | None:
         usage = payload.get("usage")
         if not isinstance(usage, dict):
@@ -88,3 +108,48 @@ class OpenAIChat(OpenAIDialect):
             cache_read_tokens="prompt_tokens_details.cached_tokens",
             reasoning_tokens="completion_tokens_details.reasoning_tokens",
         )
+
+
+#: ``"usage": null`` as a key of a chunk (quotes inside JSON strings are escaped, so
+#: this cannot match text the model wrote).
+_NULL_USAGE = re.compile(rb',\s*"usage"\s*:\s*null')
+#: The usage chunk: no choices, a usage object (Azure's content-filter chunk has no
+#: choices either, but no usage object).
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+#: Where an SSE event ends: a blank line.
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+class AddedUsage:
+    """Takes out of a chat stream what ``include_usage`` added (see module doc).
+
+    Works on whole events: bytes of an event still arriving wait for its end.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk
+        ends = list(_EVENT_END.finditer(data))
+        if not ends:
+            self._pending = data
+            return b""
+        whole, self._pending = data[: ends[-1].end()], data[ends[-1].end() :]
+        out, start = [], 0
+        for end in ends:
+            out.append(_without_usage(whole[start : end.end()]))
+            start = end.end()
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        rest, self._pending = self._pending, b""
+        return _without_usage(rest)
+
+
+def _without_usage(event: bytes) -> bytes:
+    """One event as the app would have got it: the usage chunk dropped, null usage cut."""
+    if _EMPTY_CHOICES.search(event) and _USAGE_OBJECT.search(event):
+        return b""
+    return _NULL_USAGE.sub(b"", event)

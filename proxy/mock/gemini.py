@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from proxy.dialects import ParsedRequest
@@ -10,7 +11,7 @@ from proxy.mock.text import content_text, split_for_stream
 from proxy.sse import encode
 
 if TYPE_CHECKING:
-    from proxy.mock.answer import Draft
+    from proxy.mock.answer import Answer, Draft
 
 
 def prompt(payload: dict[str, Any]) -> str:
@@ -56,3 +57,24 @@ def render(request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
     events = [encode(dumps(chunk([{"text": p}], False, 0)).decode()) for p in pieces[:-1]]
     events.append(encode(dumps(chunk([{"text": pieces[-1]}], True, draft.output_tokens)).decode()))
     return b"", events
+
+
+def as_json_array(answer: Answer) -> Answer:
+    """A streamed answer as ``streamGenerateContent`` without ``?alt=sse`` sends it.
+
+    Gemini then answers ``application/json``: one JSON array whose elements are the
+    chunks the SSE form would send as ``data:`` lines (the REST API's default; only
+    clients that ask for ``alt=sse`` get events). The time the chunks would take
+    passes before the whole array is written. Errors are JSON already: unchanged.
+    """
+    if not answer.events:
+        return answer
+    chunks = [event.removeprefix(b"data: ").rstrip(b"\r\n") for event in answer.events]
+    return replace(
+        answer,
+        content_type="application/json",
+        body=b"[" + b",\r\n".join(chunks) + b"]",
+        events=[],
+        delays=[],
+        wait=answer.wait + sum(answer.delays),
+    )

@@ -68,6 +68,13 @@ class Breaker:
             self._probes_started = self._probes_ok
         return self._state
 
+    def probe_now(self, now: float) -> None:
+        """An open breaker lets probes through at once (the operator says the provider may
+        be back: a `retry` after an outage); closed and half-open ones are left as they are."""
+        if self.state(now) is State.OPEN:
+            self._opened_at = now - self.policy.open_seconds
+            self.state(now)
+
     def reopens_in(self, now: float) -> float:
         """Seconds until an open breaker lets a probe through (0 when not open)."""
         if self.state(now) is not State.OPEN:

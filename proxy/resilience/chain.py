@@ -150,7 +150,7 @@ class Chain:
         """A retryable failure before anything was relayed; True if another step exists."""
         state = self._state(provider, now)
         asked = retry.retry_after(headers, wall_now)
-        state.limiter.observe(status, headers, asked, now)
+        state.limiter.observe(status, headers, asked, now, wall_now)
         state.breaker.record(health(status), now)
         made = self.attempts[provider.name]
         if made < self.policy.max_attempts and state.breaker.would_allow(now):
@@ -184,7 +184,7 @@ class Chain:
     ) -> None:
         """An answer was relayed; `ok` is False when its stream died mid-way."""
         state = self._state(provider, now)
-        state.limiter.observe(status, headers, retry.retry_after(headers, wall_now), now)
+        state.limiter.observe(status, headers, retry.retry_after(headers, wall_now), now, wall_now)
         state.limiter.settle(self.tokens, used_tokens, now)
         state.breaker.record(health(status) if ok else False, now)
 

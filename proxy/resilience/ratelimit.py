@@ -16,13 +16,17 @@ next backend. Estimates are corrected with the usage read from the answer.
 The provider's own view wins when it is stricter. Low remaining quota in
 `x-ratelimit-remaining-*` (OpenAI) or `anthropic-ratelimit-*-remaining` drains the
 local buckets down to it; a 429, or a remaining count of 0, pauses the provider
-until its `retry-after` (or one second when it gives none). A paused provider is
-waited for only up to `retry.maxBackoffMs`, like a `retry-after` on a retry.
+until its `retry-after`, else until the quota's own reset (`x-ratelimit-reset-*`,
+Go durations such as ``6m0s``; `anthropic-ratelimit-*-reset`, RFC 3339 times), else
+for one second. A paused provider is waited for only up to `retry.maxBackoffMs`,
+like a `retry-after` on a retry.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import datetime
 
 from proxy.config.model import RateLimit
 
@@ -31,7 +35,19 @@ _REMAINING = (
     ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"),
     ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-tokens-remaining"),
 )
+#: The header saying when each of those quotas is full again.
+_RESET = {
+    "x-ratelimit-remaining-requests": "x-ratelimit-reset-requests",
+    "x-ratelimit-remaining-tokens": "x-ratelimit-reset-tokens",
+    "anthropic-ratelimit-requests-remaining": "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-remaining": "anthropic-ratelimit-tokens-reset",
+}
 _DEFAULT_PAUSE = 1.0
+#: A Go duration as OpenAI writes its resets: ``1s``, ``6m0s``, ``20ms``, ``1h2m3.5s``.
+_GO_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?"
+                          r"(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")  # fmt: skip
+#: Longest reset believed: a header claiming more is a misreading, not a reason to stop.
+_MAX_RESET = 3600.0
 
 
 class Bucket:
@@ -107,25 +123,41 @@ class Limiter:
             self.tokens.level += estimated - actual
 
     def observe(
-        self, status: int | None, headers: Mapping[str, str], asked: float | None, now: float
+        self,
+        status: int | None,
+        headers: Mapping[str, str],
+        asked: float | None,
+        now: float,
+        wall_now: float = 0.0,
     ) -> None:
         """Learn from a provider's answer: its remaining quota, its 429s and its retry-after.
 
-        A 429 pauses the provider (for its `retry-after`, else a second); so does a
-        5xx that says `retry-after` (maintenance, overload): it asked everyone to wait.
+        A 429 pauses the provider (for its `retry-after`, else until the soonest quota
+        reset it reports, else a second); so does a 5xx that says `retry-after`
+        (maintenance, overload): it asked everyone to wait. A quota at 0 pauses until
+        that quota's reset. `wall_now` (Unix time) reads Anthropic's reset timestamps.
         """
-        if status == 429 or (asked is not None and status is not None and status >= 500):
-            self.pause(asked if asked is not None else _DEFAULT_PAUSE, now)
+        exhausted: list[float] = []
+        resets: list[float] = []
         for requests_header, tokens_header in _REMAINING:
             for bucket, header in ((self.requests, requests_header), (self.tokens, tokens_header)):
                 remaining = _int(headers.get(header))
                 if remaining is None:
                     continue
+                reset = reset_after(headers.get(_RESET[header]), wall_now)
+                if reset is not None:
+                    resets.append(reset)
                 if remaining == 0:
-                    self.pause(asked if asked is not None else _DEFAULT_PAUSE, now)
+                    exhausted.append(reset if reset is not None else _DEFAULT_PAUSE)
                 elif bucket is not None:
                     bucket.refill(now)
                     bucket.level = min(bucket.level, float(remaining))
+        if asked is not None and (status == 429 or (status is not None and status >= 500)):
+            self.pause(asked, now)
+        elif status == 429:
+            self.pause(max(exhausted) if exhausted else min(resets, default=_DEFAULT_PAUSE), now)
+        if exhausted:
+            self.pause(asked if asked is not None else max(exhausted), now)
 
     def pause(self, seconds: float, now: float) -> None:
         self.paused_until = max(self.paused_until, now + seconds)
@@ -139,6 +171,27 @@ def _resized(bucket: Bucket | None, per_minute: int | None, now: float) -> Bucke
         bucket.refill(now)
         fresh.level = min(fresh.capacity, bucket.level + fresh.capacity - bucket.capacity)
     return fresh
+
+
+def reset_after(text: str | None, wall_now: float) -> float | None:
+    """Seconds until a quota resets, from OpenAI's Go duration or Anthropic's RFC 3339 time.
+
+    None when absent or unreadable; bounded by `_MAX_RESET`.
+    """
+    if not text:
+        return None
+    text = text.strip()
+    match = _GO_DURATION.match(text)
+    if match is not None and any(match.groups()):
+        hours, minutes, seconds, millis = (float(g) if g else 0.0 for g in match.groups())
+        return min(hours * 3600 + minutes * 60 + seconds + millis / 1000, _MAX_RESET)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(max(0.0, when.timestamp() - wall_now), _MAX_RESET)
 
 
 def _int(text: str | None) -> int | None:

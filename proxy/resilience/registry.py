@@ -68,6 +68,15 @@ class Registry:
             Limiter(provider.rate_limit, now),
         )
 
+    def probe_open(self, now: float) -> list[str]:
+        """Half-open every open breaker now; the providers whose breakers moved."""
+        moved = []
+        for name, state in self._providers.items():
+            if state.breaker.state(now) is State.OPEN:
+                state.breaker.probe_now(now)
+                moved.append(name)
+        return moved
+
     def states(self, now: float) -> dict[str, State]:
         return {name: s.breaker.state(now) for name, s in self._providers.items()}
 

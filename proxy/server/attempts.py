@@ -162,9 +162,10 @@ class _Walk:
             )
             log.error("request %s: %s", self.request_id, self.last)
             return None if self.chain.skip(provider) else self._failure(provider, self.last)
+        body, stream_filter = self.dialect.upstream_body(self.parsed)
         try:
             upstream = await _attempt(
-                self.session, self.request, self.dialect, provider, key, self.parsed,
+                self.session, self.request, self.dialect, provider, key, body,
                 self.chain.deadline - self.clock(),
             )  # fmt: skip
             status = upstream.status
@@ -179,7 +180,9 @@ class _Walk:
                 upstream.release()
                 return None
             self._stamp(provider.name)
-            response, outcome = await relay(self.request, upstream, self.dialect, self.headers)
+            response, outcome = await relay(
+                self.request, upstream, self.dialect, self.headers, stream_filter
+            )
         except UpstreamFailure as failure:
             self.last = failure
             self.uncertain = self.uncertain or failure.may_have_run
@@ -222,13 +225,13 @@ async def _attempt(
     dialect: Dialect,
     provider: Provider,
     key: str,
-    parsed: ParsedRequest,
+    body: bytes,
     remaining: float,
 ) -> aiohttp.ClientResponse:
     """One call to a provider, cut short when the chain's deadline comes first."""
     try:
         async with asyncio.timeout(max(remaining, 0.001)):
-            return await open_upstream(session, request, dialect, provider, key, parsed.raw)
+            return await open_upstream(session, request, dialect, provider, key, body)
     except TimeoutError:
         raise UpstreamFailure(
             ErrorKind.TIMEOUT,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,15 +40,20 @@ from proxy.budget import (
     UnknownPrice,
     store,
 )
-from proxy.budget.ledger import CLUSTER_KEY
+from proxy.budget.ledger import CLUSTER_KEY, Period, period_bounds
 from proxy.budget.slices import SliceKeeper
 from proxy.config import LLMRolloutSpec, Provider
 from proxy.dialects import Dialect, ParsedRequest, Usage
 from proxy.server.metrics import Metrics
 from proxy.server.relay import Outcome
-from proxy.tokens import reservation_tokens
+from proxy.tokens import bound_tokens, reservation_tokens
 
 log = logging.getLogger("llm_rollout.budget")
+
+#: A call whose cheap worst case (`bound_tokens`) is more than 1/NEAR_CAP of what its
+#: budgets have left is counted exactly: near a cap the count decides admission; far
+#: from it the over-count decides nothing and the tokenizer tables are never loaded.
+NEAR_CAP = 100
 
 
 def utc_now() -> datetime:
@@ -68,6 +73,7 @@ class Ticket:
     #: covers the dearest, so a fallback can never spend past the cap.
     reachable: tuple[Provider, ...] = ()
     worst_case: Decimal | None = None  # computed when needed
+    exact: bool = False  # whether worst_case counted the prompt exactly
     reservation: Reservation | None = None  # None: no cap applies
     settled: bool = False
     cost: Decimal | None = None  # what settling charged for the answer (None: unpriced)
@@ -235,7 +241,10 @@ class BudgetGate:
         if not self.ledger.enabled:
             return ticket
         try:
-            worst = self._worst_case(ticket)
+            worst = self._worst_case(ticket, exact=False)
+            headroom = self.ledger.headroom(tenant, self.clock())
+            if 0 < headroom < worst * NEAR_CAP:  # at 0 nothing fits: no count decides
+                worst = self._worst_case(ticket, exact=True)
         except UnknownPrice as error:
             self._unpriced(error)
             return Refusal(f"price of {parsed.model}", Decimal(0), Decimal(0), Decimal(0),
@@ -243,6 +252,11 @@ class BudgetGate:
         result, events = self.ledger.reserve(tenant, worst, self.clock())
         self._emit(events)
         if isinstance(result, Refusal):
+            if result.budget == CLUSTER_KEY and self.keeper is not None:
+                # No slice held: say when one may be (a 429 to `onExhausted: reject`
+                # carries it as retry-after).
+                result = replace(result, resets_at=self.keeper.refill_at(
+                    self.clock(), self._period_end()))  # fmt: skip
             self._need(refused=worst if result.budget == CLUSTER_KEY else None)
             self.metrics.budget_refusals.labels(result.budget).inc()
             log.info("budget refusal: %s", result.message)
@@ -257,10 +271,27 @@ class BudgetGate:
         ticket.reservation = result
         return ticket
 
-    def _worst_case(self, ticket: Ticket) -> Decimal:
-        if ticket.worst_case is None:
+    def _period_end(self) -> datetime | None:
+        """When the rollout's cluster cap starts its next period (daily, else monthly)."""
+        budget = self.ledger.budget
+        period: Period | None = (
+            "daily" if budget.daily_usd is not None
+            else "monthly" if budget.monthly_usd is not None else None
+        )  # fmt: skip
+        return period_bounds(period, self.clock())[1] if period is not None else None
+
+    def _worst_case(self, ticket: Ticket, exact: bool = False) -> Decimal:
+        """The most the call can cost at the dearest reachable provider.
+
+        Its prompt is counted with `bound_tokens` (no tokenizer tables) unless `exact`;
+        the exact count replaces a bound once taken. The hold is what settling without
+        usage charges, so an exact count is kept when one was needed to admit the call.
+        """
+        if ticket.worst_case is None or (exact and not ticket.exact):
             parsed = ticket.parsed
-            tokens = reservation_tokens(ticket.dialect.name, parsed.payload, ticket.model)
+            count = reservation_tokens if exact else bound_tokens
+            tokens = count(ticket.dialect.name, parsed.payload, ticket.model)
+            ticket.exact = exact
             generates = ticket.dialect.operation != "embeddings"
             ticket.worst_case = max(
                 self.prices.worst_case(

@@ -1,7 +1,10 @@
 """The sidecar's end of the control channel: follow the operator, report the windows.
 
 Long-polls the rollout's effective config and applies each new version atomically
-(`Runtime.apply`); pushes the per-arm window stats every `stats_interval`; keeps
+(`Runtime.apply`); pushes the per-arm window stats on the rollout's own cadence
+(`stats_cadence`: half its analysis interval, between `min_stats_interval` and
+`MAX_STATS_INTERVAL`), so every analysis sees fresh windows; a window the operator
+could not take is kept and sent with the next one, never dropped; keeps
 the budget gate supplied with the operator's budget slices (`proxy.budget.slices`
 decides what to ask; this module only makes the calls). When the
 operator is away the sidecar keeps its last good config and retries with backoff:
@@ -20,10 +23,31 @@ import aiohttp
 from pydantic import ValidationError
 
 from proxy.budget.slices import Ask, SliceKeeper
-from proxy.config import AllowanceRequest, EffectiveConfig, Grant, WindowReport
+from proxy.config import (
+    AllowanceRequest,
+    Arm,
+    ArmWindow,
+    EffectiveConfig,
+    Grant,
+    LLMRolloutSpec,
+    WindowReport,
+    parse_duration,
+)
 from proxy.server.runtime import Runtime
 
 log = logging.getLogger("llm_rollout.control")
+
+#: The slowest stats cadence: a rollout without analysis still reports every 10 s.
+MAX_STATS_INTERVAL = 10.0
+
+
+def stats_cadence(spec: LLMRolloutSpec, floor: float) -> float:
+    """Seconds between stats pushes: half the rollout's analysis interval (two windows
+    per analysis, so none falls between pushes), at least `floor` (fleet scale: 1,000
+    sidecars pushing every second is 1,000 small requests a second at the operator)."""
+    analysis = spec.strategy.analysis if spec.strategy is not None else None
+    wanted = parse_duration(analysis.interval) / 2 if analysis is not None else MAX_STATS_INTERVAL
+    return min(MAX_STATS_INTERVAL, max(floor, wanted))
 
 
 class ControlClient:
@@ -36,7 +60,7 @@ class ControlClient:
         *,
         sidecar: str,
         poll_seconds: float = 30.0,
-        stats_interval: float = 10.0,
+        min_stats_interval: float = 1.0,
     ) -> None:
         namespace, _, name = rollout.partition("/")
         if not namespace or not name:
@@ -46,12 +70,23 @@ class ControlClient:
         self.token_file = token_file
         self.sidecar = sidecar
         self.poll_seconds = poll_seconds
-        self.stats_interval = stats_interval
+        self.min_stats_interval = min_stats_interval
         self.version = 0  # the operator's config version in force (0: none yet)
+        self.breaker_epoch = 0  # the operator's last word on trying providers again
+        #: Stats not yet taken by the operator, and the config version they began under.
+        self._unsent: dict[Arm, ArmWindow] = {}
+        self._window_version = 0
+        #: Set when a new config arrives: the current window ends there (it is pushed
+        #: tagged with the old version) and the cadence is recomputed from the new spec.
+        self._reconfigured = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         #: From here on the rollout's caps are the operator's: real calls spend its slices.
-        self.keeper: SliceKeeper = runtime.budget.join_cluster(report_every=stats_interval)
+        self.keeper: SliceKeeper = runtime.budget.join_cluster(report_every=MAX_STATS_INTERVAL)
+
+    @property
+    def stats_interval(self) -> float:
+        return stats_cadence(self.runtime.snapshot.spec, self.min_stats_interval)
 
     def _headers(self) -> dict[str, str]:
         token = self.token_file.read_text(encoding="utf-8").strip()
@@ -144,8 +179,13 @@ class ControlClient:
                     if response.status != 200:
                         raise RuntimeError(f"HTTP {response.status}: {body[:200]!r}")
                 config = EffectiveConfig.model_validate_json(body)
+                joining = self.version == 0
                 self.version = config.version
                 self.runtime.apply(config.spec, f"operator v{config.version} ({config.phase})")
+                if config.breaker_epoch > self.breaker_epoch:
+                    self._try_providers_again(config.breaker_epoch, joining)
+                self._reconfigured.set()
+                self.runtime.budget.wanted.set()  # a new cap: the keeper acts on it now
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
@@ -157,12 +197,29 @@ class ControlClient:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
 
+    def _try_providers_again(self, epoch: int, joining: bool) -> None:
+        """The operator re-enabled the providers (a retry after an outage): open breakers
+        half-open now, so probes find out whether the provider is back instead of the
+        real arm being served by the mock, and judged as failing, until `openSeconds`."""
+        self.breaker_epoch = epoch
+        if joining:
+            return  # a sidecar just joining has no breaker opened by that outage
+        moved = self.runtime.resilience.probe_open(self.runtime.clock())
+        self.runtime.refresh_breaker_gauges()
+        if moved:
+            log.info("operator asked to try providers again: %s half-open", ", ".join(moved))
+
     async def _report(self) -> None:
         assert self._session is not None
         while True:
-            await asyncio.sleep(self.stats_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconfigured.wait(), self.stats_interval)
+            self._reconfigured.clear()
+            for arm, window in self.runtime.stats.drain().items():
+                kept = self._unsent.get(arm)
+                self._unsent[arm] = window if kept is None else kept.merged(window)
             report = WindowReport(
-                sidecar=self.sidecar, config_version=self.version, arms=self.runtime.stats.drain()
+                sidecar=self.sidecar, config_version=self._window_version, arms=self._unsent
             )
             try:
                 async with self._session.post(
@@ -172,6 +229,10 @@ class ControlClient:
                     timeout=aiohttp.ClientTimeout(total=5),
                 ) as response:
                     if response.status >= 300:
-                        log.warning("stats push: HTTP %d (window dropped)", response.status)
-            except (OSError, aiohttp.ClientError) as error:
-                log.warning("stats push to %s failed: %s (window dropped)", self.base, error)
+                        raise RuntimeError(f"HTTP {response.status}")
+            except (OSError, aiohttp.ClientError, RuntimeError) as error:
+                log.warning("stats push to %s failed: %s (window kept for the next push)",
+                            self.base, error)  # fmt: skip
+                continue
+            self._unsent = {}
+            self._window_version = self.version  # the next window begins under this one

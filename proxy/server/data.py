@@ -170,6 +170,8 @@ class Handler:
         answer = replayed(
             request, snapshot.spec.mock.replay, self.dialect, parsed, seen
         ) or mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
+        if parsed.stream and _gemini_json_stream(request):
+            answer = mock.as_json_array(answer)
         headers.update(answer.headers)
         if answer.wait:
             await asyncio.sleep(answer.wait)
@@ -188,12 +190,15 @@ class Handler:
         response = web.StreamResponse(status=answer.status, headers=headers)
         response.content_type = answer.content_type
         await response.prepare(request)
-        for delay, event in zip(answer.delays, answer.events, strict=True):
-            if delay:
-                await asyncio.sleep(delay)
-            await response.write(event)
-            request.setdefault(FIRST_BYTE_AT, asyncio.get_running_loop().time())
-        await response.write_eof()
+        try:
+            for delay, event in zip(answer.delays, answer.events, strict=True):
+                if delay:
+                    await asyncio.sleep(delay)
+                await response.write(event)
+                request.setdefault(FIRST_BYTE_AT, asyncio.get_running_loop().time())
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the app hung up mid-stream: nobody is left to answer
         return response
 
     async def _serve_real(
@@ -279,6 +284,13 @@ def _analysis_view(decision: Decision, backend: str, status: int) -> tuple[Arm, 
     if backend == "mock":
         return "real", ErrorKind.UPSTREAM.status
     return "real", status
+
+
+def _gemini_json_stream(request: web.Request) -> bool:
+    """``streamGenerateContent`` without ``?alt=sse``: Gemini answers one JSON array."""
+    return request.match_info.get("method") == "streamGenerateContent" and (
+        request.query.get("alt") != "sse"
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -6,7 +6,9 @@ process without their counters mixing.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import asyncio
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from proxy.dialects import Usage
 
@@ -135,9 +137,30 @@ class Metrics:
             registry=r,
         )
 
+        # The process itself, for leaks a soak shows (`make soak`): RSS, open fds and CPU
+        # (prometheus-client's process_* metrics), asyncio tasks and open connections.
+        ProcessCollector(registry=r)
+        self.tasks = Gauge(
+            "llm_rollout_asyncio_tasks", "asyncio tasks alive in the sidecar.", registry=r
+        )
+        self.tasks.set_function(_tasks_alive)
+        self.connections = Gauge(
+            "llm_rollout_open_connections",
+            "Connections open on each port of the sidecar (data, admin).",
+            ["port"],
+            registry=r,
+        )
+
     def record_usage(
         self, operation: str, provider: str, model: str, backend: str, usage: Usage
     ) -> None:
         for token_type, count in (("input", usage.input_tokens), ("output", usage.output_tokens)):
             if count:
                 self.tokens.labels(operation, provider, model, token_type, backend).observe(count)
+
+
+def _tasks_alive() -> float:
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:  # read outside the event loop: nothing to count
+        return 0.0

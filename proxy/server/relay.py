@@ -21,6 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.dialects.base import StreamFilter
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import SSEParser
 
@@ -141,7 +142,11 @@ async def relay(
     upstream: aiohttp.ClientResponse,
     dialect: Dialect,
     extra_headers: Mapping[str, str],
+    stream_filter: StreamFilter | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
+    """Copy the provider's answer to the app; `stream_filter` rewrites a stream on the way
+    (it takes out what the sidecar asked for on the app's behalf, see `Dialect.upstream_body`);
+    usage is read from the stream as the provider sent it."""
     headers = CIMultiDict(client_headers(upstream.headers))
     for name, value in extra_headers.items():
         if name == "x-should-retry":
@@ -176,9 +181,11 @@ async def relay(
         while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
-            await response.write(chunk)
-            if tap is not None:
-                tap.chunk(chunk)
+            sent = chunk if stream_filter is None else stream_filter.feed(chunk)
+            if sent:
+                await response.write(sent)
+                if tap is not None:
+                    tap.chunk(sent)
             for event in parser.feed(chunk):
                 if dialect.is_error_event(event):
                     outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
@@ -198,11 +205,16 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     finally:
         upstream.release()
-    if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-        message = f"upstream stream {outcome.stream_error} before completion"
-        log.warning("%s: %s", dialect.name, message)
-        await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
-    await response.write_eof()
+    try:
+        if stream_filter is not None and (rest := stream_filter.close()):
+            await response.write(rest)
+        if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
+            message = f"upstream stream {outcome.stream_error} before completion"
+            log.warning("%s: %s", dialect.name, message)
+            await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the app went away while the stream ended: nobody to tell
     return response, outcome
 
 

@@ -73,8 +73,8 @@ class Sidecar:
         self.admin_port = 0
 
     async def start(self) -> None:
-        self.admin_port = await self._serve(self.admin_app, self.admin_listen)
-        self.data_port = await self._serve(self.data_app, self.listen)
+        self.admin_port = await self._serve(self.admin_app, self.admin_listen, "admin")
+        self.data_port = await self._serve(self.data_app, self.listen, "data")
         if self.config_path is not None:
             self._watcher = asyncio.create_task(
                 watch_config(self.runtime, self.config_path, self.watch_interval)
@@ -86,15 +86,20 @@ class Sidecar:
             self.runtime.snapshot.version,
         )  # fmt: skip
 
-    async def _serve(self, app: web.Application, address: Address) -> int:
+    async def _serve(self, app: web.Application, address: Address, name: str) -> int:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
+        server = runner.server
+        assert server is not None
+        self.runtime.metrics.connections.labels(name).set_function(
+            lambda: float(len(server.connections))
+        )
         site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
         await site.start()
         self._runners.append(runner)
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
+        listening = site._server
+        assert listening is not None
+        sockets = getattr(listening, "sockets", None) or []
         return int(sockets[0].getsockname()[1]) if sockets else address.port
 
     async def stop(self) -> None:

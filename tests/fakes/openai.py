@@ -69,14 +69,19 @@ class FakeOpenAI(FakeProvider):
                 headers=self.ok_headers(),
             )  # fmt: skip
 
+        # As OpenAI does: asked for usage, every chunk carries "usage" (null until the
+        # last chunk, which has no choices and the usage).
+        include_usage = (payload.get("stream_options") or {}).get("include_usage")
+
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return sse(head | {"object": "chat.completion.chunk", "choices": [choice]})
+            body = head | {"object": "chat.completion.chunk", "choices": [choice]}
+            return sse(body | {"usage": None} if include_usage else body)
 
         chunks = [chunk({"role": "assistant", "content": ""})]
         chunks += [chunk({"content": w}) for w in ["Real ", "OpenAI ", "answer."]]
         chunks.append(chunk({}, "stop"))
-        if (payload.get("stream_options") or {}).get("include_usage"):
+        if include_usage:
             chunks.append(
                 sse(head | {"object": "chat.completion.chunk", "choices": [], "usage": usage})
             )

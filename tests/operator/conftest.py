@@ -13,7 +13,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from k8s_emulator import Emulator, declare
+from k8s_emulator import Emulator, declare, token_review
 
 from proxy.config import parse_spec
 from proxy.server.control import ControlClient
@@ -84,7 +84,9 @@ class Cluster:
 
     # --- the API server ------------------------------------------------------------------
     async def api(self, method: str, path: str, body: Any = None, ctype: str = "") -> Any:
-        headers = {"Content-Type": ctype} if ctype else {}
+        headers = {"Authorization": "Bearer operator-token"}  # the kubeconfig's token
+        if ctype:
+            headers["Content-Type"] = ctype
         async with self.server.client.request(method, path, json=body, headers=headers) as r:
             assert r.status < 300, f"{method} {path}: {r.status} {await r.text()}"
             return await r.json()
@@ -135,13 +137,13 @@ class Cluster:
         return await asyncio.to_thread(plugin.main, argv)
 
     # --- the operator --------------------------------------------------------------------
-    async def start_operator(self, port: int = 0) -> Operator:
+    async def start_operator(self, port: int = 0, tick: float = 0.25) -> Operator:
         """The operator in its own thread and event loop, as in its own process.
 
         kopf cancels every task created after it started when it stops; its own loop
         keeps the test's tasks (sidecars, traffic) out of that sweep.
         """
-        self.operator = operator = Operator(control_host="127.0.0.1", control_port=port, tick=0.25,
+        self.operator = operator = Operator(control_host="127.0.0.1", control_port=port, tick=tick,
                                             max_poll_seconds=5, sidecar_ttl=5)  # fmt: skip
         self._stop = threading.Event()
         self._thread = threading.Thread(target=asyncio.run, args=(operator.run(self._stop),))
@@ -180,7 +182,7 @@ class Cluster:
                               admin_listen=Address("127.0.0.1", 0))  # fmt: skip
             await sidecar.start()
             client = ControlClient(sidecar.runtime, url, f"{NS}/{name}", token, sidecar=pod,
-                                   poll_seconds=5, stats_interval=0.25)  # fmt: skip
+                                   poll_seconds=5, min_stats_interval=0.25)  # fmt: skip
             await client.start()
             self.sidecars.append((sidecar, client))
             started.append(sidecar)
@@ -264,27 +266,11 @@ class Cluster:
         await self.provider.stop()
 
 
-def _token_review(k8s: Emulator) -> Callable[[Any], Awaitable[dict[str, Any]]]:
-    async def review(request: Any) -> dict[str, Any]:
-        token = request.data["spec"]["token"]
-        pod = token.removeprefix("token-")
-        if (
-            not token.startswith("token-")
-            or (kmock.resource("v1/pods"), NS, pod) not in k8s.objects
-        ):
-            return {"status": {"authenticated": False, "error": "invalid bearer token"}}
-        return {"status": {"authenticated": True, "audiences": ["llm-rollout"], "user": {
-            "username": f"system:serviceaccount:{NS}:app",
-            "extra": {"authentication.kubernetes.io/pod-name": [pod]}}}}  # fmt: skip
-
-    return review
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
     async with Emulator() as k8s, kmock.Server(k8s) as server:
         declare(k8s)
-        k8s["post /apis/authentication.k8s.io/v1/tokenreviews"] << _token_review(k8s)
+        k8s["post /apis/authentication.k8s.io/v1/tokenreviews"] << token_review(k8s, NS)
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(json.dumps({
             "apiVersion": "v1", "kind": "Config", "current-context": "test",

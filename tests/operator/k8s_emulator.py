@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -24,7 +25,18 @@ _versions = itertools.count(1)
 
 @attrs.define(kw_only=True)
 class Emulator(kmock.KubernetesEmulator):
+    # Bearer token -> HTTP status, checked when set: 200 lets the request in, 403 answers
+    # Forbidden (RBAC says no); a token not listed gets 401, as a real API server does.
+    tokens: dict[str, int] | None = None
+
     async def _handle(self, request: rendering.Request) -> Any:
+        if self.tokens is not None:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            status = self.tokens.get(headers.get("authorization", "").removeprefix("Bearer "), 401)
+            if status != 200:
+                reason = "Forbidden" if status == 403 else "Unauthorized"
+                message = f"{request.url.path} is {reason.lower()} for this user"
+                raise kmock.KubernetesError(status=status, reason=reason, message=message)
         if request.resource is not None and isinstance(request.data, dict | list):
             if request.action == enums.action.CREATE and isinstance(request.data, dict):
                 meta = request.data.setdefault("metadata", {})
@@ -71,6 +83,25 @@ class Emulator(kmock.KubernetesEmulator):
         spec = request.data.get("spec")
         if request.subresource is None and spec is not None and spec != current.get("spec"):
             patch_meta["generation"] = int(meta.get("generation", 1)) + 1
+
+
+def token_review(k8s: Emulator, namespace: str) -> Callable[[Any], Awaitable[dict[str, Any]]]:
+    """TokenReviews as the API server answers them for projected pod tokens: here a token
+    ``token-<pod>`` is valid while the pod exists in `namespace`."""
+
+    async def review(request: Any) -> dict[str, Any]:
+        token = request.data["spec"]["token"]
+        pod = token.removeprefix("token-")
+        if (
+            not token.startswith("token-")
+            or (kmock.resource("v1/pods"), namespace, pod) not in k8s.objects
+        ):
+            return {"status": {"authenticated": False, "error": "invalid bearer token"}}
+        return {"status": {"authenticated": True, "audiences": ["llm-rollout"], "user": {
+            "username": f"system:serviceaccount:{namespace}:app",
+            "extra": {"authentication.kubernetes.io/pod-name": [pod]}}}}  # fmt: skip
+
+    return review
 
 
 def declare(emulator: Emulator) -> None:

@@ -141,7 +141,7 @@ async def test_with_the_operator_away_nothing_is_granted_and_spend_fails_closed(
     token = tmp_path / "token"
     token.write_text("token-app-0")
     client = ControlClient(sidecar.runtime, "http://127.0.0.1:9", "shop/marketing", token,
-                           sidecar="app-0", poll_seconds=1, stats_interval=0.25)  # fmt: skip
+                           sidecar="app-0", poll_seconds=1, min_stats_interval=0.25)  # fmt: skip
     await client.start()
     sdk = openai.AsyncOpenAI(
         base_url=f"http://127.0.0.1:{sidecar.data_port}/v1", api_key="app-key", max_retries=0

@@ -7,7 +7,7 @@ from typing import Any
 from proxy.config import ArmWindow, QualityWindow, WindowReport
 from rollout_operator.hub import Hub
 from rollout_operator.plugin import render
-from rollout_operator.reconcile import COMMAND_ANNOTATION, tick
+from rollout_operator.reconcile import COMMAND_ANNOTATION, HISTORY_LENGTH, tick
 
 KEY = ("shop", "m")
 SPEC: dict[str, Any] = {
@@ -34,7 +34,7 @@ def test_first_tick_starts_and_publishes_the_effective_config() -> None:
     effective = hub.rollouts[KEY].effective
     assert effective is not None
     assert effective.spec.traffic.real_weight == 20
-    assert status["sidecars"] == {"connected": 0, "configVersion": effective.version}
+    assert status["sidecars"] == {"connected": 0, "configVersion": effective.version, "names": []}
 
 
 def test_commands_run_once_and_unknown_ones_are_refused() -> None:
@@ -161,3 +161,50 @@ def test_without_strategy_the_spec_shadow_applies_as_is() -> None:
     assert (status["phase"], status["realWeight"], status["shadowPercent"]) == ("Aborted", 0, 0)
     assert effective is not hub.rollouts[KEY].effective
     assert hub.rollouts[KEY].effective.spec.traffic.shadow.percent == 0  # type: ignore[union-attr]
+
+
+def test_windows_that_began_before_a_restart_point_are_not_judged() -> None:
+    """A window a sidecar began under an older config version than the last weight
+    change (or retry, promote, spec change) holds answers from before it: dropped."""
+    hub = Hub()
+    spec = {"providers": [{"name": "p", "type": "openai", "baseURL": "http://x/v1"}],
+            "strategy": {"steps": [{"setWeight": 5}, {"pause": {}}]}}  # fmt: skip
+    key = ("shop", "r")
+    status, _ = tick(hub, key, spec, {"generation": 1}, {}, now=0.0)
+    live = hub.rollouts[key]
+    first = live.version
+    promote = {"generation": 1, "annotations": {COMMAND_ANNOTATION: "1 promote"}}
+    tick(hub, key, spec, promote, status, now=1.0)
+    assert live.judge_from == live.version > first
+    old = WindowReport(sidecar="a", config_version=live.judge_from - 1,
+                       arms={"real": ArmWindow(requests=5, errors=5)})  # fmt: skip
+    fresh = old.model_copy(update={"config_version": live.judge_from})
+    hub.report(live, old, now=1.0)
+    hub.report(live, fresh, now=1.0)
+    assert len(live.windows) == 1
+    assert "a" in live.seen, "a stale window still shows the sidecar is there"
+
+
+def test_history_keeps_each_analysis_run_bounded_and_across_restarts() -> None:
+    """The dashboard's charts: per run, the judged step and weight, both arms, thresholds."""
+    hub = Hub()
+    status, _ = run(hub, SPEC, now=0)
+    live = hub.rollouts[KEY]
+    hub.report(live, WindowReport(sidecar="a", config_version=1,
+                                  arms={"real": ArmWindow(requests=10, errors=5),
+                                        "mock": ArmWindow(requests=30)}), now=0.5)  # fmt: skip
+    status, _ = run(hub, SPEC, now=1.5, status=status)
+    [entry] = status["history"]
+    assert (entry["at"], entry["step"], entry["weight"]) == (1.5, 1, 20)
+    assert entry["verdict"] == "Failed"
+    assert entry["requests"] == {"real": 10, "mock": 30}
+    assert entry["metrics"][0] == {"name": "error-rate", "real": 0.5, "mock": 0.0, "max": 0.1,
+                                   "min": None, "minVsMock": None, "ok": False}  # fmt: skip
+    assert entry["shadow"] == 0
+    assert "RolledBack" in entry["outcome"]
+    assert status["operatorHeartbeat"] == 0  # moves on every HEARTBEAT_SECONDS only
+    # A new operator (empty hub) carries the history on; it never grows past its bound.
+    status["history"] = [entry] * (HISTORY_LENGTH + 5)
+    status, _ = run(Hub(), SPEC, now=100, status=status)
+    assert len(status["history"]) == HISTORY_LENGTH
+    assert status["operatorHeartbeat"] == 100

@@ -57,10 +57,18 @@ async def test_failing_provider_rolls_back_every_sidecar_to_zero(
     await cluster.apply("marketing", provider_spec(cluster, strategy=strategy))
     await cluster.start_sidecars("marketing", 3)
     await cluster.wait_weights(25)
-    cluster.provider.failing = True
     async with cluster.traffic(rps=40):
+        await asyncio.sleep(1.5)  # healthy windows first, as in production
+        cluster.provider.failing = True
+        failed_at = time.monotonic()
         status = await cluster.wait_status("marketing", lambda s: s.get("phase") == "Degraded")
         seconds = await cluster.wait_weights(0, within=5)
+        to_zero = time.monotonic() - failed_at
+    # Two failed 1 s analyses, each judging windows pushed every 0.5 s: the bound is
+    # interval x failureLimit plus a push and a tick, with slack for a shared machine.
+    with capsys.disabled():  # the figure docs/control-channel.md quotes
+        print(f"\nprovider failing -> every sidecar at 0% real: {to_zero:.2f} s")
+    assert to_zero <= 2 * 1.0 + 0.5 + 0.25 + 2.0, f"{to_zero:.2f} s"
     assert status["realWeight"] == 0
     assert "error-rate" in status["message"]
     assert "> max 0.05" in status["message"]
@@ -132,3 +140,60 @@ async def test_sidecar_of_an_unselected_pod_is_refused(cluster: Cluster) -> None
             assert "not selected by this rollout" in (await response.json())["error"]
         async with session.get(url, headers={"Authorization": "Bearer forged"}) as response:
             assert response.status == 401
+
+
+async def test_retry_after_an_outage_judges_only_what_follows_and_retries_the_provider(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The provider fails at 25 %, the rollout rolls back; the provider recovers and a
+    person retries: the retry is judged on answers after it (not on windows from the
+    outage) and the sidecars try the provider again (breakers opened by the outage do
+    not keep sending real traffic to the mock, which would count as real failures)."""
+    await cluster.start_operator()
+    steps = [{"setWeight": 25}, {"pause": {}}, {"setWeight": 100}]
+    breaker = {"failureRatio": 0.5, "minRequests": 4, "windowSeconds": 30, "openSeconds": 60,
+               "halfOpenProbes": 1}  # fmt: skip
+    spec = provider_spec(cluster, strategy={"steps": steps, "analysis": ANALYSIS},
+                         circuitBreaker=breaker, retry={"maxAttempts": 1})  # fmt: skip
+    await cluster.apply("marketing", spec)
+    await cluster.start_sidecars("marketing", 3)
+    await cluster.wait_weights(25)
+    async with cluster.traffic(rps=40) as counts:
+        cluster.provider.failing = True
+        await cluster.wait_status("marketing", lambda s: s.get("phase") == "Degraded")
+        await cluster.wait_weights(0, within=5)
+        assert any(s.runtime.resilience.states(s.runtime.clock())["openai-primary"].value == 1
+                   for s, _ in cluster.sidecars), "the outage opened breakers"  # fmt: skip
+        cluster.provider.failing = False
+        before = counts.get("openai-primary", 0)
+        assert await cluster.plugin("retry", "marketing") == 0
+        status = await cluster.wait_status(
+            "marketing", lambda s: s.get("phase") == "Paused" and s["lastVerdict"] == "Passed"
+        )
+        await asyncio.sleep(3)  # several analyses at 1 s: still passing
+        status = await cluster.status("marketing")
+    assert (status["phase"], status["realWeight"]) == ("Paused", 25), status["message"]
+    assert status["lastVerdict"] == "Passed"
+    assert counts.get("openai-primary", 0) > before, "the provider answered again after retry"
+
+
+async def test_abort_is_acted_on_when_it_is_asked_not_at_the_next_tick(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a 10 s timer, an abort still reaches every sidecar within about a second:
+    the command's annotation is watched. And a quiet operator logs no line per tick."""
+    await cluster.start_operator(tick=10)
+    await cluster.apply("marketing", provider_spec(cluster, strategy={
+        "steps": [{"setWeight": 50}, {"pause": {}}]}))  # fmt: skip
+    await cluster.start_sidecars("marketing", 3)
+    await cluster.wait_weights(50, within=15)
+    await asyncio.sleep(1)
+    started = time.monotonic()
+    assert await cluster.plugin("abort", "marketing") == 0
+    await cluster.wait_weights(0, within=5)
+    seconds = time.monotonic() - started
+    assert seconds < 3.0, f"abort took {seconds:.2f} s to reach the sidecars (tick: 10 s)"
+    status = await cluster.wait_status("marketing", lambda s: s.get("phase") == "Aborted")
+    assert status["lastCommand"]["verb"] == "abort"
+    assert not [r for r in caplog.records if "succeeded" in r.getMessage()], "quiet by default"
+    assert [r for r in caplog.records if "Aborted: aborted by hand" in r.getMessage()]

@@ -88,6 +88,33 @@ def test_a_pass_between_failures_resets_the_count() -> None:
     assert state.phase == "Progressing"
 
 
+def test_no_data_between_two_failures_does_not_erase_the_first() -> None:
+    """An inconclusive window (too few requests) is no evidence of health."""
+    s = spec({**CANARY, "analysis": {"failureLimit": 2}})
+    state, _ = steps.start(s, now=0)
+    state, _ = steps.judged(s, state, "Failed", "error-rate 1 > max 0.01", now=1)
+    state, _ = steps.judged(s, state, "Inconclusive", "0 real requests", now=2)
+    state, rolled = steps.judged(s, state, "Failed", "error-rate 1 > max 0.01", now=3)
+    assert (state.phase, state.real_weight) == ("Degraded", 0)
+    assert rolled[0].reason == "RolledBack"
+
+
+def test_a_rollout_judging_blind_says_so_once() -> None:
+    s = spec({**CANARY, "analysis": {"failureLimit": 2}})
+    state, _ = steps.start(s, now=0)
+    said = []
+    for now in range(1, 7):
+        state, transitions = steps.judged(s, state, "Inconclusive", "2 real requests", now=now)
+        said += transitions
+    assert [t.reason for t in said] == ["AnalysisBlind"]
+    assert said[0].warning
+    assert "inconclusive 3 times in a row: 2 real requests" in said[0].message
+    assert state.inconclusive_streak == 6
+    state, _ = steps.judged(s, state, "Passed", "ok", now=7)
+    assert state.inconclusive_streak == 0
+    assert RolloutState.from_status(state.to_status()) == state
+
+
 def test_abort_retry_pause_resume_set_weight() -> None:
     s = spec(CANARY)
     state, _ = steps.start(s, now=0)

@@ -23,7 +23,7 @@ import kmock
 import pytest
 import yaml
 
-from rollout_operator.kube import KubeClient, connection, rollout_path
+from rollout_operator.kube import KubeClient, rollout_path
 from rollout_operator.webhook import bootstrap, server
 from tests.packaging.conftest import ROOT
 from tests.packaging.pods import NAMESPACE, pod, rollout
@@ -67,7 +67,7 @@ async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
             "contexts": [{"name": "t", "context": {"cluster": "k", "user": "u"}}],
         }))  # fmt: skip
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-        client = KubeClient(connection())
+        client = await KubeClient.connect()
         await client.request("POST", WEBHOOKS, chart_object("MutatingWebhookConfiguration"))
         try:
             yield client

@@ -1,0 +1,80 @@
+"""The sidecar's end of the control channel: its stats cadence and what it does when the
+operator cannot take a window (a small fake operator on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from proxy.config import parse_spec
+from proxy.server.control import MAX_STATS_INTERVAL, ControlClient, stats_cadence
+from proxy.server.serve import Address, Sidecar
+
+
+@pytest.mark.parametrize(
+    ("analysis", "floor", "seconds"),
+    [({"interval": "1s"}, 0.25, 0.5), ({"interval": "1s"}, 1.0, 1.0),
+     ({"interval": "10s"}, 1.0, 5.0), ({"interval": "10m"}, 1.0, MAX_STATS_INTERVAL),
+     (None, 1.0, MAX_STATS_INTERVAL)],
+)  # fmt: skip
+def test_stats_follow_the_rollouts_analysis_interval(
+    analysis: dict[str, str] | None, floor: float, seconds: float
+) -> None:
+    """Two windows per analysis, so no analysis falls between pushes; bounded both ways."""
+    strategy = {"steps": [{"setWeight": 5}]} | ({"analysis": analysis} if analysis else {})
+    assert stats_cadence(parse_spec({"strategy": strategy}), floor) == seconds
+
+
+async def test_a_window_the_operator_could_not_take_is_sent_with_the_next(tmp_path: Path) -> None:
+    pushes: list[dict[str, Any]] = []
+    answers = [503, 204, 204]
+
+    async def stats(request: web.Request) -> web.Response:
+        pushes.append(json.loads(await request.read()))
+        return web.Response(status=answers[min(len(pushes), len(answers)) - 1])
+
+    async def config(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)  # a long-poll that times out: no new config
+        return web.Response(status=304)
+
+    app = web.Application()
+    base = "/v1/namespaces/shop/llmrollouts/r"
+    app.router.add_post(base + "/stats", stats)
+    app.router.add_get(base + "/config", config)
+    app.router.add_post(base + "/allowance", config)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    token = tmp_path / "token"
+    token.write_text("t")
+    every_second = {"strategy": {"steps": [{"setWeight": 5}], "analysis": {"interval": "1s"}}}
+    sidecar = Sidecar(parse_spec(every_second), None, listen=Address("127.0.0.1", 0),
+                      admin_listen=Address("127.0.0.1", 0))  # fmt: skip
+    client = ControlClient(sidecar.runtime, f"http://127.0.0.1:{port}", "shop/r", token,
+                           sidecar="pod-a", min_stats_interval=0.1)  # fmt: skip
+    try:
+        await client.start()
+        sidecar.runtime.stats.record("mock", 200, 0.01)
+        for _ in range(100):
+            if len(pushes) >= 1:
+                break
+            await asyncio.sleep(0.05)
+        sidecar.runtime.stats.record("mock", 200, 0.01)
+        for _ in range(100):
+            if len(pushes) >= 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await client.stop()
+        await runner.cleanup()
+    counts = [p["arms"].get("mock", {}).get("requests", 0) for p in pushes[:3]]
+    assert counts[0] >= 1, "the first window, refused with 503"
+    assert counts[1] == 2, "kept and sent again with the next window's request"
+    assert counts[2] == 0, "taken: not sent a third time"
