@@ -241,7 +241,7 @@ def judged(
             Transition("AnalysisFailed", f"analysis failed ({failures}/{limit}): {detail}", True)
         ]
     message = (
-        f"rolled back to 0% real, shadow off, after {failures} failed analyses in a row: {detail}"
+        f"rolled back to 0% real after {failures} failed analyses in a row, shadow off: {detail}"
     )
     return replace(state, phase="Degraded", real_weight=0, shadow_percent=0, message=message), [
         Transition("RolledBack", message, True)
