@@ -25,14 +25,18 @@ from bench.procs import (
     Sidecar,
     Upstream,
     cpu_seconds,
+    metric,
     write_config,
 )
-from bench.report import Capped, Run
+from bench.report import Capped, Run, Shadowed
 from bench.sections import section
 from bench.upstream import JSON_RESPONSE
 
 #: Seconds of py-spy sampling under load (inside a wrk run 2 s longer).
 PROFILE_SECONDS = 6
+#: Paced shadow measurement: streams per side, and the quiet between requests (the
+#: sidecar idles as it would below saturation, so a copy runs in time nobody waits on).
+PACED_COUNT, PACED_GAP = 500, 0.005
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
@@ -152,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         sidecar.stop()
         sidecar = None
         capped = measure_capped(wrk, upstream, workdir, args.seconds)
+        shadowed = measure_shadow(wrk, upstream, workdir, args.seconds, args.rounds)
     finally:
         if sidecar is not None:
             sidecar.stop()
@@ -171,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         start_s=starts,
         profile=profile,
         capped=capped,
+        shadowed=shadowed,
     )
     print()
     print(run.table())
@@ -206,6 +212,57 @@ def measure_capped(wrk: str, upstream: Upstream, workdir: Path, seconds: int) ->
     print(f"budget cap on, 8 clients: {capped.rps:,.0f} req/s, {capped.cpu_us:.0f} us CPU "
           f"per request, RSS peak {capped.rss_mb:.0f} MB", flush=True)  # fmt: skip
     return capped
+
+
+def measure_shadow(
+    wrk: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int
+) -> Shadowed:
+    """Mock answers with shadow traffic off and at 100 %, one client, side by side.
+
+    Both sidecars answer every request from the mock (`realWeight: 0`); the second also
+    copies each to the upstream in the background. The figures are what the copies add
+    to the client's latency: with wrk (back to back, the sidecar never idle: the copies'
+    CPU competes with the next request) and paced (streams with quiet between them, as
+    below saturation); the copies counted on the sidecar show they were sent.
+    """
+    sides = {
+        "off": Sidecar.start(write_config(workdir, upstream.port, shadow=0)),
+        "100 %": Sidecar.start(write_config(workdir, upstream.port, shadow=100)),
+    }
+    results: dict[tuple[str, str], list[WrkResult]] = {}
+    answered = 0  # by the shadowing sidecar, warm-ups included: each was copied
+    try:
+        for placement in (ONE_CPU, FREE):
+            for name, sidecar in sides.items():
+                placement.apply(sidecar, upstream)
+                warm = run_wrk(wrk, sidecar.port, connections=1, seconds=1)
+                answered += warm.requests if name == "100 %" else 0
+            for number in range(1, rounds + 1):
+                for name, sidecar in sides.items():
+                    placement.apply(sidecar, upstream)
+                    result = run_wrk(wrk, sidecar.port, connections=1, seconds=seconds)
+                    results.setdefault((placement.name, name), []).append(result)
+                    answered += result.requests if name == "100 %" else 0
+                    print(f"shadow {name}, round {number}, {placement.name}, 1 client: "
+                          f"p50 {result.p50_ms:.3f} ms, p99 {result.p99_ms:.3f} ms",
+                          flush=True)  # fmt: skip
+        ONE_CPU.apply(sides["off"], upstream)
+        ONE_CPU.apply(sides["100 %"], upstream)
+        paced = ttfc.paced({n: s.port for n, s in sides.items()}, PACED_COUNT, PACED_GAP)
+        answered += PACED_COUNT + 20
+        time.sleep(1)  # the last copies land
+        on = sides["100 %"]
+        selector = 'llm_rollout_shadow_requests_total{{provider="{}",result="{}"}}'
+        copies = {
+            result: metric(on.admin_port, selector.format(PROVIDER, result))
+            for result in ("sent", "failed", "skipped", "refused")
+        }
+    finally:
+        for sidecar in sides.values():
+            sidecar.stop()
+    merged = {key: median_result(runs) for key, runs in results.items()}
+    paced_ms = {name: quantiles(times) for name, times in paced.items()}
+    return Shadowed(merged, copies, answered, paced_ms)
 
 
 def profile_under_load(wrk: str, sidecar: Sidecar, workdir: Path) -> hotspots.Profile | None:

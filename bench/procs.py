@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,12 +90,23 @@ class Upstream:
         self.proc.wait(5)
 
 
-def write_config(directory: Path, upstream_port: int, daily_cap_usd: str | None = None) -> Path:
+def write_config(
+    directory: Path,
+    upstream_port: int,
+    daily_cap_usd: str | None = None,
+    shadow: int | None = None,
+) -> Path:
     """The bench's rollout: all traffic real to the fake upstream; with a budget cap
     when `daily_cap_usd` is given (every request then reserves its worst case, which
-    counts its tokens exactly with the OpenAI tokenizer)."""
+    counts its tokens exactly with the OpenAI tokenizer). With `shadow` (a percent):
+    all traffic to the mock instead, that share of it copied to the upstream."""
     budget = f"  budget: {{dailyUSD: '{daily_cap_usd}'}}\n" if daily_cap_usd else ""
-    path = directory / ("bench-capped.yaml" if daily_cap_usd else "bench-rollout.yaml")
+    traffic = "    realWeight: 100\n"
+    name = "bench-capped.yaml" if daily_cap_usd else "bench-rollout.yaml"
+    if shadow is not None:
+        traffic = f"    realWeight: 0\n    shadow: {{percent: {shadow}}}\n"
+        name = f"bench-shadow-{shadow}.yaml"
+    path = directory / name
     path.write_text(
         "apiVersion: llm-rollout.io/v1alpha1\n"
         "kind: LLMRollout\n"
@@ -105,8 +117,7 @@ def write_config(directory: Path, upstream_port: int, daily_cap_usd: str | None 
         "      type: openai\n"
         f"      baseURL: http://127.0.0.1:{upstream_port}/v1\n"
         f"      apiKey: {{env: {KEY_ENV}}}\n"
-        "  traffic:\n"
-        "    realWeight: 100\n" + budget,
+        "  traffic:\n" + traffic + budget,
         encoding="utf-8",
     )
     return path
@@ -121,6 +132,18 @@ def sidecar_command() -> str:
     if found is None:
         raise RuntimeError("llm-rollout-proxy is not installed: run `make venv` first")
     return found
+
+
+def metric(port: int, selector: str) -> float:
+    """A sidecar's metric from its admin port: the sum of the samples whose exposition
+    line starts with `selector` (a name, or a name with all its labels in order)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith((selector + "{", selector + " "))
+    )
 
 
 def get(port: int, path: str, timeout: float = 1.0) -> int:

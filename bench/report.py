@@ -75,6 +75,33 @@ class Capped:
     rss_mb: float
 
 
+@dataclass(frozen=True)
+class Shadowed:
+    """Mock answers, one client, with shadow traffic off and at 100 % (`measure_shadow`)."""
+
+    #: (placement name, "off" or "100 %") -> wrk figures, medians over rounds.
+    latency: dict[tuple[str, str], WrkResult]
+    #: Copies by result, as the shadowing sidecar counted them.
+    copies: dict[str, float]
+    #: Client requests the shadowing sidecar answered (each was due a copy).
+    answered: int
+    #: "off" / "100 %" -> time to first chunk quantiles (ms) of paced mock streams.
+    paced_ms: dict[str, dict[str, float]]
+
+
+_SHADOW_NOTE = (
+    "*Shadow traffic*: two sidecars answer every request from the mock (`realWeight: 0`); "
+    "one also copies each request to the upstream (`traffic.shadow.percent: 100`). "
+    "*direct* is shadow off, *through sidecar* is shadow at 100 %; the result is what the "
+    "copies add to the client's latency (same run, alternating rounds). A copy starts after "
+    "the mock's answer is written, so what it can add is only the CPU it takes from the "
+    "next requests on the same event loop: with wrk back to back (the sidecar never idle, "
+    "every request followed by a copy's upstream call, on one CPU the upstream's work too) "
+    "that CPU shows in full; *paced* sends one stream to each sidecar in turn, then 5 ms of "
+    "quiet, as traffic below saturation leaves the sidecar idle between requests."
+)
+
+
 @dataclass
 class Run:
     machine: dict[str, str]
@@ -88,6 +115,7 @@ class Run:
     start_s: list[float]
     profile: Profile | None
     capped: Capped | None = None
+    shadowed: Shadowed | None = None
     when: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
 
     def figures(self) -> list[Figure]:
@@ -120,7 +148,30 @@ class Run:
             Figure("sidecar RSS peak at load (VmHWM)", "MB", self.memory_mb["load"], target=100),
             Figure("start to ready (median)", "s", starts[len(starts) // 2], target=1.0),
             *self._capped_figures(),
+            *self._shadow_figures(),
         ]  # fmt: skip
+
+    def _shadow_figures(self) -> list[Figure]:
+        sh = self.shadowed
+        if sh is None:
+            return []
+        rows = []
+        for placement in (ONE_CPU, FREE):
+            off, on = sh.latency[placement.name, "off"], sh.latency[placement.name, "100 %"]
+            rows += [
+                Figure(f"mock latency p50 added by shadow 100 %, 1 client, {placement.name}",
+                       "ms", on.p50_ms - off.p50_ms, off.p50_ms, on.p50_ms),
+                Figure(f"mock latency p99 added by shadow 100 %, 1 client, {placement.name}",
+                       "ms", on.p99_ms - off.p99_ms, off.p99_ms, on.p99_ms),
+            ]  # fmt: skip
+        off, on = sh.paced_ms["off"], sh.paced_ms["100 %"]
+        for q in ("p50", "p99"):
+            rows.append(Figure(f"mock stream first chunk {q} added by shadow 100 %, paced, "
+                               "one CPU", "ms", on[q] - off[q], off[q], on[q]))  # fmt: skip
+        sent = sh.copies.get("sent", 0.0)
+        rows.append(Figure("shadow copies sent per client answer", "copies",
+                           sent / sh.answered if sh.answered else 0.0))  # fmt: skip
+        return rows
 
     def _capped_figures(self) -> list[Figure]:
         c = self.capped
@@ -170,6 +221,10 @@ class Run:
         ) + ". Where the time goes: see the profile below."]  # fmt: skip
         if self.capped is not None:
             out += ["", _CAPPED_NOTE]
+        if self.shadowed is not None:
+            copies = ", ".join(f"{k} {v:,.0f}" for k, v in self.shadowed.copies.items())
+            out += ["", _SHADOW_NOTE + f" Copies: {copies}, for "
+                    f"{self.shadowed.answered:,} client answers."]  # fmt: skip
         out += self._details()
         out += self._machine()
         if self.profile is not None:

@@ -84,3 +84,26 @@ async def _measure(direct_port: int, sidecar_port: int, count: int) -> dict[str,
 def measure(direct_port: int, sidecar_port: int, count: int) -> dict[str, list[float]]:
     """Seconds to first chunk, `count` streams each way, alternating direct and sidecar."""
     return uvloop.run(_measure(direct_port, sidecar_port, count))
+
+
+async def _paced(ports: dict[str, int], count: int, gap: float) -> dict[str, list[float]]:
+    conns = [await Connection.open(name, port) for name, port in ports.items()]
+    try:
+        for _ in range(20):
+            for conn in conns:
+                await conn.first_chunk_seconds()
+        times: dict[str, list[float]] = {conn.name: [] for conn in conns}
+        for _ in range(count):
+            for conn in conns:
+                times[conn.name].append(await conn.first_chunk_seconds())
+            await asyncio.sleep(gap)
+        return times
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def paced(ports: dict[str, int], count: int, gap: float) -> dict[str, list[float]]:
+    """Seconds to first chunk at a pace that leaves the sidecars idle between requests:
+    one request to each port in turn, then `gap` seconds of quiet, `count` times."""
+    return uvloop.run(_paced(ports, count, gap))

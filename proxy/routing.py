@@ -76,3 +76,27 @@ def decide(
     if not providers:
         return Decision(None, "no-provider")
     return Decision(providers[0], reason)  # type: ignore[arg-type]
+
+
+def shadow_target(
+    spec: LLMRolloutSpec, provider_type: ProviderType, decision: Decision, draw: float
+) -> Provider | None:
+    """The provider a mock-routed request is also copied to (`traffic.shadow`), or None.
+
+    Only requests the *weight* sent to the mock (reason weight or sticky) are copied,
+    `percent` of them by `draw` (uniform in [0, 1), the caller's): the kill switch
+    (force-mock) means nothing real at all; a request the budget sent to the mock
+    was already refused a real call; a request routed real is not mock-routed. The
+    copy goes where the request would have gone: the dialect's first candidate.
+    """
+    shadow = spec.traffic.shadow
+    if shadow is None or decision.provider is not None or decision.reason not in _WEIGHTED:
+        return None
+    if int(draw * BUCKETS) >= shadow.percent * (BUCKETS // 100):
+        return None
+    providers = candidates(spec, provider_type)
+    return providers[0] if providers else None
+
+
+#: The reasons of a request the weight (not a switch or a refusal) sent to the mock.
+_WEIGHTED: frozenset[Reason] = frozenset({"weight", "sticky"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from proxy.config import LATENCY_BOUNDS_MS, Arm, ArmWindow
+from proxy.config import LATENCY_BOUNDS_MS, Arm, ArmWindow, QualityWindow
 
 
 def is_error(status: int) -> bool:
@@ -25,6 +25,9 @@ class _Counters:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     latency_max_ms: float = 0.0
     cost_usd: float = 0.0
+    shadow_requests: int = 0
+    judged: int = 0
+    judge_sum: float = 0.0
 
 
 class WindowStats:
@@ -33,7 +36,11 @@ class WindowStats:
     def __init__(self) -> None:
         self._arms: dict[Arm, _Counters] = {}
 
-    def record(self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0) -> None:
+    def record(
+        self, arm: Arm, status: int, seconds: float, cost_usd: float = 0.0, shadow: bool = False
+    ) -> None:
+        """One answer; `shadow`: a copy of a mock-routed request (real arm), see
+        `proxy.server.shadow_traffic`. It counts like any real request, and apart too."""
         counters = self._arms.get(arm)
         if counters is None:
             counters = self._arms[arm] = _Counters()
@@ -43,6 +50,15 @@ class WindowStats:
         counters.buckets[bisect_left(LATENCY_BOUNDS_MS, millis)] += 1
         counters.latency_max_ms = max(counters.latency_max_ms, millis)
         counters.cost_usd += cost_usd
+        counters.shadow_requests += shadow
+
+    def judged(self, arm: Arm, score: float) -> None:
+        """One answer of `arm` scored `score` (1-5) by the LLM judge, in this window."""
+        counters = self._arms.get(arm)
+        if counters is None:
+            counters = self._arms[arm] = _Counters()
+        counters.judged += 1
+        counters.judge_sum += score
 
     def drain(self) -> dict[Arm, ArmWindow]:
         """The window so far, per arm; the counters restart from zero."""
@@ -54,6 +70,8 @@ class WindowStats:
                 latency_buckets=c.buckets,
                 latency_max_ms=c.latency_max_ms,
                 cost_usd=c.cost_usd,
+                shadow_requests=c.shadow_requests,
+                quality=QualityWindow(judged=c.judged, judge_sum=c.judge_sum),
             )
             for arm, c in arms.items()
         }

@@ -153,7 +153,7 @@ async def test_a_real_answer_carries_its_cost_and_is_counted_by_provider_model_t
     )
     assert Decimal(raw.headers["x-llm-cost-usd"]) == FAKE_COST == Decimal("0.00000405")
     cost = metric(sidecar, "llm_rollout_cost_usd_total", provider="openai-primary",
-                  model="gpt-4o-mini", tenant="acme", arm="real")  # fmt: skip
+                  model="gpt-4o-mini", tenant="acme", arm="real", shadow="false")  # fmt: skip
     assert cost == pytest.approx(float(FAKE_COST))
 
 

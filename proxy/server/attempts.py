@@ -19,6 +19,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 
 import aiohttp
 from aiohttp import web
@@ -29,8 +30,9 @@ from proxy.resilience import retry
 from proxy.resilience.chain import Chain, GiveUp, UseMock
 from proxy.resilience.ratelimit import estimate_tokens
 from proxy.routing import Decision
+from proxy.server.budget import BudgetGate, Ticket, billed_usage
 from proxy.server.keys import MissingKey
-from proxy.server.relay import Outcome, UpstreamFailure, open_upstream, relay
+from proxy.server.relay import Deliver, Outcome, UpstreamFailure, open_upstream, relay
 from proxy.server.runtime import Runtime
 
 log = logging.getLogger("llm_rollout.attempts")
@@ -62,6 +64,23 @@ class Served:
         return self.outcome.first_byte_at if self.outcome is not None else None
 
 
+def settle(budget: BudgetGate, ticket: Ticket, spec: LLMRolloutSpec, served: Served,
+           *, shadow: bool = False) -> Decimal | None:  # fmt: skip
+    """Settle the budget hold of a walked chain with what was billed; returns the cost.
+
+    The hold covers the whole chain and is settled once: an answer that may have run
+    at a provider without the sidecar learning its usage charges the whole hold; an
+    error or a chain that ended at the mock charges nothing.
+    """
+    billed = billed_usage(served.outcome) if served.outcome is not None else Usage()
+    return budget.settle(
+        ticket,
+        None if served.uncertain else billed,
+        answered_by=spec.provider(served.backend),
+        shadow=shadow,
+    )
+
+
 def error_response(
     dialect: Dialect, kind: ErrorKind, message: str, headers: dict[str, str]
 ) -> web.Response:
@@ -83,12 +102,15 @@ async def serve_real(
     parsed: ParsedRequest,
     headers: dict[str, str],
     started: float,
+    deliver: Deliver = relay,
 ) -> Served:
     """Walk the chain until an answer is relayed, the mock is due, or nothing is left.
 
     `headers` (the sidecar's own response headers) are updated with the backend
     that answered, the route reason and `x-should-retry: false` once retried.
     `started` is the request's arrival on `runtime.clock`: the deadline counts from it.
+    `deliver` takes the final answer: `relay` to the client, or `consume` for a
+    shadow copy nobody waits for.
     """
     assert decision.provider is not None
     chain = Chain(
@@ -99,7 +121,7 @@ async def serve_real(
         tokens=estimate_tokens(len(parsed.raw), parsed.max_tokens),
         draw=random.random,
     )
-    walk = _Walk(request, session, runtime, dialect, decision, parsed, headers, chain)
+    walk = _Walk(request, session, runtime, dialect, decision, parsed, headers, chain, deliver)
     return await walk.run()
 
 
@@ -116,10 +138,11 @@ class _Walk:
         parsed: ParsedRequest,
         headers: dict[str, str],
         chain: Chain,
+        deliver: Deliver,
     ) -> None:
         self.request, self.session, self.runtime = request, session, runtime
         self.dialect, self.decision, self.parsed = dialect, decision, parsed
-        self.headers, self.chain = headers, chain
+        self.headers, self.chain, self.deliver = headers, chain, deliver
         self.clock = runtime.clock
         self.request_id = headers["x-request-id"]
         self.last: UpstreamFailure | None = None
@@ -180,7 +203,7 @@ class _Walk:
                 upstream.release()
                 return None
             self._stamp(provider.name)
-            response, outcome = await relay(
+            response, outcome = await self.deliver(
                 self.request, upstream, self.dialect, self.headers, stream_filter
             )
         except UpstreamFailure as failure:

@@ -307,12 +307,14 @@ class BudgetGate:
         usage: Usage | None,
         arm: str = "real",
         answered_by: Provider | None = None,
+        shadow: bool = False,
     ) -> Decimal | None:
         """Charge what the call cost (`usage` None: its worst case); returns the cost,
         or None for a model without a price (reported, and charged its hold if any).
 
         `answered_by` is the provider whose answer was relayed, when the chain fell
-        back past the routed one: the usage is priced at its rates.
+        back past the routed one: the usage is priced at its rates. `shadow`: the call
+        was a shadow copy (spent like any other, labelled apart).
         """
         if ticket.settled:
             raise ValueError("this call is already settled")
@@ -341,7 +343,7 @@ class BudgetGate:
             self._changed()
         ticket.cost = cost
         if cost is not None:
-            labels = (ticket.provider.name, ticket.model, ticket.tenant, arm)
+            labels = (ticket.provider.name, ticket.model, ticket.tenant, arm, str(shadow).lower())
             self.metrics.cost.labels(*labels).inc(float(cost))
         return cost
 

@@ -26,13 +26,14 @@ from proxy.dialects import (
     Dialect,
     ErrorKind,
     ParsedRequest,
-    Usage,
     guess_dialect,
 )
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
-from proxy.server.attempts import error_response, serve_real
-from proxy.server.budget import Ticket, billed_usage, cost_header
+from proxy.server.attempts import error_response, serve_real, settle
+from proxy.server.budget import Ticket, cost_header
+from proxy.server.judge import Judge
+from proxy.server.mock_cost import record_shadow_cost
 from proxy.server.replay import (
     CASSETTES,
     CassetteStore,
@@ -41,12 +42,15 @@ from proxy.server.replay import (
     start_recording,
 )
 from proxy.server.runtime import Runtime, Snapshot
-from proxy.server.shadow import record_shadow_cost
+from proxy.server.shadow_traffic import ShadowTraffic
 
 log = logging.getLogger("llm_rollout.request")
 
 RUNTIME = web.AppKey("runtime", Runtime)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+SHADOW = web.AppKey("shadow", ShadowTraffic)
+#: The LLM judge (`quality.judge`): the scoring hook hands it finished answers.
+JUDGE = web.AppKey("judge", Judge)
 #: Per-request note of when the first byte of a streamed answer went out.
 FIRST_BYTE_AT = web.RequestKey("first_byte_at", float)
 
@@ -100,6 +104,9 @@ class Handler:
         response: web.StreamResponse
         if decision.provider is None:
             response = await self._serve_mock(request, snapshot, parsed, headers)
+            if snapshot.spec.traffic.shadow is not None:  # after the answer: never delays it
+                tenant = self._tenant(request, snapshot)
+                request.app[SHADOW].maybe_copy(request, snapshot, dialect, parsed, decision, tenant)
         else:
             assert ticket is not None
             start_recording(request, snapshot.spec.mock.replay)
@@ -222,16 +229,9 @@ class Handler:
             request, request.app[SESSION], runtime, snapshot.spec, dialect, decision, parsed,
             headers, started,
         )  # fmt: skip
-        # The budget hold covers the whole chain; it is settled once, with what was billed.
-        if served.response is None:  # the chain ended at the mock: no answer was billed
-            runtime.budget.settle(ticket, None if served.uncertain else Usage())
+        cost = settle(runtime.budget, ticket, snapshot.spec, served)
+        if served.response is None:  # the chain ended at the mock
             return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
-        billed = billed_usage(served.outcome) if served.outcome is not None else Usage()
-        cost = runtime.budget.settle(
-            ticket,
-            None if served.uncertain else billed,
-            answered_by=snapshot.spec.provider(served.backend),
-        )
         if cost is not None and not served.response.prepared:  # a stream's headers are sent
             served.response.headers["x-llm-cost-usd"] = cost_header(cost)
         if served.first_byte_at is not None:
@@ -332,7 +332,11 @@ def build_data_app(runtime: Runtime) -> web.Application:
         app[SESSION] = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
         )
+        app[SHADOW] = ShadowTraffic(runtime, app[SESSION])
+        app[JUDGE] = Judge(runtime, app[SESSION])
         yield
+        await app[SHADOW].close()
+        await app[JUDGE].close()
         await app[SESSION].close()
 
     app.cleanup_ctx.append(session_context)

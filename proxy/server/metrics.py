@@ -81,6 +81,28 @@ class Metrics:
             ["dialect", "reason"],
             registry=r,
         )
+        self.shadow_requests = Counter(
+            "llm_rollout_shadow_requests",
+            "Shadow copies of mock-routed requests (traffic.shadow), by provider and result: "
+            "sent (answered), failed (sent, no good answer), skipped (maxConcurrent in "
+            "flight), refused (the budget could not hold it; not sent).",
+            ["provider", "result"],
+            registry=r,
+        )
+        self.judge_score = Histogram(
+            "llm_rollout_quality_judge_score",
+            "1-5 scores the LLM judge (quality.judge) gave to sampled answers.",
+            ["arm", "backend", "judge_model", "shadow"],
+            buckets=(1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5),
+            registry=r,
+        )
+        self.judge_failures = Counter(
+            "llm_rollout_quality_judge_failures",
+            "Sampled answers the judge did not score, by reason: busy (maxConcurrent in "
+            "flight), budget, unavailable (breaker or rate limit), upstream, no-score.",
+            ["reason"],
+            registry=r,
+        )
         self.config_reloads = Counter(
             "llm_rollout_config_reloads",
             "Config changes seen: applied, or rejected (the last good config kept serving).",
@@ -102,8 +124,9 @@ class Metrics:
         # exposition format is float, which is fine for watching, not for accounting.
         self.cost = Counter(
             "llm_rollout_cost_usd",
-            "USD spent on real calls (settled actual cost), by provider, model, tenant and arm.",
-            ["provider", "model", "tenant", "arm"],
+            "USD spent on real calls (settled actual cost), by provider, model, tenant, arm "
+            "and whether the call was a shadow copy.",
+            ["provider", "model", "tenant", "arm", "shadow"],
             registry=r,
         )
         self.mock_shadow_cost = Counter(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -23,7 +23,7 @@ from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
 from proxy.dialects.base import StreamFilter
 from proxy.server.replay import RECORD_TAP
-from proxy.sse import SSEParser
+from proxy.sse import Event, SSEParser
 
 log = logging.getLogger("llm_rollout.relay")
 
@@ -67,6 +67,13 @@ class Outcome:
     stream_error: str | None = None
     #: The whole answer arrived (a body read in full, or a stream's terminal event).
     complete: bool = False
+
+
+#: What takes a provider's final answer: `relay` (to the client) or `consume` (to nobody).
+Deliver = Callable[
+    [web.Request, aiohttp.ClientResponse, Dialect, Mapping[str, str], StreamFilter | None],
+    Awaitable[tuple[web.StreamResponse, Outcome]],
+]
 
 
 def upstream_headers(app_headers: Mapping[str, str], auth: Mapping[str, str]) -> dict[str, str]:
@@ -186,14 +193,7 @@ async def relay(
                 await response.write(sent)
                 if tap is not None:
                     tap.chunk(sent)
-            for event in parser.feed(chunk):
-                if dialect.is_error_event(event):
-                    outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
-                    outcome.complete = True
-                outcome.complete = outcome.complete or dialect.is_terminal(event)
-                usage = dialect.usage_from_event(event)
-                if usage is not None:
-                    outcome.usage.merge(usage)
+            _observe(parser.feed(chunk), dialect, outcome)
             chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
@@ -216,6 +216,59 @@ async def relay(
     except ConnectionResetError:
         pass  # the app went away while the stream ended: nobody to tell
     return response, outcome
+
+
+def _observe(events: Iterable[Event], dialect: Dialect, outcome: Outcome) -> None:
+    """Note what a stream's events say: its end, a provider error event, usage."""
+    for event in events:
+        if dialect.is_error_event(event):
+            outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
+            outcome.complete = True
+        outcome.complete = outcome.complete or dialect.is_terminal(event)
+        usage = dialect.usage_from_event(event)
+        if usage is not None:
+            outcome.usage.merge(usage)
+
+
+async def consume(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    dialect: Dialect,
+    extra_headers: Mapping[str, str],
+    stream_filter: StreamFilter | None = None,
+) -> tuple[web.StreamResponse, Outcome]:
+    """Read a whole answer that goes to nobody (a shadow copy's), noting what `relay` notes.
+
+    Same signature as `relay`, so the attempt chain runs unchanged; the answer comes
+    back as an unsent `web.Response` holding every byte (a stream's events joined, as
+    the provider sent them: `stream_filter` is for what an app would see, and no app
+    sees this), for the scorer. Nothing is recorded into cassettes.
+    """
+    outcome = Outcome(upstream.status)
+    loop = asyncio.get_running_loop()
+    parts: list[bytes] = []
+    parser = SSEParser() if upstream.content_type == "text/event-stream" else None
+    try:
+        async for chunk in upstream.content.iter_any():
+            if outcome.first_byte_at is None:
+                outcome.first_byte_at = loop.time()
+            parts.append(chunk)
+            if parser is not None:
+                _observe(parser.feed(chunk), dialect, outcome)
+    except TimeoutError:
+        outcome.stream_error = "stalled"
+    except aiohttp.ClientError:
+        outcome.stream_error = "cut"
+    finally:
+        upstream.release()
+    body = b"".join(parts)
+    if parser is None and outcome.stream_error is None:
+        outcome.complete = True
+        if upstream.status == 200:
+            outcome.usage.merge(dialect.usage_from_body(body) or Usage())
+    elif not outcome.complete and outcome.stream_error is None and upstream.status == 200:
+        outcome.stream_error = "truncated"
+    return web.Response(status=upstream.status, body=body, headers=extra_headers), outcome
 
 
 async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:

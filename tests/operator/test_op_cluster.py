@@ -105,7 +105,7 @@ async def test_three_sidecars_spend_the_cluster_cap_through_their_own_gates(
     # Measured 88-99 %; the rest is parked in the sidecars' last slices (<= cap/20 each).
     assert billed >= CAP * Decimal("0.7"), f"only ${billed} of ${CAP} was used"
     labels = {"provider": "openai-primary", "model": "gpt-4o-mini", "tenant": "none",
-              "arm": "real"}  # fmt: skip
+              "arm": "real", "shadow": "false"}  # fmt: skip
     spent_by = [
         s.runtime.metrics.registry.get_sample_value("llm_rollout_cost_usd_total", labels) or 0.0
         for s in sidecars
