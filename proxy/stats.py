@@ -25,6 +25,11 @@ class _Counters:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
     latency_max_ms: float = 0.0
     cost_usd: float = 0.0
+    scored: int = 0
+    score_sum: float = 0.0
+    rejections: int = 0
+    brand_checked: int = 0
+    brand_compliant: int = 0
     shadow_requests: int = 0
     judged: int = 0
     judge_sum: float = 0.0
@@ -41,9 +46,7 @@ class WindowStats:
     ) -> None:
         """One answer; `shadow`: a copy of a mock-routed request (real arm), see
         `proxy.server.shadow_traffic`. It counts like any real request, and apart too."""
-        counters = self._arms.get(arm)
-        if counters is None:
-            counters = self._arms[arm] = _Counters()
+        counters = self._counters(arm)
         millis = seconds * 1000.0
         counters.requests += 1
         counters.errors += is_error(status)
@@ -54,11 +57,28 @@ class WindowStats:
 
     def judged(self, arm: Arm, score: float) -> None:
         """One answer of `arm` scored `score` (1-5) by the LLM judge, in this window."""
+        counters = self._counters(arm)
+        counters.judged += 1
+        counters.judge_sum += score
+
+    def _counters(self, arm: Arm) -> _Counters:
         counters = self._arms.get(arm)
         if counters is None:
             counters = self._arms[arm] = _Counters()
-        counters.judged += 1
-        counters.judge_sum += score
+        return counters
+
+    def record_quality(
+        self, arm: Arm, score: float, rejected: bool, brand_compliant: bool | None
+    ) -> None:
+        """One scored answer of `arm` (`proxy.quality`; a shadow copy counts as the real
+        arm). `brand_compliant` is None when the request named no brand."""
+        counters = self._counters(arm)
+        counters.scored += 1
+        counters.score_sum += score
+        counters.rejections += rejected
+        if brand_compliant is not None:
+            counters.brand_checked += 1
+            counters.brand_compliant += brand_compliant
 
     def drain(self) -> dict[Arm, ArmWindow]:
         """The window so far, per arm; the counters restart from zero."""
@@ -70,8 +90,16 @@ class WindowStats:
                 latency_buckets=c.buckets,
                 latency_max_ms=c.latency_max_ms,
                 cost_usd=c.cost_usd,
+                quality=QualityWindow(
+                    scored=c.scored,
+                    score_sum=c.score_sum,
+                    rejections=c.rejections,
+                    brand_checked=c.brand_checked,
+                    brand_compliant=c.brand_compliant,
+                    judged=c.judged,
+                    judge_sum=c.judge_sum,
+                ),
                 shadow_requests=c.shadow_requests,
-                quality=QualityWindow(judged=c.judged, judge_sum=c.judge_sum),
             )
             for arm, c in arms.items()
         }

@@ -10,14 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from proxy.mock.content import (
-    TASKS,
-    Brand,
-    brand_from_system,
-    recognise_task,
-    system_text,
-    write,
-)
+from proxy.marketing import TASKS, Brand, brand_from_system, recognise_task, system_text
+from proxy.mock.content import write
 from tests.conftest import StartSidecar, anthropic_client, openai_client
 
 MOCK_ONLY = {"mock": {"seed": 5}, "traffic": {"realWeight": 0}}

@@ -11,6 +11,7 @@ from typing import Any
 
 from proxy.config.model import MockSpec
 from proxy.dialects import ROUTES, ParsedRequest, Usage
+from proxy.marketing import Brand, brand_from_system, recognise_task, system_text
 from proxy.mock import (
     anthropic_messages,
     gemini,
@@ -18,16 +19,7 @@ from proxy.mock import (
     openai_embeddings,
     openai_responses,
 )
-from proxy.mock.content import (
-    TASK_SCHEMAS,
-    Brand,
-    MockContext,
-    brand_from_system,
-    recognise_task,
-    subject_of,
-    system_text,
-    write,
-)
+from proxy.mock.content import TASK_SCHEMAS, MockContext, subject_of, write
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
     cut_stream,

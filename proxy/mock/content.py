@@ -6,91 +6,29 @@ a description and a call to action), on brand (its name, tone, keywords, never
 its banned words) and within the platform's limits lets the app's parsing,
 rendering and validation run on the mock exactly as they will on a real model.
 
-The task comes from the `x-llm-task` header or is recognised in the prompt; the
-brand from the `x-brand-context` header (JSON) or from "Brand: ..." style lines in
-the system prompt. Pure and deterministic from the request's random source.
+The rules themselves (tasks, structures, platform limits, brand reading) are the
+table in `proxy.marketing`, which the quality scorer checks answers against.
+Pure and deterministic from the request's random source.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = (
-    "social_media_post",
-    "email",
-    "ad_copy",
-    "landing_page",
-    "campaign_plan",
-    "blog_post",
-    "product_description",
-    "content_variations",
-    "brand_voice_analysis",
+from proxy.marketing import (
+    HASHTAG_LIMITS,
+    LIMITS,
+    Brand,
+    ad_limits,
+    brand_from_header,
+    normalise_task,
+    platform_of,
+    scrub,
 )
-
-#: Platform limits, in characters (the providers' published maximums).
-LIMITS = {
-    "x": 280,
-    "linkedin": 3000,
-    "instagram": 2200,
-    "facebook": 63206,
-    "tiktok": 2200,
-    "threads": 500,
-    "google_ads_headline": 30,
-    "google_ads_description": 90,
-    "meta_ads_headline": 40,
-    "meta_ads_primary_text": 125,
-    "email_subject": 78,
-    "email_preheader": 100,
-}
-_INSTAGRAM_HASHTAGS = 30
-
-# Order matters: the first task whose words appear in the prompt wins.
-_TASK_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (task, re.compile(words, re.IGNORECASE))
-    for task, words in (
-        (
-            "brand_voice_analysis",
-            r"\b(brand voice|tone of voice|voice analysis|analy[sz]e .*voice)",
-        ),
-        ("content_variations", r"\b(variations?|variants?|a/b|ab test|split test)\b"),
-        ("campaign_plan", r"\b(campaign plan|marketing plan|campaign strategy|plan a campaign)"),
-        ("landing_page", r"\blanding page\b"),
-        ("ad_copy", r"\b(ad copy|ads?\b|advert|google ads|meta ads|ppc|tagline)"),
-        ("email", r"\b(e-?mail|newsletter|subject line)\b"),
-        ("blog_post", r"\b(blog|article)\b"),
-        ("product_description", r"\b(product description|product page|describe (a|the|our))"),
-        ("social_media_post", r"\b(social|tweet|post|linkedin|instagram|facebook|tiktok|x\.com)"),
-    )
-)
-_TASK_ALIASES = {
-    "social": "social_media_post",
-    "social_post": "social_media_post",
-    "post": "social_media_post",
-    "ad": "ad_copy",
-    "ads": "ad_copy",
-    "landing": "landing_page",
-    "campaign": "campaign_plan",
-    "blog": "blog_post",
-    "product": "product_description",
-    "variations": "content_variations",
-    "ab_test": "content_variations",
-    "brand_voice": "brand_voice_analysis",
-    "voice_analysis": "brand_voice_analysis",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Brand:
-    name: str = ""
-    voice: tuple[str, ...] = ()
-    audience: str = ""
-    keywords: tuple[str, ...] = ()
-    avoid: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,101 +59,6 @@ class MockContext:
             occurrence=occurrence,
             fallback=fallback,
         )
-
-
-def normalise_task(value: str | None) -> str | None:
-    if not value:
-        return None
-    key = re.sub(r"[^a-z]+", "_", value.strip().lower()).strip("_")
-    key = _TASK_ALIASES.get(key, key)
-    return key if key in TASKS else None
-
-
-def recognise_task(prompt: str) -> str | None:
-    for task, pattern in _TASK_WORDS:
-        if pattern.search(prompt):
-            return task
-    return None
-
-
-def _strings(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(p.strip() for p in re.split(r"[,;]", value) if p.strip())
-    if isinstance(value, list):
-        return tuple(str(v).strip() for v in value if str(v).strip())
-    return ()
-
-
-def _brand_from(data: Mapping[str, Any]) -> Brand | None:
-    def first(*keys: str) -> Any:
-        return next((data[k] for k in keys if data.get(k)), None)
-
-    brand = Brand(
-        name=str(first("name", "brand", "brand_name", "brandName") or ""),
-        voice=_strings(first("voice", "tone", "tone_words", "voice_tone", "toneWords")),
-        audience=str(first("audience", "target_audience", "targetAudience") or ""),
-        keywords=_strings(first("keywords", "keywords_to_include", "include", "keywordsToInclude")),
-        avoid=_strings(first("avoid", "words_to_avoid", "banned_words", "wordsToAvoid", "banned")),
-    )
-    return brand if brand != Brand() else None
-
-
-def brand_from_header(value: str | None) -> Brand | None:
-    """The `x-brand-context` header: a JSON object; an unreadable one is ignored."""
-    if not value:
-        return None
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return None
-    return _brand_from(data) if isinstance(data, dict) else None
-
-
-_SYSTEM_LINE = re.compile(
-    r"^\s*[-*]?\s*(brand(?: name)?|voice|tone|audience|target audience|keywords(?: to include)?|"
-    r"include|avoid|words to avoid|banned words|do not use)\s*:\s*(.+)$",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-
-def brand_from_system(system: str) -> Brand | None:
-    """Brand lines in a system prompt: "Brand: Acme", "Voice: warm, witty", "Avoid: cheap"."""
-    found: dict[str, str] = {}
-    for label, value in _SYSTEM_LINE.findall(system):
-        label = label.lower()
-        key = (
-            "name" if label.startswith("brand") else
-            "voice" if label in ("voice", "tone") else
-            "audience" if "audience" in label else
-            "keywords" if label.startswith(("keywords", "include")) else "avoid"
-        )  # fmt: skip
-        found.setdefault(key, value.strip().rstrip("."))
-    return _brand_from(found) if found else None
-
-
-def system_text(payload: Mapping[str, Any]) -> str:
-    """The system prompt in any dialect: OpenAI system/developer turns, Anthropic `system`,
-    Responses `instructions`, Gemini `systemInstruction`."""
-    parts: list[str] = []
-    for message in payload.get("messages") or []:
-        if isinstance(message, dict) and message.get("role") in ("system", "developer"):
-            parts.append(_text(message.get("content")))
-    parts.append(_text(payload.get("system")))
-    parts.append(_text(payload.get("instructions")))
-    instruction = payload.get("systemInstruction") or payload.get("system_instruction")
-    if isinstance(instruction, dict):
-        parts.append(_text(instruction.get("parts")))
-    return "\n".join(p for p in parts if p)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
-        )
-    return ""
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -249,23 +92,6 @@ def subject_of(prompt: str) -> str:
     drop = {"a", "an", "the", "for", "our", "my", "their", "your", "new", "some"}
     words = [w for w in re.split(r"\s+", text) if w and w.lower() not in drop]
     return " ".join(words[:6]).strip(" -") or "our latest launch"
-
-
-def platform_of(prompt: str) -> str | None:
-    lowered = prompt.lower()
-    for platform, pattern in (
-        ("x", r"\b(twitter|tweet|x\.com|on x|for x|x post|x/twitter)\b"),
-        ("linkedin", r"\blinkedin\b"),
-        ("instagram", r"\b(instagram|insta|ig)\b"),
-        ("facebook", r"\bfacebook\b"),
-        ("tiktok", r"\btiktok\b"),
-        ("threads", r"\bthreads\b"),
-        ("google_ads", r"\b(google ads|search ads?|adwords|ppc)\b"),
-        ("meta_ads", r"\b(meta ads?|facebook ads?|instagram ads?)\b"),
-    ):
-        if re.search(pattern, lowered):
-            return platform
-    return None
 
 
 def fit(text: str, limit: int) -> str:
@@ -365,17 +191,19 @@ def _social(w: _Writer) -> str:
     if w.brand.name:
         body += f" From {w.brand.name}."
     body += f" {w.cta()}."
-    tags = w.hashtags(3 if platform != "instagram" else 8)
+    tags = w.hashtags(3 if platform != "instagram" else 8)[: HASHTAG_LIMITS.get(platform, 30)]
     if platform == "x":
         room = LIMITS["x"]
         tag_text = " ".join(tags[:2])
         return fit(body, room - len(tag_text) - 1) + (" " + tag_text if tag_text else "")
-    text = body + ("\n\n" + " ".join(tags[:_INSTAGRAM_HASHTAGS]) if tags else "")
+    text = body + ("\n\n" + " ".join(tags) if tags else "")
     return fit(text, LIMITS.get(platform, LIMITS["linkedin"]))
 
 
 def _email(w: _Writer) -> str:
-    subject = fit(f"{w.headline()}{' from ' + w.brand.name if w.brand.name else ''}", 78)
+    subject = fit(
+        f"{w.headline()}{' from ' + w.brand.name if w.brand.name else ''}", LIMITS["email_subject"]
+    )
     preheader = fit(f"{w.benefit()}", LIMITS["email_preheader"])
     body = "\n\n".join(
         [
@@ -390,8 +218,7 @@ def _email(w: _Writer) -> str:
 
 
 def _ad(w: _Writer) -> str:
-    headline_limit = 40 if w.platform == "meta_ads" else LIMITS["google_ads_headline"]
-    description_limit = 125 if w.platform == "meta_ads" else LIMITS["google_ads_description"]
+    headline_limit, description_limit = ad_limits(w.platform)
     headlines = [w.headline(), w.headline()]
     # Search ads carry the brand as one headline when it fits, as advertisers do.
     fits = w.brand.name and len(w.brand.name) <= headline_limit
@@ -528,13 +355,6 @@ def write(task: str, rng: random.Random, prompt: str, brand: Brand | None) -> st
     else:
         text = _WRITERS[task](writer)
     return scrub(text, brand.avoid)
-
-
-def scrub(text: str, avoid: tuple[str, ...]) -> str:
-    """Remove the brand's banned words (whole words, any case), line structure kept."""
-    for word in avoid:
-        text = re.sub(rf"[ \t]*\b{re.escape(word)}\b", "", text, flags=re.IGNORECASE)
-    return text
 
 
 #: JSON mode with no schema: the fields each task's consumers read.

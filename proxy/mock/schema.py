@@ -29,6 +29,8 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from proxy.marketing import LIMITS
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import sre_constants
@@ -116,7 +118,7 @@ def generate(
     `name` is the field or tool name the value is for; it steers the content.
     """
     root: Schema = schema if isinstance(schema, dict) else {}
-    validator = _validator(root)
+    validator = validator_of(root)
     candidate: Any = None
     for _ in range(_ATTEMPTS):
         candidate = _Gen(root, rng, hints or Hints()).value(root, name, 0)
@@ -125,7 +127,7 @@ def generate(
     return candidate
 
 
-def _validator(schema: Schema) -> Any:
+def validator_of(schema: Schema) -> Any:
     try:
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         cls.check_schema(schema)
@@ -463,7 +465,11 @@ def _number_for(name: str, rng: random.Random) -> float | None:
 
 
 #: Limits a field's name implies when its schema sets none (email subject, X post).
-_NAMED_LIMITS = (({"subject"}, 78), ({"tweet"}, 280), ({"preheader"}, 100))
+_NAMED_LIMITS = (
+    ({"subject"}, LIMITS["email_subject"]),
+    ({"tweet"}, LIMITS["x"]),
+    ({"preheader"}, LIMITS["email_preheader"]),
+)
 
 
 def _scrub(text: str, avoid: tuple[str, ...]) -> str:

@@ -73,10 +73,8 @@ def _list(value: Any) -> list[Any]:
 # -- OpenAI chat ------------------------------------------------------------------------------
 
 
-def _openai_chat(payload: dict[str, Any], prompt: str) -> Wanted | None:
-    messages = _list(payload.get("messages"))
-    after_tool_result = bool(messages) and _dict(messages[-1]).get("role") == "tool"
-    tools = [
+def _openai_chat_tools(payload: dict[str, Any]) -> list[Tool]:
+    return [
         Tool(
             str(fn.get("name", "")),
             str(fn.get("description", "")),
@@ -85,6 +83,12 @@ def _openai_chat(payload: dict[str, Any], prompt: str) -> Wanted | None:
         for t in _list(payload.get("tools"))
         if (fn := _dict(_dict(t).get("function"))).get("name")
     ]
+
+
+def _openai_chat(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    messages = _list(payload.get("messages"))
+    after_tool_result = bool(messages) and _dict(messages[-1]).get("role") == "tool"
+    tools = _openai_chat_tools(payload)
     choice = payload.get("tool_choice")
     if choice != "none" and not after_tool_result:
         forced = _dict(_dict(choice).get("function")).get("name")
@@ -107,10 +111,8 @@ def _openai_format(fmt: dict[str, Any]) -> Wanted | None:
 # -- OpenAI responses -------------------------------------------------------------------------
 
 
-def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
-    items = _list(payload.get("input"))
-    after_tool_result = bool(items) and _dict(items[-1]).get("type") == "function_call_output"
-    tools = [
+def _openai_responses_tools(payload: dict[str, Any]) -> list[Tool]:
+    return [
         Tool(
             str(t.get("name")),
             str(t.get("description", "")),
@@ -119,6 +121,12 @@ def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
         for t in map(_dict, _list(payload.get("tools")))
         if t.get("type") == "function" and t.get("name")
     ]
+
+
+def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    items = _list(payload.get("input"))
+    after_tool_result = bool(items) and _dict(items[-1]).get("type") == "function_call_output"
+    tools = _openai_responses_tools(payload)
     choice = payload.get("tool_choice")
     if choice != "none" and not after_tool_result:
         forced = _dict(choice).get("name") if _dict(choice).get("type") == "function" else None
@@ -131,13 +139,8 @@ def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
 # -- Anthropic messages -----------------------------------------------------------------------
 
 
-def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
-    messages = _list(payload.get("messages"))
-    last = _dict(messages[-1]) if messages else {}
-    after_tool_result = any(
-        _dict(block).get("type") == "tool_result" for block in _list(last.get("content"))
-    )
-    tools = [
+def _anthropic_tools(payload: dict[str, Any]) -> list[Tool]:
+    return [
         Tool(
             str(t.get("name")),
             str(t.get("description", "")),
@@ -146,6 +149,15 @@ def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
         for t in map(_dict, _list(payload.get("tools")))
         if t.get("name") and "input_schema" in t
     ]
+
+
+def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    messages = _list(payload.get("messages"))
+    last = _dict(messages[-1]) if messages else {}
+    after_tool_result = any(
+        _dict(block).get("type") == "tool_result" for block in _list(last.get("content"))
+    )
+    tools = _anthropic_tools(payload)
     choice = _dict(payload.get("tool_choice"))
     if choice.get("type") != "none" and not after_tool_result:
         forced = choice.get("name") if choice.get("type") == "tool" else None
@@ -173,13 +185,8 @@ def _field(source: Any, camel: str) -> Any:
     return source.get(re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel))
 
 
-def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
-    contents = _list(payload.get("contents"))
-    last = _dict(contents[-1]) if contents else {}
-    after_tool_result = any(
-        _field(p, "functionResponse") is not None for p in _list(last.get("parts"))
-    )
-    tools = [
+def _gemini_tools(payload: dict[str, Any]) -> list[Tool]:
+    return [
         Tool(
             str(fn.get("name")),
             str(fn.get("description", "")),
@@ -191,6 +198,15 @@ def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
         for fn in map(_dict, _list(_field(t, "functionDeclarations")))
         if fn.get("name")
     ]
+
+
+def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
+    contents = _list(payload.get("contents"))
+    last = _dict(contents[-1]) if contents else {}
+    after_tool_result = any(
+        _field(p, "functionResponse") is not None for p in _list(last.get("parts"))
+    )
+    tools = _gemini_tools(payload)
     calling = _dict(_field(_field(payload, "toolConfig"), "functionCallingConfig"))
     mode = str(calling.get("mode", "AUTO")).upper()
     if mode != "NONE" and not after_tool_result:
@@ -216,6 +232,21 @@ EXTRACTORS: dict[str, Extractor] = {
     "anthropic.messages": _anthropic_messages,
     "gemini.generate_content": _gemini,
 }
+
+
+#: dialect name -> the tools a request offers (the scorer checks calls against them).
+TOOL_LISTS: dict[str, Callable[[dict[str, Any]], list[Tool]]] = {
+    "openai.chat": _openai_chat_tools,
+    "openai.responses": _openai_responses_tools,
+    "anthropic.messages": _anthropic_tools,
+    "gemini.generate_content": _gemini_tools,
+}
+
+
+def offered_tools(dialect: str, payload: dict[str, Any]) -> list[Tool]:
+    """Every tool the request declares, in any dialect."""
+    listing = TOOL_LISTS.get(dialect)
+    return listing(payload) if listing else []
 
 
 def wanted(dialect: str, payload: dict[str, Any], prompt: str) -> Wanted | None:

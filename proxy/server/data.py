@@ -28,12 +28,14 @@ from proxy.dialects import (
     ParsedRequest,
     guess_dialect,
 )
+from proxy.quality import extractable
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
 from proxy.server.attempts import error_response, serve_real, settle
 from proxy.server.budget import Ticket, cost_header
 from proxy.server.judge import Judge
 from proxy.server.mock_cost import record_shadow_cost
+from proxy.server.quality import ANSWER, Seen, schedule
 from proxy.server.replay import (
     CASSETTES,
     CassetteStore,
@@ -122,11 +124,16 @@ class Handler:
         runtime.metrics.duration.labels(
             dialect.operation, dialect.otel_provider, parsed.model, backend
         ).observe(elapsed := loop.time() - started)
+        arm, status = _analysis_view(decision, backend, response.status)
         runtime.stats.record(
-            *_analysis_view(decision, backend, response.status),
+            arm,
+            status,
             elapsed,
             float(ticket.cost) if ticket is not None and ticket.cost is not None else 0.0,
         )
+        seen = request.get(ANSWER)
+        if seen is not None and status < 400:  # a fallback's mock answer is a real-arm failure
+            schedule(runtime, dialect.name, parsed, request.headers, seen, arm, backend)
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:
             runtime.metrics.first_chunk.labels(dialect.name, backend).observe(
@@ -189,6 +196,8 @@ class Handler:
         )
         record_shadow_cost(runtime, self.dialect, parsed.model, answer.usage)
         self._count(runtime, "mock", arm, answer.status)
+        if answer.status == 200 and answer.fault is None and extractable(self.dialect.name):
+            request[ANSWER] = Seen(body=answer.body, events=answer.events)
         if not answer.events:  # a JSON body: an answer, or a simulated error even to a stream
             return web.Response(
                 status=answer.status, body=answer.body, content_type=answer.content_type,

@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from proxy.dialects import Usage
 
+#: Quality scores run 0-5 (`proxy.quality`); buckets at the plan's bars (4.0, 4.5).
+SCORE_BUCKETS = (0.5, 1.0, 2.0, 3.0, 3.5, 4.0, 4.5, 4.75, 5.0)
 # OpenTelemetry's advised buckets for gen_ai.client.token.usage and .operation.duration.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 DURATION_BUCKETS = (
@@ -157,6 +159,28 @@ class Metrics:
             "llm_rollout_budget_ledger_errors",
             "Ledger file problems: corrupt (budgets count as spent) or write failures.",
             ["kind"],
+            registry=r,
+        )
+
+        # Answer quality (proxy.quality; recorded by proxy.server.quality). `shadow` is
+        # "true" for a background copy of a mock-routed request sent to the real provider.
+        self.quality_score = Histogram(
+            "llm_rollout_quality_score",
+            "Rule-based quality score (0-5) of each answer, by arm, backend, task and shadow.",
+            ["arm", "backend", "task", "shadow"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.quality_rejections = Counter(
+            "llm_rollout_quality_rejections",
+            "Answers with a hard quality failure, by reason (empty, refusal, truncated, ...).",
+            ["arm", "backend", "reason", "shadow"],
+            registry=r,
+        )
+        self.brand_compliance = Counter(
+            "llm_rollout_brand_compliance",
+            "Answers with a known brand, by result: compliant or violation.",
+            ["arm", "backend", "result", "shadow"],
             registry=r,
         )
 

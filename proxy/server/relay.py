@@ -22,6 +22,8 @@ from multidict import CIMultiDict
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
 from proxy.dialects.base import StreamFilter
+from proxy.quality import Accumulator, extractable
+from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import Event, SSEParser
 
@@ -176,12 +178,18 @@ async def relay(
             tap.whole(upstream.status, dict(upstream.headers), body)
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
+            if extractable(dialect.name):
+                request[ANSWER] = Seen(body=body)
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
     chunk = await _first_chunk(upstream)
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
+    # The answer's text and tool calls, kept (bounded) for the quality score.
+    answer = (
+        Accumulator(dialect.name) if upstream.status == 200 and extractable(dialect.name) else None
+    )
     if (tap := request.get(RECORD_TAP)) is not None:
         tap.begin(upstream.status, dict(upstream.headers))
     try:
@@ -193,10 +201,16 @@ async def relay(
                 await response.write(sent)
                 if tap is not None:
                     tap.chunk(sent)
-            _observe(parser.feed(chunk), dialect, outcome)
+            events = list(parser.feed(chunk))
+            _observe(events, dialect, outcome)
+            if answer is not None:
+                for event in events:
+                    answer.feed(event)
             chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
+        if answer is not None and outcome.complete and not outcome.stream_error:
+            request[ANSWER] = Seen(stream=answer)
     except TimeoutError:
         outcome.stream_error = "stalled"
     except aiohttp.ClientError:
