@@ -70,6 +70,7 @@ async def test_shadow_steps_are_judged_on_the_copies_before_any_user_gets_a_real
     async with cluster.traffic(rps=30) as counts:
         status = await cluster.wait_status("marketing", lambda s: s["phase"] == "Paused")
         await cluster.wait_weights(50)
+        await asyncio.sleep(0.5)  # requests sent at 50 % come back
     assert (status["realWeight"], status["shadowPercent"]) == (50, 100)
     # The pause at shadow 100 % / weight 0 % ended on a passing analysis of copies alone:
     # every real-arm request in that window was a shadow copy; no user got a real answer.
@@ -285,3 +286,27 @@ async def test_a_provider_answering_badly_fails_the_step_and_rolls_back(
         rolled_back["message"]
     )
     assert "(real arm; mock arm" in rolled_back["message"]
+
+
+async def test_bad_answers_to_shadow_copies_roll_back_before_any_user_saw_one(
+    cluster: Cluster, answering: AnsweringOpenAI
+) -> None:
+    ask, answer, finish, metric = BAD["avoided words"]
+    answering.bad = (answer, finish)
+    await cluster.start_operator()
+    spec = quality_spec(answering, [{"setShadow": 100}, {"pause": {"duration": "1m"}}])
+    spec["traffic"] = {"shadow": {"percent": 0, "maxConcurrent": 8}}
+    await cluster.apply("marketing", spec)
+    await cluster.start_sidecars("marketing", 2)
+    await wait_shadows(cluster, 100)
+    async with asking(cluster, [ask]):
+        status = await cluster.wait_status("marketing", lambda s: s["phase"] == "Degraded")
+        await wait_shadows(cluster, 0)
+    assert (status["realWeight"], status["shadowPercent"]) == (0, 0)
+    (failed,) = [h for h in status["history"] if h["verdict"] == "Failed"]
+    assert failed["requests"]["real"] == failed["quality"]["real"]["shadowRequests"] > 0
+    assert failed["quality"]["real"]["brand-compliance"] == 0.0
+    assert failed["quality"]["mock"]["brand-compliance"] == 1.0
+    rolled_back = await cluster.wait_event("RolledBack")
+    assert f"{metric} 0 < min 0.95 (real arm; mock arm 1)" in rolled_back["message"]
+    assert len(answering.requests) > 0, "the provider got the copies, and no user its answers"
