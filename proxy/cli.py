@@ -13,6 +13,7 @@ from pathlib import Path
 
 from proxy.config import ConfigError, load_file
 from proxy.server.control import ControlClient
+from proxy.server.runtime import PortLimits
 from proxy.server.serve import Address, Sidecar
 
 DESCRIPTION = """\
@@ -75,6 +76,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="largest request body accepted; larger gets 413 in the client's dialect "
         "(default %(default)s)",
     )
+    parser.add_argument(
+        "--body-timeout",
+        default=30.0,
+        type=float,
+        metavar="SECONDS",
+        help="a request body not in full within this gets 408 in the client's dialect and "
+        "its connection closed (default %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        default=30.0,
+        type=float,
+        metavar="SECONDS",
+        help="a connection that has not sent a whole request's headers, or sits idle between "
+        "requests, is closed after this (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        default=1024,
+        type=int,
+        metavar="N",
+        help="connections open at once on each port; more are closed at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--admin-expose-config",
+        action="store_true",
+        help="serve /config on the admin port to any address, not only to loopback",
+    )
     control = parser.add_argument_group("operator control channel (optional)")
     control.add_argument(
         "--control-url",
@@ -119,6 +148,12 @@ async def run(args: argparse.Namespace) -> None:
         admin_listen=args.admin_listen,
         max_body_bytes=args.max_body_bytes,
         ledger_path=args.budget_ledger,
+        limits=PortLimits(
+            body_timeout=args.body_timeout,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            expose_config=args.admin_expose_config,
+        ),
     )
     await sidecar.start()
     client = None

@@ -27,6 +27,8 @@ def test_help_explains_every_option() -> None:
     result = run("--help")
     assert result.returncode == 0
     for option in ("--config", "--listen", "--admin-listen", "--max-body-bytes", "--log-level",
+                   "--body-timeout", "--idle-timeout", "--max-connections",
+                   "--admin-expose-config",
                    "127.0.0.1:8100", "0.0.0.0:8101", "LLM_ROLLOUT_FORCE_MOCK"):  # fmt: skip
         assert option in result.stdout
 

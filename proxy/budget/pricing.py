@@ -29,6 +29,7 @@ import genai_prices
 from proxy.config import Provider, ProviderType
 from proxy.config.model import ModelPrice
 from proxy.dialects import Usage
+from proxy.dialects.limits import OUTPUT_LIMITS
 
 MILLION = Decimal(1_000_000)
 #: genai-prices' provider id for each provider type.
@@ -37,17 +38,6 @@ _GENAI_PROVIDER: dict[ProviderType, str] = {
     "anthropic": "anthropic",
     "gemini": "google",
 }
-#: The longest answer of model families whose limit genai-prices does not record,
-#: by name prefix (first match wins; a dated snapshot matches its family). Figures
-#: are each family's largest published `max output tokens` -- a model may allow
-#: less, which only makes the reservation larger than needed. A model not listed
-#: here falls back to its context window (input + output can never exceed it).
-OUTPUT_LIMITS: tuple[tuple[str, int], ...] = (
-    ("gpt-4o", 16_384), ("chatgpt-4o", 16_384), ("gpt-4.1", 32_768),
-    ("gpt-4-turbo", 4_096), ("gpt-3.5-turbo", 4_096),
-    ("o1", 100_000), ("o3", 100_000), ("o4", 100_000), ("gpt-5", 128_000),
-    ("gemini-1.5", 8_192), ("gemini-2.0", 8_192), ("gemini-2.5", 65_536),
-)  # fmt: skip
 
 
 class UnknownPrice(LookupError):

@@ -23,6 +23,7 @@ _ANTHROPIC_TYPES = {
     ErrorKind.PERMISSION: "permission_error",
     ErrorKind.NOT_FOUND: "not_found_error",
     ErrorKind.TOO_LARGE: "request_too_large",
+    ErrorKind.REQUEST_TIMEOUT: "timeout_error",
     ErrorKind.RATE_LIMITED: "rate_limit_error",
     ErrorKind.TIMEOUT: "timeout_error",
     ErrorKind.OVERLOADED: "overloaded_error",

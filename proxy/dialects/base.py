@@ -10,13 +10,20 @@ construction rather than by each handler remembering it.
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from proxy.config import ProviderType
 from proxy.sse import Event
+
+#: In a raw path: a delimiter written encoded, to slip past the router as data.
+_ENCODED_DELIMITER = re.compile(r"%(2[fF]|3[fF]|23|5[cC])")
+#: In a decoded path: what no provider path holds.
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f?#\\]")
 
 
 class ErrorKind(Enum):
@@ -26,6 +33,7 @@ class ErrorKind(Enum):
     AUTHENTICATION = 401
     PERMISSION = 403
     NOT_FOUND = 404
+    REQUEST_TIMEOUT = 408
     TOO_LARGE = 413
     RATE_LIMITED = 429
     INTERNAL = 500
@@ -158,8 +166,30 @@ class Dialect(ABC):
         """Headers that carry the sidecar's provider key."""
         return {"Authorization": f"Bearer {key}"}
 
-    def upstream_path(self, path: str) -> str:
-        return path.removeprefix(self.sdk_prefix)
+    def upstream_target(self, raw_path: str, raw_query: str) -> str:
+        """The path and query to send the provider, from the request's *raw* ones.
+
+        Built from the bytes as they came, never from a decoded form (decoding and
+        re-joining is how ``model%2F..%2Fadmin`` becomes another endpoint and
+        ``alt=sse%26key%3Dx`` a second parameter). A path that decodes to another
+        path -- encoded ``/``, ``?`` or ``#``, dot segments, control characters --
+        is refused. The app's ``key`` parameter (Gemini's credential) is dropped.
+        """
+        decoded = unquote(raw_path)
+        if (
+            _ENCODED_DELIMITER.search(raw_path)
+            or _UNSAFE_CHARS.search(decoded)
+            or "//" in decoded
+            or any(segment in (".", "..") for segment in decoded.split("/"))
+        ):
+            raise BadRequest(
+                f"the request path {raw_path[:200]!r} is not one this API accepts: "
+                "no encoded '/', '?' or '#', dot segments or control characters"
+            )
+        kept = [part for part in raw_query.split("&")
+                if part and unquote(part.partition("=")[0]) != "key"]  # fmt: skip
+        path = raw_path.removeprefix(self.sdk_prefix)
+        return f"{path}?{'&'.join(kept)}" if kept else path
 
     def usage_from_event(self, event: Event) -> Usage | None:
         """Usage from one stream event, parsing JSON only for events that can hold it."""
@@ -179,6 +209,10 @@ class Dialect(ABC):
         return self.usage_from_payload(payload) if isinstance(payload, dict) else None
 
 
+#: JSON nesting a request body may have (see `proxy.dialects.limits`).
+MAX_JSON_DEPTH = 64
+
+
 def load_json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise BadRequest("request body is empty; expected a JSON object")
@@ -186,9 +220,31 @@ def load_json_object(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except ValueError as error:
         raise BadRequest(f"request body is not valid JSON: {error}") from None
+    except RecursionError:
+        payload = None  # nested deeper than the parser goes: refused below
+    # Counting brackets is C-speed; only a body with enough of them is walked.
+    if payload is None or (
+        body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _deeper(payload)
+    ):
+        raise BadRequest(
+            f"request body nests JSON more than {MAX_JSON_DEPTH} levels deep; "
+            "no provider accepts that"
+        )
     if not isinstance(payload, dict):
         raise BadRequest("request body must be a JSON object")
     return payload
+
+
+def _deeper(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsed JSON nests deeper than `limit` (iterative: no recursion to blow)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
 
 
 def require_str(payload: dict[str, Any], name: str) -> str:

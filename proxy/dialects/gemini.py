@@ -8,8 +8,10 @@ chunk of a complete answer is the one whose candidates carry a ``finishReason``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+from proxy.dialects import limits
 from proxy.dialects.base import (
     BadRequest,
     Dialect,
@@ -20,12 +22,16 @@ from proxy.dialects.base import (
 )
 from proxy.sse import Event, encode
 
+#: What a Gemini model name is made of (`gemini-2.5-flash`, `gemini-1.5-pro-002`).
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
 #: Google's canonical status names (google.rpc.Code) for each kind.
 _GOOGLE_STATUS = {
     ErrorKind.INVALID_REQUEST: "INVALID_ARGUMENT",
     ErrorKind.AUTHENTICATION: "UNAUTHENTICATED",
     ErrorKind.PERMISSION: "PERMISSION_DENIED",
     ErrorKind.NOT_FOUND: "NOT_FOUND",
+    ErrorKind.REQUEST_TIMEOUT: "DEADLINE_EXCEEDED",
     ErrorKind.TOO_LARGE: "INVALID_ARGUMENT",
     ErrorKind.RATE_LIMITED: "RESOURCE_EXHAUSTED",
     ErrorKind.INTERNAL: "INTERNAL",
@@ -99,6 +105,11 @@ class Gemini(Dialect):
             raise BadRequest(
                 "the model is part of the path: /v1beta/models/{model}:generateContent"
             )
+        if not _MODEL_NAME.fullmatch(path_model):
+            raise BadRequest(
+                f"model name {path_model[:100]!r} is not valid: letters, digits, '.', '-' "
+                "and '_' only, such as gemini-2.5-flash"
+            )
         contents = payload.get("contents")
         if not isinstance(contents, list) or not contents:
             raise BadRequest("'contents' is required and must be a non-empty array")
@@ -108,6 +119,10 @@ class Gemini(Dialect):
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
         ):
             raise BadRequest("'generationConfig.maxOutputTokens' must be a positive integer")
+        limits.check_max_tokens(path_model, max_tokens, "generationConfig.maxOutputTokens")
+        if isinstance(config, dict):
+            limits.check_count(config.get("candidateCount"), limits.MAX_CANDIDATES,
+                               "generationConfig.candidateCount")  # fmt: skip
         return ParsedRequest(
             model=path_model, stream=query_stream, max_tokens=max_tokens, payload=payload, raw=raw
         )

@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+from proxy.dialects import limits
 from proxy.dialects.base import (
     BadRequest,
     Dialect,
@@ -34,6 +35,7 @@ _OPENAI_TYPES = {
     ErrorKind.PERMISSION: "permission_error",
     ErrorKind.NOT_FOUND: "not_found_error",
     ErrorKind.TOO_LARGE: "invalid_request_error",
+    ErrorKind.REQUEST_TIMEOUT: "invalid_request_error",
     ErrorKind.RATE_LIMITED: "rate_limit_error",
     ErrorKind.TIMEOUT: "timeout_error",
 }
@@ -79,10 +81,18 @@ class OpenAIChat(OpenAIDialect):
         messages = payload.get("messages")
         if not isinstance(messages, list) or not messages:
             raise BadRequest("'messages' is required and must be a non-empty array")
+        max_tokens = optional_int(payload, "max_completion_tokens", "max_tokens")
+        field = "max_completion_tokens" if "max_completion_tokens" in payload else "max_tokens"
+        limits.check_max_tokens(model, max_tokens, field)
+        limits.check_count(payload.get("n"), limits.MAX_CHOICES, "n")
+        fmt = payload.get("response_format")
+        spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+        if isinstance(spec, dict) and spec.get("strict"):
+            limits.check_strict_schema(spec.get("schema"), "response_format.json_schema")
         return ParsedRequest(
             model=model,
             stream=payload.get("stream") is True,
-            max_tokens=optional_int(payload, "max_completion_tokens", "max_tokens"),
+            max_tokens=max_tokens,
             payload=payload,
             raw=raw,
         )

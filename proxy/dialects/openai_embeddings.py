@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.dialects import limits
 from proxy.dialects.base import (
     BadRequest,
     ParsedRequest,
@@ -59,7 +60,9 @@ class OpenAIEmbeddings(OpenAIDialect):
         encoding = payload.get("encoding_format", "float")
         if encoding not in ENCODINGS:
             raise BadRequest("'encoding_format' must be 'float' or 'base64'")
-        optional_int(payload, "dimensions")  # validated here, honoured by the provider or mock
+        given = payload.get("input")
+        inputs = len(given) if isinstance(given, list) and not _is_tokens(given) else 1
+        limits.check_embeddings(model, optional_int(payload, "dimensions"), inputs)
         return ParsedRequest(model=model, stream=False, max_tokens=None, payload=payload, raw=raw)
 
     def usage_from_payload(self, payload: dict[str, Any], event: str | None = None) -> Usage | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.dialects import limits
 from proxy.dialects.base import (
     BadRequest,
     ErrorKind,
@@ -57,10 +58,16 @@ class OpenAIResponses(OpenAIDialect):
         given = payload.get("input")
         if not (isinstance(given, str) and given) and not (isinstance(given, list) and given):
             raise BadRequest("'input' is required and must be a non-empty string or array")
+        max_tokens = optional_int(payload, "max_output_tokens")
+        limits.check_max_tokens(model, max_tokens, "max_output_tokens")
+        text = payload.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and fmt.get("strict"):
+            limits.check_strict_schema(fmt.get("schema"), "text.format")
         return ParsedRequest(
             model=model,
             stream=payload.get("stream") is True,
-            max_tokens=optional_int(payload, "max_output_tokens"),
+            max_tokens=max_tokens,
             payload=payload,
             raw=raw,
         )

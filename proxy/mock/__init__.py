@@ -5,8 +5,9 @@ the pause before each). The server writes it out; nothing here does I/O.
 """
 
 from proxy.mock.answer import Answer, answer
+from proxy.mock.answerable import check_answerable
 from proxy.mock.content import MockContext
 from proxy.mock.gemini import as_json_array
 from proxy.mock.simulate import Occurrences
 
-__all__ = ["Answer", "MockContext", "Occurrences", "answer", "as_json_array"]
+__all__ = ["Answer", "MockContext", "Occurrences", "answer", "as_json_array", "check_answerable"]

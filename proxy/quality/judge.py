@@ -50,7 +50,7 @@ class JudgeRequest:
     """One judge call in the judge provider's dialect."""
 
     dialect: Dialect
-    #: The dialect's path as an app would call it (`Dialect.upstream_path` maps it).
+    #: The dialect's path as an app would call it (`Dialect.upstream_target` maps it).
     path: str
     body: bytes
     #: Headers the provider needs besides its key (Anthropic's API version).

@@ -6,6 +6,7 @@ while the data port stays on loopback.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -77,7 +78,25 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def from_loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
 async def config(request: web.Request) -> web.Response:
+    """The effective config: from inside the pod only, unless `--admin-expose-config`.
+
+    The admin port listens on the pod's IP for probes and Prometheus; what the config
+    says (providers, where keys come from, budgets) is not for the whole cluster."""
+    runtime = request.app[ADMIN_RUNTIME]
+    if not (runtime.limits.expose_config or from_loopback(request)):
+        return web.json_response(
+            {"error": "/config is served to loopback only; start the sidecar with "
+                      "--admin-expose-config to serve it on the pod's IP"},
+            status=403,
+        )  # fmt: skip
     return web.json_response(
         effective_config(request.app[ADMIN_RUNTIME]), dumps=lambda o: json.dumps(o, indent=2)
     )

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from proxy.config import LLMRolloutSpec, Provider
 from proxy.dialects import Dialect, ErrorKind, ParsedRequest, Usage
+from proxy.redact import Redactor
 from proxy.resilience import retry
 from proxy.resilience.chain import Chain, GiveUp, UseMock
 from proxy.resilience.ratelimit import estimate_tokens
@@ -204,8 +205,9 @@ class _Walk:
                 return None
             self._stamp(provider.name)
             response, outcome = await self.deliver(
-                self.request, upstream, self.dialect, self.headers, stream_filter
-            )
+                self.request, upstream, self.dialect, self.headers, stream_filter,
+                Redactor([key]),
+            )  # fmt: skip
         except UpstreamFailure as failure:
             self.last = failure
             self.uncertain = self.uncertain or failure.may_have_run

@@ -13,6 +13,8 @@ import logging
 import random
 import re
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -20,6 +22,7 @@ from aiohttp import web
 from proxy import mock
 from proxy.budget import NO_TENANT, Refusal
 from proxy.config import Arm
+from proxy.config.model import MockSpec
 from proxy.dialects import (
     ROUTES,
     BadRequest,
@@ -74,15 +77,20 @@ class Handler:
         headers = {"x-request-id": request_id, "x-llm-backend": "mock"}
         dialect = self.dialect
         try:
-            body = await _read_body(request, runtime.max_body_bytes)
+            body = await _read_body(request, runtime.max_body_bytes, runtime.limits.body_timeout)
             parsed = dialect.parse(
                 body,
                 path_model=request.match_info.get("model"),
                 query_stream=request.match_info.get("method") == "streamGenerateContent",
             )
+            mock.check_answerable(dialect.name, parsed)  # either arm: refused before routing
+            dialect.upstream_target(request.rel_url.raw_path, request.rel_url.raw_query_string)
         except BadRequest as error:
             self._count(runtime, "none", "none", error.kind.status)
-            return error_response(dialect, error.kind, str(error), headers)
+            refused = error_response(dialect, error.kind, str(error), headers)
+            if error.kind is ErrorKind.REQUEST_TIMEOUT:
+                refused.force_close()  # the rest of that body is not waited for
+            return refused
 
         refusal = self._over_quota(request, runtime, snapshot, headers)
         if refusal is not None:
@@ -183,7 +191,7 @@ class Handler:
         )
         answer = replayed(
             request, snapshot.spec.mock.replay, self.dialect, parsed, seen
-        ) or mock.answer(self.dialect.name, parsed, snapshot.spec.mock, context)
+        ) or await _generate(self.dialect, parsed, snapshot.spec.mock, context)
         if parsed.stream and _gemini_json_stream(request):
             answer = mock.as_json_array(answer)
         headers.update(answer.headers)
@@ -295,6 +303,29 @@ def _analysis_view(decision: Decision, backend: str, status: int) -> tuple[Arm, 
     return "real", status
 
 
+#: A request body this large, an embedding, or a JSON schema to fill makes a mock answer
+#: that can take tens of milliseconds to build: built off the event loop.
+_HEAVY_BODY = 32 * 1024
+_SCHEMA_MARKERS = (b'"json_schema"', b'"responseSchema"', b'"responseJsonSchema"',
+                   b'"output_config"', b'"tools"')  # fmt: skip
+
+
+async def _generate(
+    dialect: Dialect, parsed: ParsedRequest, spec: MockSpec, context: mock.MockContext
+) -> mock.Answer:
+    """The mock's answer; heavy ones in a worker thread, so that `/healthz` and every other
+    request keep being served while, say, 2,048 embeddings of 3,072 dimensions are built."""
+    raw = parsed.raw
+    heavy = (
+        len(raw) > _HEAVY_BODY
+        or dialect.operation == "embeddings"
+        or any(marker in raw for marker in _SCHEMA_MARKERS)
+    )
+    if not heavy:
+        return mock.answer(dialect.name, parsed, spec, context)
+    return await asyncio.to_thread(mock.answer, dialect.name, parsed, spec, context)
+
+
 def _gemini_json_stream(request: web.Request) -> bool:
     """``streamGenerateContent`` without ``?alt=sse``: Gemini answers one JSON array."""
     return request.match_info.get("method") == "streamGenerateContent" and (
@@ -302,13 +333,19 @@ def _gemini_json_stream(request: web.Request) -> bool:
     )
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, within: float) -> bytes:
     try:
-        return await request.read()  # the app's client_max_size is `limit`
+        async with asyncio.timeout(within):
+            return await request.read()  # the app's client_max_size is `limit`
     except web.HTTPRequestEntityTooLarge:
         raise BadRequest(
             f"request body exceeds the sidecar's limit of {limit} bytes (--max-body-bytes)",
             ErrorKind.TOO_LARGE,
+        ) from None
+    except TimeoutError:
+        raise BadRequest(
+            f"the request body did not arrive within {within:g} s (--body-timeout)",
+            ErrorKind.REQUEST_TIMEOUT,
         ) from None
 
 
@@ -328,13 +365,40 @@ async def not_found(request: web.Request) -> web.Response:
     )
 
 
+@web.middleware
+async def dialect_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Any failure on the data path is an answer in the client's dialect, never aiohttp's
+    plain-text 500: a bug is logged once with its stack and the request id, and the
+    client gets the dialect's error object (status 500) carrying that id. Once bytes
+    of an answer have gone out nothing can be sent in its place: the connection closes."""
+    try:
+        return await handler(request)
+    except (web.HTTPException, asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        log.exception("request %s: unexpected failure serving %s %s", request_id,
+                      request.method, request.rel_url.raw_path)  # fmt: skip
+        writer: Any = getattr(request, "_payload_writer", None)
+        if writer is not None and writer.output_size:  # the answer has begun
+            raise
+        dialect = guess_dialect(request.path, dict(request.headers))
+        headers = {"x-request-id": request_id, "x-llm-backend": "none"}
+        message = (f"llm-rollout could not serve this request (request id {request_id}); "
+                   "this is a bug in the sidecar, the request was not sent to a provider "
+                   "twice: retrying is safe")  # fmt: skip
+        return error_response(dialect, ErrorKind.INTERNAL, message, headers)
+
+
 def build_data_app(runtime: Runtime) -> web.Application:
-    app = web.Application(client_max_size=runtime.max_body_bytes)
+    app = web.Application(client_max_size=runtime.max_body_bytes, middlewares=[dialect_errors])
     app[RUNTIME] = runtime
     app[CASSETTES] = CassetteStore()
     for path, dialect in ROUTES:
         app.router.add_post(path, Handler(dialect).handle)
-    app.router.add_route("*", "/{tail:.*}", not_found)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", not_found)  # any path, newlines too
 
     async def session_context(app: web.Application):  # type: ignore[no-untyped-def]
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
 from proxy.dialects.base import StreamFilter
 from proxy.quality import Accumulator, extractable
+from proxy.redact import Redactor
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import Event, SSEParser
@@ -73,7 +75,14 @@ class Outcome:
 
 #: What takes a provider's final answer: `relay` (to the client) or `consume` (to nobody).
 Deliver = Callable[
-    [web.Request, aiohttp.ClientResponse, Dialect, Mapping[str, str], StreamFilter | None],
+    [
+        web.Request,
+        aiohttp.ClientResponse,
+        Dialect,
+        Mapping[str, str],
+        StreamFilter | None,
+        Redactor | None,
+    ],
     Awaitable[tuple[web.StreamResponse, Outcome]],
 ]
 
@@ -90,12 +99,11 @@ def client_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in upstream.items() if k.lower() not in _DROP_RESPONSE}
 
 
-def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> str:
-    query = "&".join(
-        f"{k}={v}" for k, v in request.rel_url.query.items() if k != "key"
-    )  # Gemini's ?key= is the app's credential: dropped like the headers
-    url = provider.base_url.rstrip("/") + dialect.upstream_path(request.path)
-    return f"{url}?{query}" if query else url
+def upstream_url(provider: Provider, dialect: Dialect, request: web.Request) -> URL:
+    """The provider's URL for this request: its base URL and the request's raw path and
+    query, checked (`Dialect.upstream_target`) and passed on without re-encoding."""
+    target = dialect.upstream_target(request.rel_url.raw_path, request.rel_url.raw_query_string)
+    return URL(provider.base_url.rstrip("/") + target, encoded=True)
 
 
 async def open_upstream(
@@ -152,11 +160,15 @@ async def relay(
     dialect: Dialect,
     extra_headers: Mapping[str, str],
     stream_filter: StreamFilter | None = None,
+    redactor: Redactor | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Copy the provider's answer to the app; `stream_filter` rewrites a stream on the way
     (it takes out what the sidecar asked for on the app's behalf, see `Dialect.upstream_body`);
-    usage is read from the stream as the provider sent it."""
-    headers = CIMultiDict(client_headers(upstream.headers))
+    usage is read from the stream as the provider sent it. `redactor` masks the key the
+    provider was sent wherever the answer echoes it: headers, body, stream, cassette."""
+    redactor = redactor or Redactor(())
+    upstream_headers = {k: redactor.text(v) for k, v in upstream.headers.items()}
+    headers = CIMultiDict(client_headers(upstream_headers))
     for name, value in extra_headers.items():
         if name == "x-should-retry":
             headers[name] = value  # the sidecar retried: its word replaces the provider's
@@ -174,12 +186,14 @@ async def relay(
             ) from None
         outcome.first_byte_at = loop.time()
         outcome.complete = True
-        if (tap := request.get(RECORD_TAP)) is not None:
-            tap.whole(upstream.status, dict(upstream.headers), body)
         if upstream.status == 200:
             outcome.usage.merge(dialect.usage_from_body(body) or Usage())
             if extractable(dialect.name):
                 request[ANSWER] = Seen(body=body)
+        if redactor:
+            body = redactor.whole(body)
+        if (tap := request.get(RECORD_TAP)) is not None:
+            tap.whole(upstream.status, upstream_headers, body)
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
     chunk = await _first_chunk(upstream)
@@ -191,12 +205,14 @@ async def relay(
         Accumulator(dialect.name) if upstream.status == 200 and extractable(dialect.name) else None
     )
     if (tap := request.get(RECORD_TAP)) is not None:
-        tap.begin(upstream.status, dict(upstream.headers))
+        tap.begin(upstream.status, upstream_headers)
     try:
         while chunk:
             if outcome.first_byte_at is None:
                 outcome.first_byte_at = loop.time()
             sent = chunk if stream_filter is None else stream_filter.feed(chunk)
+            if redactor:
+                sent = redactor.feed(sent)
             if sent:
                 await response.write(sent)
                 if tap is not None:
@@ -220,7 +236,10 @@ async def relay(
     finally:
         upstream.release()
     try:
-        if stream_filter is not None and (rest := stream_filter.close()):
+        rest = stream_filter.close() if stream_filter is not None else b""
+        if redactor:
+            rest = redactor.feed(rest) + redactor.close()
+        if rest:
             await response.write(rest)
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
             message = f"upstream stream {outcome.stream_error} before completion"
@@ -250,13 +269,14 @@ async def consume(
     dialect: Dialect,
     extra_headers: Mapping[str, str],
     stream_filter: StreamFilter | None = None,
+    redactor: Redactor | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Read a whole answer that goes to nobody (a shadow copy's), noting what `relay` notes.
 
     Same signature as `relay`, so the attempt chain runs unchanged; the answer comes
     back as an unsent `web.Response` holding every byte (a stream's events joined, as
-    the provider sent them: `stream_filter` is for what an app would see, and no app
-    sees this), for the scorer. Nothing is recorded into cassettes.
+    the provider sent them: `stream_filter` and `redactor` are for what an app would see,
+    and no app sees this), for the scorer. Nothing is recorded into cassettes.
     """
     outcome = Outcome(upstream.status)
     loop = asyncio.get_running_loop()

@@ -39,6 +39,18 @@ def env_force_mock() -> bool:
     return os.environ.get(FORCE_MOCK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+@dataclass(frozen=True, slots=True)
+class PortLimits:
+    """What one client can hold of the sidecar: time to send headers or a body, open
+    connections, and what the admin port serves beyond loopback (`--body-timeout`,
+    `--idle-timeout`, `--max-connections`, `--admin-expose-config`)."""
+
+    body_timeout: float = 30.0
+    idle_timeout: float = 30.0  # headers not sent in full, or a keep-alive connection idle
+    max_connections: int = 1024
+    expose_config: bool = False
+
+
 class Runtime:
     def __init__(
         self,
@@ -48,6 +60,7 @@ class Runtime:
         max_body_bytes: int,
         clock: Callable[[], float] = time.monotonic,
         ledger_path: Path | None = None,
+        limits: PortLimits | None = None,
     ) -> None:
         self.metrics = Metrics()
         self.stats = WindowStats()  # per-arm window, drained by the control channel client
@@ -58,6 +71,7 @@ class Runtime:
         self.resilience = Registry(on_transition=self._breaker_moved)
         self.force_mock_env = env_force_mock()
         self.max_body_bytes = max_body_bytes
+        self.limits = limits or PortLimits()
         self.last_error: str | None = None
         self.snapshot = Snapshot(spec, 1, source)
         self._publish()

@@ -15,7 +15,7 @@ from aiohttp import web
 from proxy.config import LLMRolloutSpec
 from proxy.server.admin import READY, build_admin_app
 from proxy.server.data import build_data_app
-from proxy.server.runtime import Runtime
+from proxy.server.runtime import PortLimits, Runtime
 from proxy.server.watch import watch_config
 
 log = logging.getLogger("llm_rollout")
@@ -51,6 +51,7 @@ class Sidecar:
         watch_interval: float = 1.0,
         ledger_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        limits: PortLimits | None = None,
     ) -> None:
         """`clock`: monotonic seconds for breakers, rate limits and deadlines (tests pass
         a fake one to move time without waiting)."""
@@ -60,6 +61,7 @@ class Sidecar:
             max_body_bytes=max_body_bytes,
             ledger_path=ledger_path,
             clock=clock,
+            limits=limits,
         )
         self.config_path = config_path
         self.listen = listen
@@ -87,20 +89,25 @@ class Sidecar:
         )  # fmt: skip
 
     async def _serve(self, app: web.Application, address: Address, name: str) -> int:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        limits = self.runtime.limits
+        # lingering_time: after a refused body (413, 408) aiohttp reads on what the client
+        # still sends for up to this long before closing; its 10 s would let a slow body
+        # hold the connection that long after --body-timeout.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout,
+            lingering_time=1.0,
+        )  # fmt: skip
         await runner.setup()
         server = runner.server
         assert server is not None
         self.runtime.metrics.connections.labels(name).set_function(
             lambda: float(len(server.connections))
         )
-        site = web.TCPSite(runner, address.host, address.port, reuse_address=True)
+        site = CappedSite(runner, address.host, address.port, limit=limits.max_connections,
+                          label=name)  # fmt: skip
         await site.start()
         self._runners.append(runner)
-        listening = site._server
-        assert listening is not None
-        sockets = getattr(listening, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else address.port
+        return site.port
 
     async def stop(self) -> None:
         if self._watcher is not None:
@@ -111,3 +118,44 @@ class Sidecar:
             await runner.cleanup()
         self._runners.clear()
         await self.runtime.budget.flush()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over `--max-connections`: closed as soon as it is accepted."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class CappedSite(web.TCPSite):
+    """A TCP site that accepts at most `limit` connections at once.
+
+    aiohttp has no such limit; without one, a client opening thousands of idle
+    connections takes every file descriptor of the pod. Over the limit a connection
+    is closed at once (and logged, once per burst), before any byte is read."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, *, limit: int,
+                 label: str) -> None:  # fmt: skip
+        super().__init__(runner, host, port, reuse_address=True)
+        self.limit, self.label = limit, label
+        self._warned = False
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+
+        def accept() -> asyncio.Protocol:
+            if len(server.connections) < self.limit:
+                self._warned = False
+                return server()
+            if not self._warned:
+                log.warning("%s port: %d connections open, closing new ones "
+                            "(--max-connections)", self.label, self.limit)  # fmt: skip
+                self._warned = True
+            return _Refused()
+
+        self._server = await asyncio.get_running_loop().create_server(
+            accept, self._host, self._port, backlog=self._backlog, reuse_address=True
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
