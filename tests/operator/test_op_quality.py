@@ -74,7 +74,7 @@ async def test_shadow_steps_are_judged_on_the_copies_before_any_user_gets_a_real
     assert (status["realWeight"], status["shadowPercent"]) == (50, 100)
     # The pause at shadow 100 % / weight 0 % ended on a passing analysis of copies alone:
     # every real-arm request in that window was a shadow copy; no user got a real answer.
-    (gate,) = [h for h in status["history"] if h["step"] == 1 and h["verdict"] == "Passed"]
+    *_, gate = [h for h in status["history"] if h["step"] == 1 and h["verdict"] == "Passed"]
     assert (gate["weight"], gate["shadow"]) == (0, 100)
     assert gate["requests"]["real"] == gate["quality"]["real"]["shadowRequests"] >= 3
     assert gate["requests"]["mock"] >= gate["requests"]["real"]
@@ -257,7 +257,7 @@ async def test_a_provider_that_answers_well_passes_the_quality_bars(
     await cluster.wait_weights(50)
     async with asking(cluster, list(ASKS)):
         status = await cluster.wait_status("marketing", lambda s: s["realWeight"] == 80)
-    (gate,) = [h for h in status["history"] if h["step"] == 1 and h["verdict"] == "Passed"]
+    *_, gate = [h for h in status["history"] if h["step"] == 1 and h["verdict"] == "Passed"]
     real, mock = gate["quality"]["real"], gate["quality"]["mock"]
     assert real["quality-score"] >= 4.0, gate
     assert real["quality-score"] >= mock["quality-score"] - 0.2, gate
