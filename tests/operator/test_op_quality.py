@@ -77,7 +77,7 @@ async def test_shadow_steps_are_judged_on_the_copies_before_any_user_gets_a_real
     *_, gate = [h for h in status["history"] if h["step"] == 1 and h["verdict"] == "Passed"]
     assert (gate["weight"], gate["shadow"]) == (0, 100)
     assert gate["requests"]["real"] == gate["quality"]["real"]["shadowRequests"] >= 3
-    assert gate["requests"]["mock"] >= gate["requests"]["real"]
+    assert gate["requests"]["mock"] > 0, "the mock answered the clients meanwhile"
     assert shadow_sent(cluster) > 0, "the provider answered copies"
     assert counts.get("openai-primary", 0) > 0, "then, at 50 %, users got real answers"
 
