@@ -80,10 +80,6 @@ class WindowStats:
             counters.brand_checked += 1
             counters.brand_compliant += brand_compliant
 
-    def record_shadow(self, arm: Arm) -> None:
-        """A shadow copy of a request was sent to `arm`'s provider (traffic.shadow)."""
-        self._counters(arm).shadow_requests += 1
-
     def drain(self) -> dict[Arm, ArmWindow]:
         """The window so far, per arm; the counters restart from zero."""
         arms, self._arms = self._arms, {}

@@ -4,11 +4,24 @@ Pure. Input: the window stats the sidecars pushed, merged per arm. Output: a
 verdict and, per metric, the measured value for both arms (the mock arm is the
 baseline a person compares against), the threshold, and whether it held.
 Too few real requests is `Inconclusive`: no verdict is better than a guess.
+
+A metric may also be bounded relative to the mock arm: `minVsMock: -0.2` fails
+when real < mock - 0.2 in the same window. Without a mock-arm value (no mock
+traffic in the window) that bound is inconclusive, never passed on trust.
+
+Shadow windows. During `setShadow` steps the real arm's figures come from shadow
+copies: requests the sidecar also sent to the provider in the background while
+the client got the mock's answer (`ArmWindow.shadow_requests`). They are real
+provider calls, scored, priced and timed like live ones, so they count toward
+`minRequests` and every metric exactly as live real requests do -- a rollout at
+0 % real with 20 % shadow is judged on the copies alone, and `setShadow` steps
+are gated by the same analysis before a user sees a real answer. The mock arm
+then holds every client request, which is what `minVsMock` compares against.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from proxy.config import Arm, ArmWindow
@@ -54,6 +67,10 @@ def measure(name: str, window: ArmWindow) -> float | None:
     return None if total is None else total / window.requests
 
 
+#: The quality figures `kubectl llmrollout get` shows per arm, whether or not they are gated.
+QUALITY = ("quality-score", "brand-compliance", "rejection-rate", "judge-score")
+
+
 @dataclass(frozen=True, slots=True)
 class Measurement:
     metric: str
@@ -62,19 +79,38 @@ class Measurement:
     max: float | None
     min: float | None
     ok: bool | None  # None: not measured
+    min_vs_mock: float | None = None
+
+    def violations(self) -> list[str]:
+        """Each bound the real value broke, with the threshold it broke."""
+        if self.real is None:
+            return []
+        out = []
+        if self.max is not None and self.real > self.max:
+            out.append(f"> max {self.max:g}")
+        if self.min is not None and self.real < self.min:
+            out.append(f"< min {self.min:g}")
+        if self.min_vs_mock is not None and self.mock is not None:
+            floor = self.mock + self.min_vs_mock
+            if self.real < floor:
+                out.append(f"< mock {self.mock:g} {self.min_vs_mock:+g} = {floor:g} (minVsMock)")
+        return out
 
     def describe(self) -> str:
-        bound = (
-            f"> max {self.max:g}"
-            if self.max is not None and self.real is not None and self.real > self.max
-            else f"< min {self.min:g}"
-        )
         mock = "n/a" if self.mock is None else f"{self.mock:g}"
-        return f"{self.metric} {self.real:g} {bound} (real arm; mock arm {mock})"
+        bounds = " and ".join(self.violations())
+        return f"{self.metric} {self.real:g} {bounds} (real arm; mock arm {mock})"
 
     def to_status(self) -> dict[str, Any]:
         return {"name": self.metric, "real": self.real, "mock": self.mock, "max": self.max,
-                "min": self.min, "ok": self.ok}  # fmt: skip
+                "min": self.min, "minVsMock": self.min_vs_mock, "ok": self.ok}  # fmt: skip
+
+
+def quality(window: ArmWindow) -> dict[str, Any]:
+    """One arm's quality figures (None where nothing was scored) and its shadow volume."""
+    figures: dict[str, Any] = {name: measure(name, window) for name in QUALITY}
+    return {**figures, "scored": window.quality.scored, "judged": window.quality.judged,
+            "shadowRequests": window.shadow_requests}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +119,7 @@ class Judgement:
     detail: str
     requests: dict[Arm, int]
     measurements: tuple[Measurement, ...]
+    quality: dict[Arm, dict[str, Any]] = field(default_factory=dict)
 
     def to_status(self) -> dict[str, Any]:
         return {
@@ -90,6 +127,7 @@ class Judgement:
             "detail": self.detail,
             "requests": dict(self.requests),
             "metrics": [m.to_status() for m in self.measurements],
+            "quality": dict(self.quality),
         }
 
 
@@ -112,12 +150,16 @@ def _check(
 
 
 def _bounded(metric: AnalysisMetric, value: float | None, mock: float | None) -> Measurement:
-    ok: bool | None = None
-    if value is not None:
-        ok = (metric.max is None or value <= metric.max) and (
-            metric.min is None or value >= metric.min
-        )
-    return Measurement(metric.name, value, mock, metric.max, metric.min, ok)
+    """Broken bounds fail at once; a minVsMock without a mock value leaves it unmeasured."""
+    measurement = Measurement(metric.name, value, mock, metric.max, metric.min, None,
+                              metric.min_vs_mock)  # fmt: skip
+    if value is None:
+        return measurement
+    if measurement.violations():
+        return replace(measurement, ok=False)
+    if metric.min_vs_mock is not None and mock is None:
+        return measurement
+    return replace(measurement, ok=True)
 
 
 def judge(
@@ -127,15 +169,23 @@ def judge(
     real, mock = arms.get("real", ArmWindow()), arms.get("mock", ArmWindow())
     requests: dict[Arm, int] = {"real": real.requests, "mock": mock.requests}
     measurements = tuple(_check(m, real, mock, external or {}) for m in analysis.metrics)
+    figures: dict[Arm, dict[str, Any]] = {"real": quality(real), "mock": quality(mock)}
     if real.requests < analysis.min_requests:
         detail = f"{real.requests} real requests, fewer than minRequests {analysis.min_requests}"
-        return Judgement("Inconclusive", detail, requests, measurements)
+        if real.shadow_requests:
+            detail += f" ({real.shadow_requests} of them shadow copies)"
+        return Judgement("Inconclusive", detail, requests, measurements, figures)
     failed = [m for m in measurements if m.ok is False]
     if failed:
-        return Judgement("Failed", "; ".join(m.describe() for m in failed), requests, measurements)
-    unmeasured = [m.metric for m in measurements if m.ok is None]
+        detail = "; ".join(m.describe() for m in failed)
+        return Judgement("Failed", detail, requests, measurements, figures)
+    unmeasured = [m for m in measurements if m.ok is None]
     if unmeasured:
-        detail = f"no sidecar reported {', '.join(unmeasured)}"
-        return Judgement("Inconclusive", detail, requests, measurements)
+        unreported = [m.metric for m in unmeasured if m.real is None]
+        no_mock = [m.metric for m in unmeasured if m.real is not None]
+        parts = [f"no sidecar reported {', '.join(unreported)}"] if unreported else []
+        if no_mock:
+            parts.append(f"no mock-arm value to compare {', '.join(no_mock)} with (minVsMock)")
+        return Judgement("Inconclusive", "; ".join(parts), requests, measurements, figures)
     return Judgement("Passed", f"{len(measurements)} metric(s) within thresholds", requests,
-                     measurements)  # fmt: skip
+                     measurements, figures)  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from proxy.config import LLMRolloutSpec
+from proxy.config.model import MIN_VS_MOCK_NEEDS_SIDECARS
 from rollout_operator import generated
 
 GROUP = "llm-rollout.io"
@@ -56,6 +57,12 @@ RULES: dict[str, list[dict[str, str]]] = {
             "rule": "[has(self.setWeight), has(self.setShadow), has(self.pause)]"
             ".filter(x, x).size() == 1",
             "message": "a step is exactly one of setWeight, setShadow or pause",
+        }
+    ],
+    "AnalysisMetric": [
+        {
+            "rule": "!has(self.minVsMock) || !has(self.prometheus)",
+            "message": MIN_VS_MOCK_NEEDS_SIDECARS,
         }
     ],
     "LatencyPercentiles": [
@@ -145,6 +152,11 @@ def crd() -> dict[str, Any]:
                     "additionalPrinterColumns": [
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
                         {"name": "Weight", "type": "integer", "jsonPath": ".status.realWeight"},
+                        {
+                            "name": "Shadow",
+                            "type": "integer",
+                            "jsonPath": ".status.shadowPercent",
+                        },
                         {
                             "name": "Step",
                             "type": "integer",

@@ -19,6 +19,7 @@ from opentelemetry.trace import Tracer
 
 from proxy.config import Arm, ArmWindow, EffectiveConfig, LLMRolloutSpec, WindowReport
 from proxy.config.audit import AuditLog
+from proxy.config.model import Shadow
 from rollout_operator.analysis import Judgement
 from rollout_operator.ledger import Ledger, rate_share
 from rollout_operator.steps import RolloutState
@@ -58,6 +59,14 @@ class Live:
 
 class Implausible(ValueError):
     """A window report claims more than its pod could have served (the caller gets 400)."""
+
+
+def _shadow(spec: LLMRolloutSpec, state: RolloutState) -> Shadow | None:
+    """The shadow share the state is at, with the spec's `maxConcurrent` (None: never set)."""
+    configured = spec.traffic.shadow
+    if configured is None:
+        return None if state.shadow_percent == 0 else Shadow(percent=state.shadow_percent)
+    return configured.model_copy(update={"percent": state.shadow_percent})
 
 
 class Hub:
@@ -108,7 +117,9 @@ class Hub:
             )
             for p in spec.providers
         ]
-        traffic = spec.traffic.model_copy(update={"real_weight": live.state.real_weight})
+        traffic = spec.traffic.model_copy(
+            update={"real_weight": live.state.real_weight, "shadow": _shadow(spec, live.state)}
+        )
         effective_spec = spec.model_copy(update={"traffic": traffic, "providers": providers})
         if (
             live.effective is not None

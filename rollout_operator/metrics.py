@@ -1,4 +1,4 @@
-"""The operator's `/metrics`: each rollout's phase, weight and step, read at scrape time.
+"""The operator's `/metrics`: each rollout's phase, weight, shadow and step, at scrape time.
 
 Read from the Hub when Prometheus scrapes rather than updated by the handlers, so
 the numbers cannot go stale and the kopf handlers stay as they are. Only the active
@@ -38,6 +38,11 @@ class HubCollector(Collector):
             "Percent of requests the rollout currently sends to real providers.",
             labels=["namespace", "rollout"],
         )
+        shadow = GaugeMetricFamily(
+            "llm_rollout_rollout_shadow_percent",
+            "Percent of mock-routed requests the rollout currently copies to the real arm.",
+            labels=["namespace", "rollout"],
+        )
         step = GaugeMetricFamily(
             "llm_rollout_rollout_step",
             "Index of the rollout's current step.",
@@ -48,6 +53,7 @@ class HubCollector(Collector):
                 current = 1.0 if live.state.phase == candidate else 0.0
                 phase.add_metric([namespace, name, candidate], current)
             weight.add_metric([namespace, name], float(live.state.real_weight))
+            shadow.add_metric([namespace, name], float(live.state.shadow_percent))
             step.add_metric([namespace, name], float(live.state.step_index))
         failures = CounterMetricFamily(
             "llm_rollout_control_auth_failures",
@@ -56,7 +62,7 @@ class HubCollector(Collector):
         )
         for (namespace, name, status), count in sorted(self.hub.auth_failures.items()):
             failures.add_metric([namespace, name, status], float(count))
-        yield from (phase, weight, step, failures)
+        yield from (phase, weight, shadow, step, failures)
 
 
 def add_metrics_route(app: web.Application, hub: Hub) -> None:

@@ -109,6 +109,8 @@ def render(obj: dict[str, Any]) -> str:
         f"Name:      {meta['namespace']}/{meta['name']}",
         f"Phase:     {status.get('phase', '(not started)')}  {status.get('message', '')}",
         f"Weight:    {status.get('realWeight', 0)}% real",
+        f"Shadow:    {status.get('shadowPercent', 0)}% of mock-routed requests copied to the "
+        "real arm",
     ]
     steps = (spec.get("strategy") or {}).get("steps") or []
     current = status.get("currentStepIndex", 0)
@@ -116,6 +118,8 @@ def render(obj: dict[str, Any]) -> str:
         marker = "=>" if index == current else "  "
         if "setWeight" in step:
             text = f"setWeight {step['setWeight']}"
+        elif "setShadow" in step:
+            text = f"setShadow {step['setShadow']}"
         else:
             text = f"pause {(step.get('pause') or {}).get('duration') or 'until promoted'}"
         lines.append(f"  {marker} {index}: {text}")
@@ -129,13 +133,18 @@ def render(obj: dict[str, Any]) -> str:
             f"mock {analysis['requests']['mock']})"
         )
         for metric in analysis["metrics"]:
-            bounds = " ".join(f"{k} {metric[k]:g}" for k in ("max", "min") if metric[k] is not None)
+            bounds = " ".join(
+                f"{k} {metric[k]:g}"
+                for k in ("max", "min", "minVsMock")
+                if metric.get(k) is not None
+            )
             real = "n/a" if metric["real"] is None else f"{metric['real']:g}"
             mock = "n/a" if metric["mock"] is None else f"{metric['mock']:g}"
             verdict = {True: "ok", False: "FAIL", None: "-"}[metric["ok"]]
             lines.append(
                 f"  {metric['name']:<24} real {real:<10} mock {mock:<10} {bounds}  {verdict}"
             )
+        lines += _quality(analysis.get("quality") or {})
     for condition in status.get("conditions") or []:
         if condition.get("type") == "AnalysisSeesData" and condition.get("status") == "False":
             lines.append(f"Warning:   analysis is blind: {condition.get('message', '')}")
@@ -154,6 +163,26 @@ def render(obj: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def _quality(arms: dict[str, dict[str, Any]]) -> list[str]:
+    """Answer quality of each arm over the last analysis window, gated or not."""
+    if not arms:
+        return []
+    lines = ["Quality:   (last window)  score  brand  rejected  judge  scored  shadow copies"]
+    for arm in ("real", "mock"):
+        q = arms.get(arm) or {}
+        lines.append(
+            f"  {arm:<22} {_figure(q.get('quality-score')):>6} "
+            f"{_figure(q.get('brand-compliance')):>6} {_figure(q.get('rejection-rate')):>9} "
+            f"{_figure(q.get('judge-score')):>6} {q.get('scored', 0):>7} "
+            f"{q.get('shadowRequests', 0):>14}"
+        )
+    return lines
+
+
 def _age(created: str, now: datetime.datetime) -> str:
     if not created:
         return "-"
@@ -168,7 +197,7 @@ def _age(created: str, now: datetime.datetime) -> str:
 def render_list(items: list[dict[str, Any]], all_namespaces: bool) -> str:
     """The rollouts as a table, as `kubectl get` prints one."""
     now = datetime.datetime.now(datetime.UTC)
-    head = ["NAME", "PHASE", "WEIGHT", "STEP", "SPENT", "AGE"]
+    head = ["NAME", "PHASE", "WEIGHT", "SHADOW", "STEP", "SPENT", "AGE"]
     rows = [(["NAMESPACE"] if all_namespaces else []) + head]
     for obj in items:
         meta, status = obj["metadata"], obj.get("status") or {}
@@ -178,6 +207,7 @@ def render_list(items: list[dict[str, Any]], all_namespaces: bool) -> str:
             meta["name"],
             status.get("phase", "-"),
             f"{status.get('realWeight', 0)}%",
+            f"{status.get('shadowPercent', 0)}%",
             step,
             str((status.get("budget") or {}).get("spentUSD", "-")),
             _age(meta.get("creationTimestamp", ""), now),

@@ -82,6 +82,11 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
     return record, transitions
 
 
+def _position(state: RolloutState) -> tuple[int, int, int, str]:
+    """Where the rollout stands; answers from before a change of it answer another question."""
+    return state.real_weight, state.shadow_percent, state.step_index, state.phase
+
+
 def analysis_due(hub: Hub, key: Key, now: float) -> LLMRolloutSpec | None:
     """The spec to analyse if an analysis of this rollout is due now (for external queries)."""
     live = hub.rollouts.get(key)
@@ -107,6 +112,7 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now
     )
     entry = {"at": round(now, 3), "step": judged.step_index, "weight": judged.real_weight,
+             "shadow": judged.shadow_percent,
              **live.judgement.to_status(), "spentUSD": live.ledger.to_status()["spentUSD"],
              "outcome": [t.reason for t in transitions]}  # fmt: skip
     live.history = [*live.history, entry][-HISTORY_LENGTH:]
@@ -140,7 +146,7 @@ def tick(
     if live is None:
         live, loaded = _load(hub, key, spec, status, generation, now)
         transitions += loaded
-    before = (live.state.real_weight, live.state.step_index, live.state.phase)
+    before = _position(live.state)
     restart = False  # analysis starts over: only answers from after this tick are judged
     if live.generation != generation and spec is not live.spec:
         live.spec, live.generation = spec, generation
@@ -158,8 +164,7 @@ def tick(
     transitions += _analyse(live, now, external or {})
     live.state, walked = steps.advance(live.spec, live.state, now)
     transitions += walked
-    restart = restart or before != (live.state.real_weight, live.state.step_index,
-                                    live.state.phase)  # fmt: skip
+    restart = restart or before != _position(live.state)
     previous_period = live.ledger.period_start
     if live.ledger.roll_period(now) and previous_period and live.ledger.capped:
         transitions.append(
@@ -224,5 +229,5 @@ def _seeing(live: Live) -> dict[str, str]:
 def forget(hub: Hub, key: Key) -> None:
     live = hub.rollouts.pop(key, None)
     if live is not None:
-        live.state = replace(live.state, phase="Aborted", real_weight=0)
+        live.state = replace(live.state, phase="Aborted", real_weight=0, shadow_percent=0)
         live.changed.set()

@@ -9,6 +9,20 @@ Model (Argo Rollouts' canary, for LLM traffic): `setWeight` steps apply at once;
 a timed `pause` ends when its duration has passed *and* analysis (if any) has
 passed at that weight -- inconclusive analysis keeps waiting; `pause: {}` waits
 for `promote`. Past the last step the rollout is fully promoted: 100 % real.
+
+`setShadow: N` steps apply at once too: N % of the mock-routed requests are also
+copied to the real arm in the background (the client still gets the mock), so a
+rollout can begin with `setShadow` + `pause` steps judged by the same analysis
+before any user sees a real answer. Like the weight, the strategy owns the shadow
+share (it starts at 0; without a strategy `traffic.shadow.percent` applies as is).
+
+Every way back to the mock -- a rollback after failed analyses, `abort`, and the
+delete of the rollout -- also sets shadow to 0 %. Shadow copies cost real money
+on the provider just judged bad (or that a person just stopped), and once the
+rollout is Degraded or Aborted no analysis runs, so the copies would buy nothing:
+the safe choice is to stop spending. `retry` starts again from step 0, and the
+`setShadow` steps turn shadowing back on. Full promotion sets it to 0 % as well:
+at 100 % real nothing is mock-routed, so nothing would be copied anyway.
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ class RolloutState:
     consecutive_failures: int = 0
     last_verdict: Verdict | None = None
     message: str = ""
+    shadow_percent: int = 0  # of mock-routed requests, copied to the real arm
     #: Analyses in a row that could not conclude (too few requests, no sidecar data).
     inconclusive_streak: int = 0
 
@@ -49,6 +64,7 @@ class RolloutState:
             "phase": self.phase,
             "currentStepIndex": self.step_index,
             "realWeight": self.real_weight,
+            "shadowPercent": self.shadow_percent,
             "stepStartedAt": self.step_started_at,
             "pausedByUser": self.paused_by_user,
             "consecutiveFailures": self.consecutive_failures,
@@ -66,6 +82,7 @@ class RolloutState:
             phase=status["phase"],
             step_index=int(status.get("currentStepIndex", 0)),
             real_weight=int(status.get("realWeight", 0)),
+            shadow_percent=int(status.get("shadowPercent", 0)),
             step_started_at=float(status.get("stepStartedAt", 0.0)),
             paused_by_user=bool(status.get("pausedByUser", False)),
             consecutive_failures=int(status.get("consecutiveFailures", 0)),
@@ -84,12 +101,15 @@ class CommandRejected(ValueError):
 
 def start(spec: LLMRolloutSpec, now: float) -> Result:
     """A new rollout: at step 0 (or, without a strategy, the static split)."""
-    state = RolloutState(step_started_at=now, real_weight=_initial_weight(spec))
+    weight, shadow = _static_split(spec) if spec.strategy is None else (0, 0)
+    state = RolloutState(step_started_at=now, real_weight=weight, shadow_percent=shadow)
     return advance(spec, state, now)
 
 
-def _initial_weight(spec: LLMRolloutSpec) -> int:
-    return spec.traffic.real_weight if spec.strategy is None else 0
+def _static_split(spec: LLMRolloutSpec) -> tuple[int, int]:
+    """Real weight and shadow percent of a rollout without strategy: the spec's, as is."""
+    shadow = spec.traffic.shadow
+    return spec.traffic.real_weight, 0 if shadow is None else shadow.percent
 
 
 def advance(spec: LLMRolloutSpec, state: RolloutState, now: float) -> Result:
@@ -97,11 +117,18 @@ def advance(spec: LLMRolloutSpec, state: RolloutState, now: float) -> Result:
     if state.phase in ("Degraded", "Aborted") or state.paused_by_user:
         return state, []
     if spec.strategy is None:
-        weight = spec.traffic.real_weight
-        if state.phase == "Healthy" and state.real_weight == weight:
+        weight, shadow = _static_split(spec)
+        if state.phase == "Healthy" and (state.real_weight, state.shadow_percent) == (
+            weight,
+            shadow,
+        ):
             return state, []
-        new = replace(state, phase="Healthy", real_weight=weight, message="static split")
-        return new, [Transition("StaticSplit", f"static split: {weight}% real (no strategy)")]
+        new = replace(state, phase="Healthy", real_weight=weight, shadow_percent=shadow,
+                      message="static split")  # fmt: skip
+        copied = f", {shadow}% of mock-routed requests shadowed" if shadow else ""
+        return new, [
+            Transition("StaticSplit", f"static split: {weight}% real{copied} (no strategy)")
+        ]
     steps = spec.strategy.steps
     transitions: list[Transition] = []
     while state.step_index < len(steps):
@@ -115,6 +142,16 @@ def advance(spec: LLMRolloutSpec, state: RolloutState, now: float) -> Result:
                 )
             )
             state = _next_step(state, now, weight=step.set_weight)
+            continue
+        if step.set_shadow is not None:
+            transitions.append(
+                Transition(
+                    "ShadowSet",
+                    f"step {state.step_index}: shadow {state.shadow_percent}% -> "
+                    f"{step.set_shadow}% of mock-routed requests copied to the real arm",
+                )
+            )
+            state = _next_step(state, now, shadow=step.set_shadow)
             continue
         assert step.pause is not None
         if step.pause.duration is None:
@@ -136,16 +173,20 @@ def advance(spec: LLMRolloutSpec, state: RolloutState, now: float) -> Result:
         state = _next_step(state, now)
     if state.phase != "Healthy":
         transitions.append(Transition("Promoted", "all steps done: 100% real"))
-        state = replace(state, phase="Healthy", real_weight=100, message="fully promoted")
+        state = replace(state, phase="Healthy", real_weight=100, shadow_percent=0,
+                        message="fully promoted")  # fmt: skip
     return state, transitions
 
 
-def _next_step(state: RolloutState, now: float, weight: int | None = None) -> RolloutState:
-    """The next step starts now; analysis restarts with it (a new weight is a new question)."""
+def _next_step(
+    state: RolloutState, now: float, weight: int | None = None, shadow: int | None = None
+) -> RolloutState:
+    """The next step starts now; analysis restarts with it (a new split is a new question)."""
     return replace(
         state,
         step_index=state.step_index + 1,
         real_weight=state.real_weight if weight is None else weight,
+        shadow_percent=state.shadow_percent if shadow is None else shadow,
         step_started_at=now,
         consecutive_failures=0,
         last_verdict=None,
@@ -199,8 +240,10 @@ def judged(
         return state, [
             Transition("AnalysisFailed", f"analysis failed ({failures}/{limit}): {detail}", True)
         ]
-    message = f"rolled back to 0% real after {failures} failed analyses in a row: {detail}"
-    return replace(state, phase="Degraded", real_weight=0, message=message), [
+    message = (
+        f"rolled back to 0% real after {failures} failed analyses in a row, shadow off: {detail}"
+    )
+    return replace(state, phase="Degraded", real_weight=0, shadow_percent=0, message=message), [
         Transition("RolledBack", message, True)
     ]
 
@@ -230,10 +273,9 @@ def command(
     if verb == "abort":
         if state.phase == "Aborted":
             raise CommandRejected("the rollout is already aborted")
-        message = "aborted by hand: 0% real; `retry` starts again from step 0"
-        return replace(state, phase="Aborted", real_weight=0, message=message), [
-            Transition("Aborted", message, True)
-        ]
+        message = "aborted by hand: 0% real, shadow off; `retry` starts again from step 0"
+        aborted = replace(state, phase="Aborted", real_weight=0, shadow_percent=0, message=message)
+        return aborted, [Transition("Aborted", message, True)]
     if verb == "retry":
         if state.phase not in ("Aborted", "Degraded"):
             raise CommandRejected(
@@ -268,7 +310,7 @@ def command(
         message = "promoted in full by hand: 100% real"
         steps = len(spec.strategy.steps)
         full = replace(state, phase="Healthy", step_index=steps, real_weight=100,
-                       paused_by_user=False, message=message)  # fmt: skip
+                       shadow_percent=0, paused_by_user=False, message=message)  # fmt: skip
         return full, [Transition("Promoted", message)]
     # promote: skip the current pause (or leave a hand pause) and walk on.
     if state.step_index >= len(spec.strategy.steps):

@@ -39,8 +39,17 @@ def _panel(
     }
 
 
+def _mean(histogram: str, by: str, selector: str) -> tuple[str, str]:
+    """A histogram's mean over 5 minutes per `by`, and its legend."""
+
+    def rate(series: str) -> str:
+        return f"rate({histogram}_{series}{{{selector}}}[5m])"
+
+    return f"sum by ({by}) ({rate('sum')}) / sum by ({by}) ({rate('count')})", f"{{{{{by}}}}}"
+
+
 def dashboard(names: dict[str, dict[str, str]]) -> dict[str, Any]:
-    s = names["sidecar"]
+    s, o = names["sidecar"], names["operator"]
     ns = 'namespace=~"$namespace"'
     panels = [
         ("Traffic split: real weight in force", "timeseries", [
@@ -71,6 +80,24 @@ def dashboard(names: dict[str, dict[str, str]]) -> dict[str, Any]:
         ("Config version per sidecar", "timeseries", [
             (f"max by (pod) ({s['configVersion']}{{{ns}}})", "{{pod}}"),
         ], "none"),
+        ("Answer quality score by arm (0-5; real includes shadow copies)", "timeseries", [
+            _mean(s["qualityScore"], "arm", ns),
+        ], "none"),
+        ("Answers rejected, by arm and reason", "timeseries", [
+            (f"sum by (arm, reason) (rate({s['qualityRejections']}{{{ns}}}[5m]))",
+             "{{arm}} {{reason}}"),
+        ], "reqps"),
+        ("Brand compliance by arm", "timeseries", [
+            (f'sum by (arm) (rate({s["brandCompliance"]}{{{ns},result="compliant"}}[5m]))'
+             f" / sum by (arm) (rate({s['brandCompliance']}{{{ns}}}[5m]))", "{{arm}}"),
+        ], "percentunit"),
+        ("LLM judge score by arm (1-5)", "timeseries", [
+            _mean(s["judgeScore"], "arm", ns),
+        ], "none"),
+        ("Shadow traffic: share copied to the real arm, per rollout", "timeseries", [
+            (f"max by (namespace, rollout) ({o['rolloutShadow']}{{{ns}}})",
+             "{{namespace}}/{{rollout}}"),
+        ], "percent"),
     ]  # fmt: skip
     return {
         "title": "llm-rollout",

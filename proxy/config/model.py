@@ -294,7 +294,8 @@ class PrometheusSource(Model):
 class AnalysisMetric(Model):
     name: str = Field(
         min_length=1,
-        description="error-rate, latency-p95-ms, cost-per-request-usd or a metric sidecars report",
+        description="error-rate, latency-p95-ms, cost-per-request-usd, quality-score, "
+        "brand-compliance, rejection-rate, judge-score or a metric sidecars report",
     )
     max: float | None = None
     min: float | None = None
@@ -304,6 +305,17 @@ class AnalysisMetric(Model):
         "(e.g. -0.2) in the same window",
     )
     prometheus: PrometheusSource | None = None
+
+    @model_validator(mode="after")
+    def _mock_arm_needs_sidecars(self) -> AnalysisMetric:
+        if self.min_vs_mock is not None and self.prometheus is not None:
+            raise ValueError(MIN_VS_MOCK_NEEDS_SIDECARS)
+        return self
+
+
+MIN_VS_MOCK_NEEDS_SIDECARS = (
+    "minVsMock compares the two arms the sidecars report; a prometheus metric has no mock arm"
+)
 
 
 class Analysis(Model):

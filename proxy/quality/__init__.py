@@ -3,7 +3,7 @@
 Pure (no aiohttp): `expectations` reads what a request asked, `from_body` /
 `Accumulator` read what came back in any dialect, `score` applies the rubric
 documented in `proxy.quality.score`. The server records results
-(`proxy.server.quality`).
+(`proxy.server.quality`). The LLM judge's pure half is `proxy.quality.judge`.
 """
 
 from proxy.quality.extract import Accumulator, extractable, from_body

@@ -134,7 +134,8 @@ class Judge:
     ) -> tuple[int, bytes]:
         """One call; the breaker and rate limiter hear how it went."""
         timeouts = provider.timeouts
-        url = provider.base_url.rstrip("/") + call.dialect.upstream_target(call.path, "")
+        path, _, query = call.path.partition("?")
+        url = provider.base_url.rstrip("/") + call.dialect.upstream_target(path, query)
         try:
             async with self.session.post(
                 url,

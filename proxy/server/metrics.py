@@ -12,9 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 
 from proxy.dialects import Usage
 
-# OpenTelemetry's advised buckets for gen_ai.client.token.usage and .operation.duration.
 #: Quality scores run 0-5 (`proxy.quality`); buckets at the plan's bars (4.0, 4.5).
 SCORE_BUCKETS = (0.5, 1.0, 2.0, 3.0, 3.5, 4.0, 4.5, 4.75, 5.0)
+# OpenTelemetry's advised buckets for gen_ai.client.token.usage and .operation.duration.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 DURATION_BUCKETS = (
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,

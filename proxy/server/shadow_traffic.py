@@ -39,6 +39,7 @@ from proxy.dialects import Dialect, ParsedRequest
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, shadow_target
 from proxy.server.attempts import REQUEST_ID, serve_real, settle
+from proxy.server.quality import answer_of, record_quality
 from proxy.server.relay import consume
 from proxy.server.runtime import Runtime, Snapshot
 
@@ -140,3 +141,11 @@ class _Copy:
         good = 200 <= status < 300 and served.stream_error is None
         count.labels(provider.name, "sent" if good else "failed").inc()
         runtime.stats.record("real", status, loop.time() - began, float(cost or 0), shadow=True)
+        if good and isinstance(served.response, web.Response) and served.response.body:
+            # Scored like a client's answer, for the real arm: a setShadow step is judged on
+            # the copies' quality too (`record_quality`, shadow="true" on the metrics).
+            body = bytes(served.response.body)  # type: ignore[arg-type]
+            answer = answer_of(self.dialect.name, body, stream=self.parsed.stream)
+            if answer is not None:
+                record_quality(runtime, self.dialect.name, self.parsed, self.request.headers,
+                               answer, "real", served.backend, shadow=True)  # fmt: skip

@@ -46,7 +46,7 @@ def test_crd_names_columns_and_status_subresource() -> None:
     version = document["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Weight", "Step", "Spent", "Age"]
+    assert columns == ["Phase", "Weight", "Shadow", "Step", "Spent", "Age"]
 
 
 def _keywords(node: Any) -> set[str]:
@@ -100,6 +100,10 @@ def test_cross_field_rules_are_cel_validations() -> None:
     messages = [rule["message"] for rule in spec["x-kubernetes-validations"]]
     assert any("fallback names a provider that does not exist" in m for m in messages)
     step = spec["properties"]["strategy"]["properties"]["steps"]["items"]
+    metric = spec["properties"]["strategy"]["properties"]["analysis"]["properties"]["metrics"]
+    assert metric["items"]["x-kubernetes-validations"][0]["rule"] == (
+        "!has(self.minVsMock) || !has(self.prometheus)"
+    )
     assert step["x-kubernetes-validations"][0]["rule"] == (
         "[has(self.setWeight), has(self.setShadow), has(self.pause)].filter(x, x).size() == 1"
     )

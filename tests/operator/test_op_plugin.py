@@ -53,8 +53,8 @@ async def test_flags_anywhere_list_get_output_and_status_exit_codes(
     # Flags after the verb and the name, as in the README; the namespace from the flag.
     assert await run("list", "-n", NS, "--kubeconfig", kc) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["NAME", "PHASE", "WEIGHT", "STEP", "SPENT", "AGE"]
-    assert table[1].split()[:4] == ["marketing", "Paused", "5%", "1/3"]
+    assert table[0].split() == ["NAME", "PHASE", "WEIGHT", "SHADOW", "STEP", "SPENT", "AGE"]
+    assert table[1].split()[:5] == ["marketing", "Paused", "5%", "0%", "1/3"]
     assert await run("--kubeconfig", kc, "list", "-A") == 0
     assert capsys.readouterr().out.splitlines()[1].split()[:3] == [NS, "marketing", "Paused"]
     assert await run("list", "-o", "name", "-n", NS) == 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.config import ArmWindow, WindowReport
+from proxy.config import ArmWindow, QualityWindow, WindowReport
 from rollout_operator.hub import Hub
+from rollout_operator.plugin import render
 from rollout_operator.reconcile import COMMAND_ANNOTATION, HISTORY_LENGTH, tick
 
 KEY = ("shop", "m")
@@ -59,7 +60,8 @@ def test_failed_analysis_rolls_back_and_names_the_metric() -> None:
     assert "RolledBack" in reasons
     assert (status["phase"], status["realWeight"]) == ("Degraded", 0)
     assert status["analysis"]["metrics"][0] == {
-        "name": "error-rate", "real": 0.5, "mock": None, "max": 0.1, "min": None, "ok": False
+        "name": "error-rate", "real": 0.5, "mock": None, "max": 0.1, "min": None,
+        "minVsMock": None, "ok": False,
     }  # fmt: skip
     assert hub.rollouts[KEY].effective.spec.traffic.real_weight == 0  # type: ignore[union-attr]
 
@@ -93,6 +95,72 @@ def test_rate_limits_are_shared_among_connected_sidecars() -> None:
     limit = live.effective.spec.providers[0].rate_limit  # type: ignore[union-attr]
     assert limit is not None
     assert limit.requests_per_minute == 1000
+
+
+SHADOW_SPEC: dict[str, Any] = {
+    "providers": SPEC["providers"],
+    "traffic": {"shadow": {"percent": 0, "maxConcurrent": 3}},
+    "strategy": {"steps": [{"setShadow": 50}, {"pause": {"duration": "10s"}}, {"setWeight": 20},
+                           {"pause": {}}],
+                 "analysis": {"interval": "1s", "failureLimit": 1, "minRequests": 5,
+                              "metrics": [{"name": "quality-score", "min": 4.0,
+                                           "minVsMock": -0.2}]}},
+}  # fmt: skip
+
+
+def test_set_shadow_reaches_the_sidecars_and_a_rollback_turns_it_off() -> None:
+    hub = Hub()
+    status, reasons = run(hub, SHADOW_SPEC, now=0)
+    assert reasons == ["ShadowSet"]
+    assert (status["realWeight"], status["shadowPercent"]) == (0, 50)
+    live = hub.rollouts[KEY]
+    assert live.effective is not None
+    shadow = live.effective.spec.traffic.shadow
+    assert shadow is not None
+    assert (shadow.percent, shadow.max_concurrent) == (50, 3), "maxConcurrent kept from the spec"
+
+    # Shadow copies answering badly: the real arm scores 2.0 against the mock's 4.7.
+    real = ArmWindow(requests=8, shadow_requests=8,
+                     quality=QualityWindow(scored=8, score_sum=16.0))  # fmt: skip
+    mock = ArmWindow(requests=16, quality=QualityWindow(scored=16, score_sum=16 * 4.7))
+    hub.report(live, WindowReport(sidecar="a", config_version=1,
+                                  arms={"real": real, "mock": mock}), now=0.5)  # fmt: skip
+    status, reasons = run(hub, SHADOW_SPEC, now=1.5, status=status)
+    assert reasons == ["RolledBack"]
+    assert (status["phase"], status["realWeight"], status["shadowPercent"]) == ("Degraded", 0, 0)
+    assert "quality-score 2 < min 4 and < mock 4.7 -0.2 = 4.5 (minVsMock)" in status["message"]
+    assert status["analysis"]["quality"]["real"]["shadowRequests"] == 8
+    assert live.effective.spec.traffic.shadow == shadow.model_copy(update={"percent": 0})
+
+    shown = render({"metadata": {"namespace": "shop", "name": "m"}, "spec": SHADOW_SPEC,
+                    "status": status}).splitlines()  # fmt: skip
+    assert "Shadow:    0% of mock-routed requests copied to the real arm" in shown
+    assert "     0: setShadow 50" in shown
+    assert (
+        "  quality-score            real 2          mock 4.7        min 4 minVsMock -0.2  FAIL"
+        in shown
+    )
+    assert "Quality:   (last window)  score  brand  rejected  judge  scored  shadow copies" in shown
+    assert "  real                        2    n/a         0    n/a       8              8" in shown
+    assert "  mock                      4.7    n/a         0    n/a      16              0" in shown
+
+
+def test_without_strategy_the_spec_shadow_applies_as_is() -> None:
+    hub = Hub()
+    spec = {"providers": SPEC["providers"], "traffic": {"realWeight": 10,
+                                                         "shadow": {"percent": 30}}}  # fmt: skip
+    status, reasons = run(hub, spec, now=0)
+    assert reasons == ["StaticSplit"]
+    assert (status["realWeight"], status["shadowPercent"]) == (10, 30)
+    effective = hub.rollouts[KEY].effective
+    assert effective is not None
+    assert effective.spec.traffic.shadow is not None
+    assert effective.spec.traffic.shadow.percent == 30
+    status, reasons = run(hub, spec, now=1, command="c1 abort", status=status)
+    assert reasons == ["Aborted"]
+    assert (status["phase"], status["realWeight"], status["shadowPercent"]) == ("Aborted", 0, 0)
+    assert effective is not hub.rollouts[KEY].effective
+    assert hub.rollouts[KEY].effective.spec.traffic.shadow.percent == 0  # type: ignore[union-attr]
 
 
 def test_windows_that_began_before_a_restart_point_are_not_judged() -> None:
@@ -134,7 +202,8 @@ def test_history_keeps_each_analysis_run_bounded_and_across_restarts() -> None:
     assert entry["verdict"] == "Failed"
     assert entry["requests"] == {"real": 10, "mock": 30}
     assert entry["metrics"][0] == {"name": "error-rate", "real": 0.5, "mock": 0.0, "max": 0.1,
-                                   "min": None, "ok": False}  # fmt: skip
+                                   "min": None, "minVsMock": None, "ok": False}  # fmt: skip
+    assert entry["shadow"] == 0
     assert "RolledBack" in entry["outcome"]
     assert status["operatorHeartbeat"] == 0  # moves on every HEARTBEAT_SECONDS only
     # A new operator (empty hub) carries the history on; it never grows past its bound.

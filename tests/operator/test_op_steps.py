@@ -164,6 +164,27 @@ def test_spec_change_restarts_analysis_at_the_current_step() -> None:
 
 
 def test_state_round_trips_through_status() -> None:
-    state = RolloutState("Paused", 3, 25, 12.5, True, 1, "Failed", "m")
+    state = RolloutState("Paused", 3, 25, 12.5, True, 1, "Failed", "m", shadow_percent=10)
     assert RolloutState.from_status(state.to_status()) == state
     assert RolloutState.from_status({}) is None
+
+
+def test_shadow_steps_apply_at_once_and_every_way_back_turns_shadow_off() -> None:
+    s = spec({"steps": [{"setShadow": 20}, {"pause": {}}, {"setShadow": 100}, {"setWeight": 10},
+                        {"pause": {}}]})  # fmt: skip
+    state, transitions = steps.start(s, now=0)
+    assert (state.step_index, state.real_weight, state.shadow_percent) == (1, 0, 20)
+    assert [t.message for t in transitions] == [
+        "step 0: shadow 0% -> 20% of mock-routed requests copied to the real arm",
+        "step 1: paused until promoted",
+    ]
+    state, _ = steps.command(s, state, "promote", now=1)
+    assert (state.step_index, state.real_weight, state.shadow_percent) == (4, 10, 100)
+    aborted, _ = steps.command(s, state, "abort", now=2)
+    assert (aborted.real_weight, aborted.shadow_percent) == (0, 0)
+    retried, _ = steps.command(s, aborted, "retry", now=3)
+    assert retried.shadow_percent == 20, "retry starts again at step 0, shadow and all"
+    failed, _ = steps.judged(s, state, "Failed", "quality-score 2 < min 4", now=4)
+    assert (failed.phase, failed.real_weight, failed.shadow_percent) == ("Degraded", 0, 0)
+    done, _ = steps.command(s, state, "promote", now=5)
+    assert (done.phase, done.real_weight, done.shadow_percent) == ("Healthy", 100, 0)

@@ -242,7 +242,9 @@ def test_alerts_and_dashboard_use_the_metric_names_the_sidecar_exports(
     rule_text = json.dumps(one(all_on, "PrometheusRule")["spec"])
     dashboard_text = one(all_on, "ConfigMap")["data"]["llm-rollout.json"]
     for text in (rule_text, dashboard_text):
-        used = set(re.findall(r"\b((?:llm_rollout|gen_ai)_[a-z_]+?)(?:_bucket)?\b", text))
+        used = set(
+            re.findall(r"\b((?:llm_rollout|gen_ai)_[a-z_]+?)(?:_bucket|_sum|_count)?\b", text)
+        )
         assert used <= listed, used - listed
     alerts = {
         r["alert"] for g in one(all_on, "PrometheusRule")["spec"]["groups"] for r in g["rules"]
@@ -251,6 +253,7 @@ def test_alerts_and_dashboard_use_the_metric_names_the_sidecar_exports(
         "LLMRolloutProviderBreakerOpen", "LLMRolloutBudgetWarning", "LLMRolloutBudgetExhausted",
         "LLMRolloutAborted", "LLMRolloutRealArmSlow", "LLMRolloutKeyRejected",
         "LLMRolloutKeyFileProblem", "LLMRolloutAuditSilent", "LLMRolloutControlAuthFailures",
+        "LLMRolloutQualityDrop",
     }  # fmt: skip
 
 

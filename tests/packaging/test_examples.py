@@ -72,6 +72,12 @@ def test_example_rollout_passes_the_crd_schema_and_the_sidecar_model() -> None:
     strategy = parse_spec(document).strategy
     assert strategy is not None
     assert [s.set_weight for s in strategy.steps if s.set_weight] == [5, 25, 50, 75, 100]
+    assert strategy.steps[0].set_shadow == 20, "shadow traffic first, before any real answer"
+    assert strategy.analysis is not None
+    bars = {m.name: (m.min, m.max, m.min_vs_mock) for m in strategy.analysis.metrics}
+    assert bars["quality-score"] == (4.0, None, -0.2), "the migration plan's bars"
+    assert bars["brand-compliance"] == (0.95, None, None)
+    assert bars["rejection-rate"] == (None, 0.05, None)
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=[c["name"] for c in BROKEN])

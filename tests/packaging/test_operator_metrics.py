@@ -12,8 +12,9 @@ from rollout_operator.metrics import add_metrics_route
 from rollout_operator.steps import RolloutState
 
 
-def live(phase: str, weight: int, step: int) -> Live:
-    state = RolloutState(phase=phase, real_weight=weight, step_index=step)  # type: ignore[arg-type]
+def live(phase: str, weight: int, step: int, shadow: int = 0) -> Live:
+    state = RolloutState(phase=phase, real_weight=weight, step_index=step,  # type: ignore[arg-type]
+                         shadow_percent=shadow)  # fmt: skip
     return Live(spec=LLMRolloutSpec(), state=state, ledger=Ledger(cap=None), generation=1,
                 version=1)  # fmt: skip
 
@@ -21,7 +22,7 @@ def live(phase: str, weight: int, step: int) -> Live:
 async def test_each_rollout_exports_its_phase_weight_and_step() -> None:
     hub = Hub()
     hub.rollouts[("shop", "marketing")] = live("Aborted", 0, 2)
-    hub.rollouts[("search", "ranker")] = live("Progressing", 25, 2)
+    hub.rollouts[("search", "ranker")] = live("Progressing", 25, 2, shadow=40)
     app = web.Application()
     add_metrics_route(app, hub)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
@@ -41,6 +42,7 @@ async def test_each_rollout_exports_its_phase_weight_and_step() -> None:
         'llm_rollout_rollout_real_weight_percent{namespace="search",rollout="ranker"} 25.0' in lines
     )
     assert 'llm_rollout_rollout_step{namespace="search",rollout="ranker"} 2.0' in lines
+    assert 'llm_rollout_rollout_shadow_percent{namespace="search",rollout="ranker"} 40.0' in lines
 
 
 async def test_a_standby_replica_exports_no_rollout() -> None:
