@@ -20,7 +20,7 @@ from proxy.quality.judge import (
 )
 from proxy.server.data import JUDGE
 from proxy.server.serve import Sidecar
-from tests.conftest import NO_RETRY, StartSidecar, real_spec, wait_until
+from tests.conftest import NO_RETRY, StartSidecar, anthropic_client, real_spec, wait_until
 from tests.fakes.base import Fault
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
@@ -193,3 +193,26 @@ async def test_judge_calls_beyond_max_concurrent_are_skipped_and_a_tiny_budget_r
         lambda: metric(broke, "llm_rollout_quality_judge_failures_total", reason="budget") == 1
     )
     assert len(fake_openai.requests) == 2, "a refused judge call is not sent"
+
+
+async def test_every_scored_client_answer_is_offered_to_the_judge(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    """Wired end to end: a client's answer is scored, then (sampleRate 1) judged."""
+    fake_openai.answer_text = '{"score": 5}'
+    sidecar = await start_sidecar(
+        judged_spec(fake_openai, provider="openai-primary", model="gpt-4o-mini")
+    )
+    anthropic = anthropic_client(sidecar)
+    await anthropic.messages.create(
+        model="claude-haiku-4-5", max_tokens=200,
+        messages=[{"role": "user", "content": "Write a tagline for fresh bread"}],
+    )  # fmt: skip
+    await wait_until(lambda: len(fake_openai.requests) == 1)
+    assert "fresh bread" in fake_openai.requests[0].json["messages"][1]["content"]
+    labels = {"arm": "mock", "backend": "mock", "judge_model": "gpt-4o-mini", "shadow": "false"}
+    await wait_until(
+        lambda: metric(sidecar, "llm_rollout_quality_judge_score_count", **labels) == 1
+    )
+    window = sidecar.runtime.stats.drain()["mock"]
+    assert (window.quality.scored, window.quality.judged, window.quality.judge_sum) == (1, 1, 5)

@@ -175,7 +175,8 @@ class Handler:
         )
         seen = request.get(ANSWER)
         if seen is not None and status < 400:  # a fallback's mock answer is a real-arm failure
-            schedule(runtime, dialect.name, parsed, request.headers, seen, arm, backend)
+            schedule(runtime, dialect.name, parsed, request.headers, seen, arm, backend,
+                     request.app[JUDGE])  # fmt: skip
         tracing.note_cost(request, ticket.cost if ticket is not None else None)
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:

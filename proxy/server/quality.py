@@ -19,6 +19,7 @@ from aiohttp import web
 
 from proxy.config import Arm
 from proxy.dialects import ParsedRequest
+from proxy.mock.answer import DIALECTS
 from proxy.quality import (
     Accumulator,
     Finished,
@@ -31,6 +32,7 @@ from proxy.quality import (
 from proxy.sse import SSEParser
 
 if TYPE_CHECKING:  # the runtime builds the relay, which imports this module
+    from proxy.server.judge import Judge
     from proxy.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ def record_quality(
     arm: Arm,
     backend: str,
     shadow: bool = False,
+    judge: Judge | None = None,
 ) -> Result:
     """Score `answer` to `request` and count it for `arm` in the metrics and window stats.
 
@@ -94,6 +97,9 @@ def record_quality(
         outcome = "compliant" if result.brand_compliant else "violation"
         metrics.brand_compliance.labels(arm, backend, outcome, label).inc()
     runtime.stats.record_quality(arm, result.score, bool(result.rejections), result.brand_compliant)
+    if judge is not None and answer.text:  # a sampled share also goes to the LLM judge
+        question = DIALECTS[dialect][0](request.payload)
+        judge.maybe_judge(arm, backend, shadow, question, answer.text)
     return result
 
 
@@ -105,12 +111,14 @@ def schedule(
     seen: Seen,
     arm: Arm,
     backend: str,
+    judge: Judge | None = None,
 ) -> None:
     """Score a client's answer on a later loop turn: after its bytes are handed over."""
 
     def run() -> None:
         try:
-            record_quality(runtime, dialect, request, headers, seen.finished(dialect), arm, backend)
+            record_quality(runtime, dialect, request, headers, seen.finished(dialect), arm,
+                           backend, judge=judge)  # fmt: skip
         except Exception:  # a scorer bug must never touch serving; it is logged, not raised
             log.exception("quality scoring failed (%s, backend %s)", dialect, backend)
 
