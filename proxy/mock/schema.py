@@ -43,6 +43,11 @@ Schema = dict[str, Any]
 _ATTEMPTS = 8
 #: Below this nesting depth optional parts are skipped, so recursive schemas end.
 _DEEP = 6
+#: Values generated for one answer after which only what the schema requires is added:
+#: optional properties and items multiply (16,000 required items each with a few
+#: optional nested arrays were gigabytes); what is required is bounded by the answer's
+#: token limit (`proxy.mock.answerable`), so the whole is bounded too.
+_BUDGET = 20_000
 
 _WORDS = [
     "bright",
@@ -142,10 +147,16 @@ class _Gen:
         self.root = root
         self.rng = rng
         self.hints = hints
+        self.made = 0  # values generated so far (see `_BUDGET`)
+
+    def deep(self, depth: int) -> bool:
+        """Whether only required parts are added from here: nested deep, or over budget."""
+        return depth >= _DEEP or self.made > _BUDGET
 
     # -- dispatch -------------------------------------------------------------------------
 
     def value(self, schema: Schema | bool, name: str, depth: int) -> Any:
+        self.made += 1
         if schema is True or schema == {}:
             return self.text(name, {}) if name else self.rng.choice(_SENTENCES)
         if not isinstance(schema, dict):
@@ -239,7 +250,7 @@ class _Gen:
         usable = [b for b in branches if isinstance(b, dict)]
         if not usable:
             return {}
-        if depth >= _DEEP:
+        if self.deep(depth):
             simple = [b for b in usable if self.resolve(b).get("type") == "null"]
             if simple:
                 return simple[0]
@@ -251,7 +262,7 @@ class _Gen:
         kind = schema.get("type")
         if isinstance(kind, list):
             options = [k for k in kind if isinstance(k, str)]
-            if "null" in options and (depth >= _DEEP or len(options) == 1):
+            if "null" in options and (self.deep(depth) or len(options) == 1):
                 return "null"
             solid = [k for k in options if k != "null"]
             return self.rng.choice(solid) if solid else "null"
@@ -272,7 +283,7 @@ class _Gen:
         required = [r for r in schema.get("required") or [] if isinstance(r, str)]
         result: dict[str, Any] = {}
         for key, sub in properties.items():
-            wanted = key in required or (depth < _DEEP and self.rng.random() < 0.8)
+            wanted = key in required or (not self.deep(depth) and self.rng.random() < 0.8)
             if wanted:
                 result[key] = self.value(sub, key, depth + 1)
         extra = schema.get("additionalProperties", True)
@@ -284,7 +295,7 @@ class _Gen:
         if extra is not False:
             sub = extra if isinstance(extra, dict) else {"type": "string"}
             wanted_extra = 0 if properties else self.rng.randint(1, 3)
-            while len(result) < minimum or (wanted_extra > 0 and depth < _DEEP):
+            while len(result) < minimum or (wanted_extra > 0 and not self.deep(depth)):
                 key = f"{self.rng.choice(_WORDS)}_{len(result) + 1}"
                 result[key] = self.value(sub, key, depth + 1)
                 wanted_extra -= 1
@@ -304,9 +315,10 @@ class _Gen:
         items = schema.get("items") if isinstance(schema.get("items"), dict | bool) else {}
         if schema.get("items") is False or (items is True and prefix):
             high = len(prefix) if high is None else min(int(high), len(prefix))
-        top = int(high) if high is not None else max(low, 3 if depth < _DEEP else low)
-        count = self.rng.randint(min(low, top), top) if depth < _DEEP else min(low, top)
-        count = max(count, min(1, top) if depth < _DEEP else 0, low)
+        lean = self.deep(depth)
+        top = int(high) if high is not None else max(low, low if lean else 3)
+        count = min(low, top) if lean else self.rng.randint(min(low, top), top)
+        count = max(count, 0 if lean else min(1, top), low)
         single = _singular(name)
         unique = bool(schema.get("uniqueItems"))
         result: list[Any] = []

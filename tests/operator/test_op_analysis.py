@@ -86,6 +86,7 @@ def scored(requests: int, score: float, rejections: int = 0, compliant: int | No
     """An arm whose every answer was scored `score`, all with a known brand."""
     return ArmWindow(
         requests=requests,
+        latency_buckets=[requests] + [0] * 17,
         shadow_requests=shadow,
         quality=QualityWindow(
             scored=requests, score_sum=score * requests, rejections=rejections,
@@ -146,7 +147,10 @@ def test_a_shadow_only_real_arm_is_judged_on_its_copies() -> None:
 
 
 def test_unscored_answers_leave_the_quality_metrics_unmeasured() -> None:
-    result = judge(QUALITY, {"real": ArmWindow(requests=20), "mock": scored(20, 4.7)})
+    result = judge(
+        QUALITY,
+        {"real": ArmWindow(requests=20, latency_buckets=[20] + [0] * 17), "mock": scored(20, 4.7)},
+    )
     assert result.verdict == "Inconclusive"
     assert result.detail == ("no sidecar reported quality-score, brand-compliance, rejection-rate")
 
