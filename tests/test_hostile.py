@@ -30,6 +30,12 @@ MOCK_ONLY: dict[str, Any] = {"traffic": {"realWeight": 0}}
 ASK = [{"role": "user", "content": "hi"}]
 
 
+#: The slowest /healthz answer allowed while the worst request is served. The target is
+#: 100 ms (seen: 20-60 ms on a quiet machine); shared CI machines stall whole processes
+#: for longer, and the blocking this catches was seconds long.
+HEALTHZ_BOUND = 0.25
+
+
 class Watch:
     """`/healthz` polled every 20 ms while a request is served: the slowest answer seen."""
 
@@ -93,7 +99,7 @@ async def test_huge_embeddings_are_refused_as_openai_would(mock_sidecar: Sidecar
             model="text-embedding-3-large", input=["word"] * 2048, encoding_format="base64"
         )
     assert len(largest.data) == 2048
-    assert watch.slowest < 0.1, f"/healthz took {watch.slowest * 1000:.0f} ms"
+    assert watch.slowest < HEALTHZ_BOUND, f"/healthz took {watch.slowest * 1000:.0f} ms"
     assert rss_mb() - before < 400
 
 
@@ -115,7 +121,7 @@ async def test_a_schema_demanding_ten_million_items_is_refused(mock_sidecar: Sid
     assert "response_format.json_schema.schema" in raised.value.message
     assert "16384 tokens" in raised.value.message
     assert took < 1.0
-    assert watch.slowest < 0.1
+    assert watch.slowest < HEALTHZ_BOUND
 
 
 @pytest.mark.parametrize(
@@ -350,3 +356,27 @@ async def test_many_required_items_with_optional_nesting_stay_bounded(
     assert len(json.loads(completion.choices[0].message.content or "")["items"]) == 5_000
     assert time.monotonic() - started < 60
     assert rss_mb() - before < 300
+
+
+async def test_a_huge_max_items_is_a_bound_not_a_request(mock_sidecar: Sidecar) -> None:
+    """Found by `make fuzz`: `maxItems: 10**12` drew a random count up to it (gigabytes)."""
+    schema = {"type": "object", "required": ["tags"], "properties": {
+        "tags": {"type": "array", "maxItems": 10**12, "items": {"type": "string"}}}}  # fmt: skip
+    for seed in range(5):
+        completion = await openai_client(mock_sidecar).chat.completions.create(
+            model="gpt-4o-mini", seed=seed, messages=ASK,  # type: ignore[arg-type]
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "x", "schema": schema}},
+        )  # fmt: skip
+        assert len(json.loads(completion.choices[0].message.content or "")["tags"]) <= 3
+
+
+async def test_a_ref_to_nothing_is_a_400_even_where_optional(mock_sidecar: Sidecar) -> None:
+    """Found by `make fuzz`: an optional property's `$ref` to a missing definition was a 500."""
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}}
+    with pytest.raises(openai.BadRequestError, match="points to nothing"):
+        await openai_client(mock_sidecar).chat.completions.create(
+            model="gpt-4o-mini", messages=ASK,  # type: ignore[arg-type]
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "x", "schema": schema}},
+        )  # fmt: skip

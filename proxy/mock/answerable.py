@@ -37,6 +37,7 @@ def check_answerable(dialect: str, request: ParsedRequest) -> None:
             continue
         walk = _Walk(schema, limit)
         try:
+            walk.check_refs()
             tokens = walk.size(schema, frozenset(), field)
         except _Unanswerable as why:
             raise BadRequest(f"'{field}' cannot be answered: {why}") from None
@@ -166,6 +167,19 @@ class _Walk:
         if low > self.limit:
             return low + 2.0  # each item is at least one token: past the limit already
         return 2 + low * (1 + self.size(node.get("items", {}), refs, where))
+
+    def check_refs(self) -> None:
+        """Every `$ref` anywhere in the schema, required or not, must resolve."""
+        stack: list[Any] = [self.root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str):
+                    self._resolve(ref)
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
 
     def _resolve(self, ref: str) -> Any:
         if not ref.startswith("#/"):

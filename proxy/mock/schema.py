@@ -316,7 +316,9 @@ class _Gen:
         if schema.get("items") is False or (items is True and prefix):
             high = len(prefix) if high is None else min(int(high), len(prefix))
         lean = self.deep(depth)
-        top = int(high) if high is not None else max(low, low if lean else 3)
+        # A few items beyond the minimum at most: `maxItems: 1000000000000` bounds the
+        # array, it does not ask for it (a random count up to it was unbounded work).
+        top = min(int(high), max(low, 3)) if high is not None else max(low, low if lean else 3)
         count = min(low, top) if lean else self.rng.randint(min(low, top), top)
         count = max(count, 0 if lean else min(1, top), low)
         single = _singular(name)

@@ -188,8 +188,8 @@ class AnsweringOpenAI(FakeOpenAI):
 
 @pytest.fixture
 async def answering(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AnsweringOpenAI]:
-    monkeypatch.setenv("TEST_OPENAI_KEY", "sk-real-openai")
     fake = AnsweringOpenAI()
+    monkeypatch.setenv("TEST_OPENAI_KEY", fake.key)
     await fake.start()
     yield fake
     await fake.stop()

@@ -120,9 +120,10 @@ def test_set_shadow_reaches_the_sidecars_and_a_rollback_turns_it_off() -> None:
     assert (shadow.percent, shadow.max_concurrent) == (50, 3), "maxConcurrent kept from the spec"
 
     # Shadow copies answering badly: the real arm scores 2.0 against the mock's 4.7.
-    real = ArmWindow(requests=8, shadow_requests=8,
+    real = ArmWindow(requests=8, shadow_requests=8, latency_buckets=[8] + [0] * 17,
                      quality=QualityWindow(scored=8, score_sum=16.0))  # fmt: skip
-    mock = ArmWindow(requests=16, quality=QualityWindow(scored=16, score_sum=16 * 4.7))
+    mock = ArmWindow(requests=16, latency_buckets=[16] + [0] * 17,
+                     quality=QualityWindow(scored=16, score_sum=16 * 4.7))  # fmt: skip
     hub.report(live, WindowReport(sidecar="a", config_version=1,
                                   arms={"real": real, "mock": mock}), now=0.5)  # fmt: skip
     status, reasons = run(hub, SHADOW_SPEC, now=1.5, status=status)
