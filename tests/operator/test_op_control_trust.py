@@ -105,7 +105,9 @@ async def test_fabricated_window_stats_are_refused(cluster: Cluster) -> None:
         "errors above requests": {"real": arm(5, errors=9)},
         "buckets not summing": {"real": {**arm(5), "requests": 50}},
         "shadows above requests": {"real": arm(5, shadowRequests=6)},
-        "quality above requests": {"real": arm(5, quality={"scored": 9, "scoreSum": 1})},
+        "rejections above scored": {
+            "real": arm(5, quality={"scored": 2, "scoreSum": 1, "rejections": 3})
+        },
         "a score off the scale": {"real": arm(5, quality={"scored": 1, "scoreSum": 50})},
         "negative": {"real": arm(5, costUSD=-1)},
         "not a number": {"real": {**arm(5), "latencyMaxMs": "NaN"}},
