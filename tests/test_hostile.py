@@ -380,3 +380,20 @@ async def test_a_ref_to_nothing_is_a_400_even_where_optional(mock_sidecar: Sidec
             response_format={"type": "json_schema",
                              "json_schema": {"name": "x", "schema": schema}},
         )  # fmt: skip
+
+
+def test_a_huge_demand_in_an_unchosen_looking_branch_stays_bounded() -> None:
+    """Found by `make fuzz` (4.7 GB): anyOf lets a schema pass the answerability check on
+    a small branch while the generator may draw a huge one; strings and arrays are capped."""
+    import random
+
+    from proxy.mock.schema import generate
+
+    schema = {"type": "object", "required": ["a"], "properties": {"a": {"anyOf": [
+        {"type": "string", "minLength": 100_000_000}, {"type": "null"}]}}}  # fmt: skip
+    before = rss_mb()
+    started = time.monotonic()
+    for seed in range(3):
+        generate(schema, random.Random(seed))
+    assert time.monotonic() - started < 30
+    assert rss_mb() - before < 200

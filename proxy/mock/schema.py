@@ -48,6 +48,11 @@ _DEEP = 6
 #: optional nested arrays were gigabytes); what is required is bounded by the answer's
 #: token limit (`proxy.mock.answerable`), so the whole is bounded too.
 _BUDGET = 20_000
+#: The longest string and the most items one value gets, whatever a schema demands: a
+#: demand beyond the answer's limit is refused before generation (`proxy.mock.answerable`)
+#: except in a branch of anyOf/oneOf another branch satisfies, which may be drawn.
+_MAX_TEXT = 1_000_000
+_MAX_ITEMS = 20_000
 
 _WORDS = [
     "bright",
@@ -320,7 +325,7 @@ class _Gen:
         # array, it does not ask for it (a random count up to it was unbounded work).
         top = min(int(high), max(low, 3)) if high is not None else max(low, low if lean else 3)
         count = min(low, top) if lean else self.rng.randint(min(low, top), top)
-        count = max(count, 0 if lean else min(1, top), low)
+        count = min(max(count, 0 if lean else min(1, top), low), _MAX_ITEMS)
         single = _singular(name)
         unique = bool(schema.get("uniqueItems"))
         result: list[Any] = []
@@ -594,13 +599,17 @@ def _formatted(fmt: str, rng: random.Random) -> str | None:
 
 
 def _fit_length(value: str, low: int, high: int | None, rng: random.Random) -> str:
+    low = min(low, _MAX_TEXT)
     if high is not None and len(value) > high:
         cut = value[:high]
         space = cut.rfind(" ")
         value = cut[:space] if space >= max(low, 1) else cut
-    while len(value) < low:
-        filler = " " + rng.choice(_WORDS) if value else rng.choice(_WORDS)
-        value += filler
+    words = [value] if value else []
+    size = len(value)
+    while size < low:
+        words.append(rng.choice(_WORDS))
+        size += len(words[-1]) + 1
+    value = " ".join(words)
     if high is not None and len(value) > high:
         value = value[:high]
     return value
