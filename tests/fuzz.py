@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import resource
 import sys
 import threading
@@ -38,6 +39,7 @@ from proxy.server.serve import Address, Sidecar
 
 ANSWER_SECONDS = 15.0
 RSS_GROWTH_MB = 300.0
+STEP_MB = 100.0
 GEMINI = "/v1beta/models/gemini-2.5-flash"
 #: path -> (dialect family, a valid body as the SDK sends it)
 ENDPOINTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -239,13 +241,45 @@ def check(family: str, path: str, status: int, content_type: str, body: bytes) -
         assert payload["error"]["message"], payload
 
 
+#: the request being answered, for the RSS watchdog to print if it has to stop the run
+in_flight: list[tuple[str, bytes, dict[str, str]]] = []
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def watch_rss(limit_mb: float) -> None:
+    """Stop the process with the request in flight when RSS passes `limit_mb`.
+
+    A request that makes the sidecar allocate without bound would otherwise end in the
+    kernel's OOM kill, which names no request; this names it.
+    """
+
+    def watch() -> None:
+        while True:
+            if _current_rss_mb() > limit_mb:
+                print(f"RSS passed {limit_mb:.0f} MB while answering: {in_flight!r:.4000}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                os._exit(3)
+            time.sleep(0.05)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def fuzz_once(target: Target, request: tuple[str, str, bytes, dict[str, str]]) -> None:
     _, path, body, headers = request
+    in_flight[:] = [(path, body, headers)]
+    peak_before = _peak_rss_mb()
     started = time.monotonic()
     status, content_type, answer = target.send(path, body, headers)
     assert time.monotonic() - started < ANSWER_SECONDS
     check(family_of(path, headers), path, status, content_type, answer)
     assert target.healthy(), "/healthz did not answer within a second"
+    jump = _peak_rss_mb() - peak_before
+    # the peak is sticky, so the request that raised it is named here (a replay would not)
+    assert jump < STEP_MB, f"{path} raised peak RSS by {jump:.0f} MB: {body[:3000]!r}"
     growth = _peak_rss_mb() - target.rss_start
     assert growth < RSS_GROWTH_MB, f"peak RSS grew {growth:.0f} MB"
 
@@ -267,6 +301,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     args = parser.parse_args()
     target = Target()
+    watch_rss(target.rss_start + 2 * RSS_GROWTH_MB)
     deadline = time.monotonic() + args.minutes * 60
     rounds = 0
     try:

@@ -16,6 +16,7 @@ draws, and the last candidate is returned if none validates.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -53,6 +54,15 @@ _BUDGET = 20_000
 #: except in a branch of anyOf/oneOf another branch satisfies, which may be drawn.
 _MAX_TEXT = 1_000_000
 _MAX_ITEMS = 20_000
+#: Nesting at which a branch is given up as endless: an optional property whose schema
+#: requires itself (`{"$ref": "#"}` under `required`) is answerable only by leaving it out,
+#: which the static check allows, so the generator must find that out as it goes.
+_ENDLESS = 150
+
+
+class _Endless(Exception):
+    """A value nested past `_ENDLESS`: the caller leaves the optional part out."""
+
 
 _WORDS = [
     "bright",
@@ -162,6 +172,8 @@ class _Gen:
 
     def value(self, schema: Schema | bool, name: str, depth: int) -> Any:
         self.made += 1
+        if depth > _ENDLESS:
+            raise _Endless
         if schema is True or schema == {}:
             return self.text(name, {}) if name else self.rng.choice(_SENTENCES)
         if not isinstance(schema, dict):
@@ -177,9 +189,8 @@ class _Gen:
         for key in ("anyOf", "oneOf"):
             branches = schema.get(key)
             if isinstance(branches, list) and branches:
-                chosen = self.pick_branch(branches, depth)
                 rest = {k: v for k, v in schema.items() if k != key}
-                return self.value(self.merge(rest, chosen) if rest else chosen, name, depth)
+                return self.either(rest, branches, name, depth)
         kind = self.pick_type(schema, depth)
         if kind == "object":
             return self.object(schema, depth)
@@ -251,6 +262,18 @@ class _Gen:
                 merged[key] = value
         return merged
 
+    def either(self, rest: Schema, branches: list[Any], name: str, depth: int) -> Any:
+        """A value of one branch; the others are tried in turn when it is endless."""
+        chosen = self.pick_branch(branches, depth)
+        order = [chosen, *(b for b in branches if isinstance(b, dict) and b is not chosen)]
+        for tried, branch in enumerate(order, 1):
+            try:
+                return self.value(self.merge(rest, branch) if rest else branch, name, depth)
+            except _Endless:
+                if tried == len(order):
+                    raise
+        raise AssertionError("unreachable: `order` holds at least the chosen branch")
+
     def pick_branch(self, branches: list[Any], depth: int) -> Schema:
         usable = [b for b in branches if isinstance(b, dict)]
         if not usable:
@@ -288,9 +311,11 @@ class _Gen:
         required = [r for r in schema.get("required") or [] if isinstance(r, str)]
         result: dict[str, Any] = {}
         for key, sub in properties.items():
-            wanted = key in required or (not self.deep(depth) and self.rng.random() < 0.8)
-            if wanted:
+            if key in required:
                 result[key] = self.value(sub, key, depth + 1)
+            elif not self.deep(depth) and self.rng.random() < 0.8:
+                with contextlib.suppress(_Endless):
+                    result[key] = self.value(sub, key, depth + 1)
         extra = schema.get("additionalProperties", True)
         for key in required:
             if key not in result:
@@ -336,7 +361,12 @@ class _Gen:
             sub = prefix[index] if index < len(prefix) else items
             # Named values come from small pools; repeated clashes fall back to unnamed ones.
             hint = single if tries <= count * 2 else ""
-            value = self.value(sub if sub is not None else {}, hint, depth + 1)
+            try:
+                value = self.value(sub if sub is not None else {}, hint, depth + 1)
+            except _Endless:
+                if index < low:
+                    raise
+                break  # items past the minimum are optional
             if unique and value in result:
                 continue
             result.append(value)
