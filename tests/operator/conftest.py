@@ -172,8 +172,10 @@ class Cluster:
         return token
 
     async def start_sidecars(self, name: str, count: int, url: str = "") -> list[Sidecar]:
-        assert self.operator is not None
-        url = url or f"http://127.0.0.1:{self.operator.control_port}"
+        """`count` sidecars polling `url` (default: the in-process operator)."""
+        if not url:
+            assert self.operator is not None
+            url = f"http://127.0.0.1:{self.operator.control_port}"
         started = []
         for _ in range(count):
             pod = f"app-{len(self.sidecars)}"
