@@ -21,6 +21,7 @@ from proxy.mock import (
 )
 from proxy.mock.content import TASK_SCHEMAS, MockContext, subject_of, write
 from proxy.mock.draft import Draft, ToolCall
+from proxy.mock.prompted import continuation
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
     cut_stream,
@@ -154,7 +155,8 @@ def _draft(
         text = _within(counted_as, first_words(whole, request.max_tokens), request.max_tokens)
     elif shape.kind == "json":
         fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
-        text = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
+        whole = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
+        text = continuation(whole, shape.prefill)
     else:
         arguments = _json(
             generate(shape.schema or _ANY_OBJECT, rng, shape.name, _hints(prompt, brand))

@@ -123,6 +123,9 @@ class Expectations:
     schema: Schema | None = None
     tools: tuple[Tool, ...] = ()
     max_tokens: int | None = None
+    #: The JSON the request prefilled the answer with (Anthropic): the answer's text
+    #: continues it, and the two together are what must parse.
+    prefill: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,7 @@ def expectations(dialect: str, request: ParsedRequest, headers: Mapping[str, str
         schema=shape.schema if is_json and shape is not None else None,
         tools=tools,
         max_tokens=request.max_tokens,
+        prefill=shape.prefill if is_json and shape is not None else "",
     )
 
 
@@ -194,7 +198,7 @@ def _rejections(expect: Expectations, answer: Finished) -> list[str]:
     if answer.finish == "length" and not short:
         found.append("truncated")
     if expect.json and text and not answer.calls and "truncated" not in found:
-        found += _json_check(text, expect.schema)
+        found += _json_check(expect.prefill.strip() + text, expect.schema)
     found += _tool_checks(expect.tools, answer)
     if expect.brand is not None and _avoided(expect.brand, answer):
         found.append("avoided_word")
