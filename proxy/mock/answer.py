@@ -19,8 +19,9 @@ from proxy.mock import (
     openai_embeddings,
     openai_responses,
 )
-from proxy.mock.content import TASK_SCHEMAS, MockContext, subject_of, write
+from proxy.mock.content import TASK_SCHEMAS, MockContext, write
 from proxy.mock.draft import Draft, ToolCall
+from proxy.mock.phrases import audience_of, place_of, subject_of
 from proxy.mock.prompted import continuation
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
@@ -130,7 +131,14 @@ def _within(model: str, text: str, max_tokens: int | None) -> str:
 def _hints(prompt: str, brand: Brand | None) -> Hints:
     """Generated JSON speaks of the request's subject and brand, like the text answers do."""
     brand = brand or Brand()
-    return Hints(subject_of(prompt), brand.name, brand.keywords, brand.avoid)
+    return Hints(
+        subject_of(prompt),
+        brand.name,
+        brand.keywords,
+        brand.avoid,
+        brand.audience or audience_of(prompt),
+        place_of(prompt),
+    )
 
 
 def _ident(rng: random.Random) -> str:

@@ -129,6 +129,9 @@ class Hints:
     brand: str = ""
     keywords: tuple[str, ...] = ()
     avoid: tuple[str, ...] = ()
+    #: Who the content is for and the place the prompt names ("busy parents", "Berlin").
+    audience: str = ""
+    place: str = ""
 
 
 def generate(
@@ -568,8 +571,12 @@ def _plain_text_for(name: str, rng: random.Random, hints: Hints) -> str:
         return rng.choice(_CHANNELS)
     if words & {"tone", "voice", "mood", "style", "sentiment"}:
         return rng.choice(_TONES)
-    if words & {"city"}:
-        return rng.choice(_CITIES)
+    if words & {"product", "item", "query", "topic", "search", "term", "dish", "drink", "menu"}:
+        return hints.topic or f"{adjective} {noun}"
+    if words & {"city", "location", "place", "destination", "region", "where"}:
+        return hints.place or rng.choice(_CITIES)
+    if words & {"audience", "segment", "persona", "demographic"}:
+        return hints.audience or "busy professionals"
     if words & {"country"}:
         return rng.choice(_COUNTRIES)
     if words & {"company", "brand", "organization", "organisation", "vendor"}:

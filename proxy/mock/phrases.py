@@ -1,0 +1,354 @@
+"""What a prompt is about, as noun phrases a sentence can be built on.
+
+The mock writes "Meet the bold {subject}" and fills a tool's `product` argument, so
+the subject must be a noun phrase ("oat-milk latte"), never a cut of the prompt
+("our latest", "What does latte cost?", "Use get price tool"). A small set of rules
+does it, no NLP model: instructions and formatting sentences are set aside, the
+phrase after "about / announcing / for ..." is taken up to where its clause ends,
+determiners, style words and task nouns are dropped; a question gives its noun
+("What does a latte cost?" -> "latte"). The audience ("for busy parents"), the
+tone ("in a playful tone") and a place ("in Berlin") are read the same way.
+Pure and cheap: a few regexes over the prompt's first sentences.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: The subject when the prompt names none: reads well after "the" and an adjective.
+DEFAULT_SUBJECT = "new collection"
+#: Characters of the prompt read: the subject is stated early.
+_HEAD = 2000
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+#: Sentences that instruct rather than say what the content is about.
+_INSTRUCTION = re.compile(
+    r"^\s*(?:please\s+)?(?:use|call|invoke|run|respond|reply|answer|return|format|output|"
+    r"keep|make sure|ensure|don'?t|do not|never|always|avoid|include|mention|limit|"
+    r"you are|you're|act as|as an?|think|here is|the output|json)\b",
+    re.IGNORECASE,
+)
+#: Words that introduce what the content is about; "for" also introduces an audience.
+_INTRO = re.compile(
+    r"\b(?:about|promoting|announcing|launching|introducing|featuring|showcasing|"
+    r"advertising|selling|describing|for|on)\s+",
+    re.IGNORECASE,
+)
+#: Where the subject's clause ends.
+_CLAUSE_END = re.compile(
+    r"\s+(?:to|that|which|who|with|in|on|at|by|from|for|about|using|targeting|aimed|highlighting|"
+    r"emphasi[sz]ing|focusing|featuring|including|so|as|under|within|without|while|because|"
+    r"but|and (?:mention|include|highlight|keep|make|use|add|end|say)|then|where|when)\b.*$"
+    r"|\s+[-\u2013\u2014]\s+.*$|[,;:()\[\]\"].*$",
+    re.IGNORECASE,
+)
+_DETERMINERS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "our",
+        "my",
+        "their",
+        "your",
+        "his",
+        "her",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "some",
+        "any",
+    ]
+)
+#: Words about the copy, not the thing: "a short, punchy post".
+_STYLE = frozenset(
+    [
+        "short",
+        "long",
+        "brief",
+        "quick",
+        "catchy",
+        "punchy",
+        "engaging",
+        "compelling",
+        "persuasive",
+        "creative",
+        "viral",
+        "fun",
+        "friendly",
+        "professional",
+        "playful",
+        "witty",
+        "bold",
+        "warm",
+        "formal",
+        "casual",
+        "snappy",
+        "clever",
+        "informative",
+        "detailed",
+        "simple",
+        "concise",
+        "new",
+        "latest",
+        "something",
+        "anything",
+        "content",
+        "text",
+        "hello",
+        "hi",
+        "hey",
+        "thanks",
+    ]
+)
+_TASK_NOUNS = re.compile(
+    r"\b(?:social media posts?|posts?|e-?mails?|newsletters?|ad copy|ads?|adverts?|"
+    r"landing pages?|campaign plans?|campaigns?|blog posts?|blogs?|articles?|"
+    r"product descriptions?|descriptions?|variations?|variants?|headlines?|taglines?|"
+    r"tweets?|captions?|copy|threads?|reels?|google|meta|search|linkedin|instagram|"
+    r"facebook|tiktok|twitter|x)\b",
+    re.IGNORECASE,
+)
+_QUESTION = re.compile(
+    r"^\s*(?:what(?:'s| is| are| does| do)?|how(?: much| many)?|where|when|which|who|why|"
+    r"is|are|does|do|can|could|would|will|should|tell me)\b",
+    re.IGNORECASE,
+)
+#: Words of a question that are not its noun: "What does a latte cost?".
+_QUESTION_WORDS = frozenset(
+    [
+        "what",
+        "what's",
+        "how",
+        "where",
+        "when",
+        "which",
+        "who",
+        "why",
+        "is",
+        "are",
+        "does",
+        "do",
+        "did",
+        "can",
+        "could",
+        "would",
+        "will",
+        "should",
+        "tell",
+        "me",
+        "much",
+        "many",
+        "cost",
+        "costs",
+        "price",
+        "priced",
+        "prices",
+        "available",
+        "sell",
+        "sold",
+        "buy",
+        "get",
+        "have",
+        "has",
+        "in",
+        "stock",
+        "open",
+        "ship",
+        "shipping",
+        "deliver",
+        "delivery",
+        "it",
+        "there",
+        "be",
+        "you",
+        "i",
+        "we",
+        "us",
+        "please",
+        "right",
+        "now",
+        "today",
+        "currently",
+    ]
+)
+_AUDIENCE_NOUNS = frozenset(
+    [
+        "people",
+        "parents",
+        "moms",
+        "mums",
+        "dads",
+        "owners",
+        "teams",
+        "students",
+        "professionals",
+        "developers",
+        "engineers",
+        "customers",
+        "buyers",
+        "shoppers",
+        "travelers",
+        "travellers",
+        "runners",
+        "gamers",
+        "families",
+        "founders",
+        "marketers",
+        "millennials",
+        "seniors",
+        "teens",
+        "teenagers",
+        "kids",
+        "readers",
+        "users",
+        "fans",
+        "lovers",
+        "enthusiasts",
+        "commuters",
+        "executives",
+        "managers",
+        "leaders",
+        "creators",
+        "nurses",
+        "teachers",
+        "women",
+        "men",
+        "employees",
+        "clients",
+        "subscribers",
+        "members",
+        "beginners",
+        "athletes",
+        "foodies",
+        "homeowners",
+        "retirees",
+        "startups",
+        "businesses",
+        "smbs",
+        "freelancers",
+        "designers",
+        "cyclists",
+        "hikers",
+        "gardeners",
+        "cooks",
+    ]
+)
+_AUDIENCE = re.compile(
+    r"\b(?:for|targeting|aimed at|to reach|to|audience:?)\s+((?:[\w'-]+\s+){0,4}?"
+    r"(?:" + "|".join(sorted(_AUDIENCE_NOUNS)) + r"|gen z|b2b buyers))\b",
+    re.IGNORECASE,
+)
+_TONE = re.compile(
+    r"\b(?:in|with)\s+an?\s+([a-z]+)(?:\s*(?:,|and)\s*([a-z]+))?\s+(?:tone|voice|style)\b"
+    r"|\b(?:tone|voice)\s*:\s*([a-z]+)",
+    re.IGNORECASE,
+)
+_PLACE = re.compile(r"\b(?:in|at|near|to|from)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b")
+_WORD = re.compile(r"[A-Za-z0-9][\w'&+-]*")
+
+
+def _sentences(prompt: str) -> list[str]:
+    """The prompt's sentences that say what to write, instructions set aside."""
+    found = [s.strip() for s in _SENTENCE.findall(prompt[:_HEAD]) if s.strip()]
+    return [s for s in found if not _INSTRUCTION.match(s)] or found[:1]
+
+
+def _clean(phrase: str) -> str:
+    """A candidate phrase cut at its clause's end, less determiners, style and task words."""
+    phrase = _CLAUSE_END.sub("", phrase.strip())
+    phrase = _TASK_NOUNS.sub(" ", phrase)
+    words = [w for w in _WORD.findall(phrase) if not w.isdigit()]
+    while words and (words[0].lower() in _DETERMINERS or words[0].lower() in _STYLE):
+        words.pop(0)
+    words = [w for w in words if w.lower() not in _DETERMINERS][:5]
+    while words and words[-1].lower() in _DETERMINERS | {"and", "or", "of", "to", "me"}:
+        words.pop()
+    return " ".join(words)
+
+
+def _is_audience(phrase: str) -> bool:
+    words = phrase.lower().split()
+    return bool(words) and words[-1] in _AUDIENCE_NOUNS
+
+
+def _question_noun(sentence: str) -> str:
+    if not _QUESTION.match(sentence):
+        return ""
+    words: list[str] = []
+    for word in _WORD.findall(sentence):
+        lowered = word.lower()
+        if lowered in {"in", "at", "for", "on", "near", "with", "from", "to"} and words:
+            break
+        if lowered not in _QUESTION_WORDS and lowered not in _DETERMINERS:
+            words.append(word)
+    return " ".join(words[:3])
+
+
+def subject_of(prompt: str) -> str:
+    """What the content is about: "oat-milk latte" from "Write a post announcing our new
+    oat-milk latte for busy parents"; `DEFAULT_SUBJECT` when the prompt names nothing."""
+    for sentence in _sentences(prompt):
+        sentence = re.sub(r"\([^)]*\)", "", sentence)
+        asked = _question_noun(sentence)
+        if asked:
+            return asked
+        for intro in _INTRO.finditer(sentence):
+            phrase = _clean(sentence[intro.end() :])
+            if phrase and not _is_audience(phrase):
+                return phrase
+        lead = re.sub(
+            r"^\s*(?:please\s+)?(?:help(?: me)?(?: with)?|write|create|draft|generate|make|"
+            r"give me|compose|describe|produce|plan|analy[sz]e|promote|announce|launch|introduce|"
+            r"advertise|sell|pitch|market)\s+",
+            "",
+            sentence,
+            flags=re.IGNORECASE,
+        )
+        phrase = _clean(lead)
+        if phrase and not _is_audience(phrase):
+            return phrase
+    return DEFAULT_SUBJECT
+
+
+def audience_of(prompt: str) -> str:
+    """Who the content is for ("busy parents"), or "" when the prompt does not say."""
+    found = _AUDIENCE.search(prompt[:_HEAD])
+    if not found:
+        return ""
+    words = [w for w in found.group(1).split() if w.lower() not in _DETERMINERS]
+    return " ".join(words)
+
+
+def tones_of(prompt: str) -> tuple[str, ...]:
+    """The tone words the prompt asks for ("in a playful and witty tone")."""
+    found = _TONE.search(prompt[:_HEAD])
+    return tuple(w.lower() for w in (found.groups() if found else ()) if w)
+
+
+def place_of(prompt: str) -> str:
+    """A capitalised place the prompt names after "in / at / near" ("Berlin"), or ""."""
+    found = _PLACE.search(prompt[:_HEAD])
+    return found.group(1) if found else ""
+
+
+def article(word: str) -> str:
+    """ "a" or "an" for the word that follows."""
+    lowered = word.lower()
+    vowel = lowered[:1] in ("a", "e", "i", "o") or (
+        lowered[:1] == "u" and not lowered.startswith(("uni", "use", "usu", "ur"))
+    )
+    return "an" if vowel or lowered.startswith(("hour", "honest")) else "a"
+
+
+def plural(phrase: str) -> bool:
+    """Whether the phrase's head noun is plural ("running shoes"), for "is" / "are"."""
+    head = phrase.split()[-1].lower() if phrase.split() else ""
+    return head.endswith("s") and not head.endswith(("ss", "us", "is", "news"))
+
+
+def capitalised(text: str) -> str:
+    """`text` with its first letter upper-case and the rest as it was (keeps "iPhone", "Acme")."""
+    return text[:1].upper() + text[1:]
