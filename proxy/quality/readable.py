@@ -17,7 +17,9 @@ _DET = r"(?:the|a|an|our|my|your|their|its|this|these|those)"
 #: rule name -> the pattern that finds it.
 RULES: dict[str, re.Pattern[str]] = {
     # "the our", "a the", "your the"
-    "double_determiner": re.compile(rf"\b(?:the|a|an)\s+{_DET}\b(?!-)", re.IGNORECASE),
+    "double_determiner": re.compile(
+        rf"\b(?:the|a|an|our|my|your|their)[ \t]+{_DET}\b(?!-)", re.IGNORECASE
+    ),
     # "Meet the smart our latest": a possessive inside a phrase that already has its article
     "stray_possessive": re.compile(
         r"\b(?:the|a|an)[ \t]+[a-z]+[ \t]+(?:our|my|their|your)[ \t]+\w+[ \t]*(?:[.!?,;:]|$)",
