@@ -6,7 +6,6 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.config.model import MockSpec
@@ -20,7 +19,7 @@ from proxy.mock import (
     openai_responses,
 )
 from proxy.mock.content import TASK_SCHEMAS, MockContext, write
-from proxy.mock.draft import Draft, ToolCall
+from proxy.mock.draft import Answer, Draft, ToolCall
 from proxy.mock.phrases import audience_of, place_of, subject_of
 from proxy.mock.prompted import continuation
 from proxy.mock.schema import Hints, generate
@@ -35,25 +34,6 @@ from proxy.mock.simulate import (
 from proxy.mock.structured import Wanted, wanted
 from proxy.mock.text import compose, first_words, last_user_text, request_rng
 from proxy.tokens import count_request, count_text
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A complete mock response. For a stream, `events[i]` is sent after `delays[i]` seconds."""
-
-    status: int
-    content_type: str
-    body: bytes = b""
-    events: list[bytes] = field(default_factory=list)
-    delays: list[float] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    #: Extra response headers (`retry-after` on a simulated 429).
-    headers: dict[str, str] = field(default_factory=dict)
-    #: Seconds to wait before the status line: generation time, or a simulated hang.
-    wait: float = 0.0
-    #: The injected fault, if any (`spec.mock.errors`), for metrics.
-    fault: str | None = None
-
 
 Renderer = Callable[[ParsedRequest, Draft], tuple[bytes, list[bytes]]]
 PromptReader = Callable[[dict[str, Any]], str]
