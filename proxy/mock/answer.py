@@ -20,7 +20,7 @@ from proxy.mock import (
 )
 from proxy.mock.content import TASK_SCHEMAS, MockContext, write
 from proxy.mock.draft import Answer, Draft, ToolCall
-from proxy.mock.phrases import audience_of, place_of, subject_of
+from proxy.mock.phrases import read
 from proxy.mock.prompted import continuation
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
@@ -111,13 +111,14 @@ def _within(model: str, text: str, max_tokens: int | None) -> str:
 def _hints(prompt: str, brand: Brand | None) -> Hints:
     """Generated JSON speaks of the request's subject and brand, like the text answers do."""
     brand = brand or Brand()
+    reading = read(prompt)
     return Hints(
-        subject_of(prompt),
+        reading.subject,
         brand.name,
         brand.keywords,
         brand.avoid,
-        brand.audience or audience_of(prompt),
-        place_of(prompt),
+        brand.audience or reading.audience,
+        reading.place,
     )
 
 

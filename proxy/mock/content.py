@@ -29,7 +29,7 @@ from proxy.marketing import (
     platform_of,
     scrub,
 )
-from proxy.mock.phrases import article, audience_of, capitalised, plural, subject_of, tones_of
+from proxy.mock.phrases import article, capitalised, plural, read
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,8 +350,9 @@ def write(task: str, rng: random.Random, prompt: str, brand: Brand | None) -> st
     """The content for `task`, on brand, within the platform's limits."""
     brand = brand or Brand()
     voice = task == "brand_voice_analysis"
-    topic = (brand.name or "brand voice") if voice else subject_of(prompt)
-    writer = _Writer(rng, topic, brand, platform_of(prompt), audience_of(prompt), tones_of(prompt))
+    reading = read(prompt)
+    topic = (brand.name or "brand voice") if voice else reading.subject
+    writer = _Writer(rng, topic, brand, platform_of(prompt), reading.audience, reading.tones)
     if task == "content_variations":
         found = re.search(r"\b([2-5]|two|three|four|five)\b", prompt.lower())
         words = {"two": 2, "three": 3, "four": 4, "five": 5}

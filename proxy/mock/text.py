@@ -11,7 +11,7 @@ import random
 import re
 from typing import Any
 
-from proxy.mock.phrases import subject_of
+from proxy.mock.phrases import read
 
 _OPENERS = [
     "Here is a draft about the {topic}.",
@@ -59,7 +59,7 @@ def content_text(content: Any) -> str:
 
 def compose(rng: random.Random, prompt: str) -> str:
     """A few sentences about the prompt's topic."""
-    text = rng.choice(_OPENERS).format(topic=subject_of(prompt))
+    text = rng.choice(_OPENERS).format(topic=read(prompt).subject)
     return text + " " + " ".join(rng.sample(_SENTENCES, k=rng.randint(2, 4)))
 
 
