@@ -208,3 +208,13 @@ def test_scorer_joins_an_anthropic_prefill_to_the_answer() -> None:
     assert not finished.text.startswith("{")
     assert json.loads("{" + finished.text)
     assert score(expectations("anthropic.messages", parsed, {}), finished).rejections == ()
+
+
+def test_prompted_answers_are_deterministic_per_seed() -> None:
+    parsed = request("openai.chat", "Write a LinkedIn post about our cold brew",
+                     instructor_json(Post))  # fmt: skip
+    first = [answer("openai.chat", parsed, MockSpec(seed=s)).body for s in (1, 2)]
+    again = [answer("openai.chat", parsed, MockSpec(seed=s)).body for s in (1, 2)]
+    contents = [json.loads(body)["choices"][0]["message"]["content"] for body in first]
+    assert [json.loads(b)["choices"][0]["message"]["content"] for b in again] == contents
+    assert contents[0] != contents[1]

@@ -370,7 +370,9 @@ class _Gen:
                 if index < low:
                     raise
                 break  # items past the minimum are optional
-            if unique and value in result:
+            # A real answer rarely lists the same text twice ("#ColdBrew", "#ColdBrew"): text
+            # repeats only when the schema's pool runs out (an enum smaller than minItems).
+            if value in result and (unique or (isinstance(value, str) and tries <= count * 5)):
                 continue
             result.append(value)
         return result
