@@ -83,3 +83,20 @@ async def test_pydantic_ai_prompted_output_over_every_provider(start_sidecar: St
         assert isinstance(result.output, Post), model
         async with agent.run_stream(ASK) as stream:
             assert isinstance(await stream.get_output(), Post), model
+
+
+async def test_langchain_json_mode_with_the_schema_in_the_prompt(
+    start_sidecar: StartSidecar,
+) -> None:
+    """`with_structured_output(method="json_mode")` sends `json_object` and leaves the schema
+    to the prompt, as LangChain's docs tell the app to do."""
+    sidecar = await start_sidecar(MOCK_ONLY)
+    llm = ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=f"http://127.0.0.1:{sidecar.data_port}/v1",
+        api_key=SecretStr(APP_KEY),
+        max_retries=0,
+    )
+    structured = llm.with_structured_output(Post, method="json_mode")
+    post = await structured.ainvoke(f"{ASK}\n\n{PARSER.get_format_instructions()}")
+    assert isinstance(post, Post)

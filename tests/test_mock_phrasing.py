@@ -178,3 +178,26 @@ def test_tool_arguments_are_taken_from_the_prompt(prompt: str, expected: dict[st
     assert {k: arguments[k] for k in expected} == expected
     assert isinstance(arguments["quantity"], int)
     assert problems(json.dumps(arguments)) == []
+
+
+def test_numeric_tool_arguments_are_the_prompts_numbers() -> None:
+    prompt = "Order 2 oat-milk lattes for pickup, budget $12.50"
+    properties: dict[str, object] = {
+        "product": {"type": "string"},
+        "quantity": {"type": "integer", "minimum": 1},
+        "budget": {"type": "number"},
+    }
+    parsed = request("openai.chat", prompt, extra=_tool_request(prompt, properties))
+    mock = answer("openai.chat", parsed, MockSpec(seed=5))
+    call = json.loads(mock.body)["choices"][0]["message"]["tool_calls"][0]
+    arguments = json.loads(call["function"]["arguments"])
+    assert arguments == {"product": "oat-milk lattes", "quantity": 2, "budget": 12.5}
+
+
+def test_a_prompt_number_outside_the_parameters_bounds_is_not_used() -> None:
+    prompt = "Order 200 lattes"
+    properties: dict[str, object] = {"quantity": {"type": "integer", "maximum": 10}}
+    parsed = request("openai.chat", prompt, extra=_tool_request(prompt, properties))
+    call = json.loads(answer("openai.chat", parsed, MockSpec(seed=5)).body)
+    arguments = json.loads(call["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+    assert 1 <= arguments["quantity"] <= 10

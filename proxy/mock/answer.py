@@ -119,6 +119,8 @@ def _hints(prompt: str, brand: Brand | None) -> Hints:
         brand.avoid,
         brand.audience or reading.audience,
         reading.place,
+        reading.amounts,
+        reading.counts,
     )
 
 

@@ -331,6 +331,19 @@ _TONE = re.compile(
     re.IGNORECASE,
 )
 _PLACE = re.compile(r"\b(?:in|at|near|to|from)\s+([A-Z][a-z]+(?:\s+[A-Z][a-z]+)?)\b")
+#: A request to write: its object is the subject unless "about / for ..." names one.
+_LEAD = re.compile(
+    r"^\s*(?:please\s+)?(?:help(?: me)?(?: with)?|write|create|draft|generate|make|"
+    r"give me|compose|describe|produce|plan|analy[sz]e|promote|announce|launch|introduce|"
+    r"advertise|sell|pitch|market)\s+",
+    re.IGNORECASE,
+)
+#: An errand (what tool-using apps ask): its object is the subject, whatever follows.
+_ERRAND = re.compile(
+    r"^\s*(?:please\s+)?(?:order|buy|book|reserve|find|get|show me|check|look up|search for|"
+    r"add|cancel|track)\s+",
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[A-Za-z0-9][\w'&+-]*")
 
 
@@ -390,19 +403,16 @@ def subject_of(prompt: str) -> str:
         asked = _question_noun(sentence)
         if asked:
             return asked
+        errand = _ERRAND.match(sentence)
+        if errand:  # "Order 2 lattes for pickup": the object, not what follows "for"
+            phrase = _clean(sentence[errand.end() :])
+            if phrase:
+                return phrase
         for intro in _INTRO.finditer(sentence):
             phrase = _clean(sentence[intro.end() :])
             if phrase and not _is_audience(phrase):
                 return phrase
-        lead = re.sub(
-            r"^\s*(?:please\s+)?(?:help(?: me)?(?: with)?|write|create|draft|generate|make|"
-            r"give me|compose|describe|produce|plan|analy[sz]e|promote|announce|launch|introduce|"
-            r"advertise|sell|pitch|market)\s+",
-            "",
-            sentence,
-            flags=re.IGNORECASE,
-        )
-        phrase = _clean(lead)
+        phrase = _clean(_LEAD.sub("", sentence))
         if phrase and not _is_audience(phrase):
             return phrase
     return DEFAULT_SUBJECT
@@ -437,6 +447,27 @@ def place_of(prompt: str) -> str:
     return found.group(1) if found else ""
 
 
+_MONEY = re.compile(
+    r"[$\u20ac\u00a3]\s?(\d{1,9}(?:\.\d{1,2})?)\b"
+    r"|\b(\d{1,9}(?:\.\d{1,2})?)\s?(?:usd|eur|gbp|dollars?|euros?|pounds?)\b",
+    re.IGNORECASE,
+)
+_COUNT = re.compile(
+    r"(?<![$\u20ac\u00a3\d.-])\b(\d{1,6})\b(?![.,-]?\d|\s?(?:%|usd|eur|gbp|dollars?|euros?))",
+    re.IGNORECASE,
+)
+
+
+def amounts_of(prompt: str) -> tuple[float, ...]:
+    """Sums of money the prompt names ("$12.50", "300 EUR"), in order."""
+    return tuple(float(a or b) for a, b in _MONEY.findall(prompt[:_HEAD]))
+
+
+def counts_of(prompt: str) -> tuple[int, ...]:
+    """Plain whole numbers the prompt names ("2 lattes", "for 4 guests"), money left out."""
+    return tuple(int(n) for n in _COUNT.findall(prompt[:_HEAD]))
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """All the mock reads from a prompt's words (see the functions of the same names)."""
@@ -445,6 +476,8 @@ class Reading:
     audience: str
     tones: tuple[str, ...]
     place: str
+    amounts: tuple[float, ...] = ()
+    counts: tuple[int, ...] = ()
 
 
 def read(prompt: str) -> Reading:
@@ -456,7 +489,14 @@ def read(prompt: str) -> Reading:
 
 @functools.lru_cache(maxsize=256)
 def _read(head: str) -> Reading:
-    return Reading(subject_of(head), audience_of(head), tones_of(head), place_of(head))
+    return Reading(
+        subject_of(head),
+        audience_of(head),
+        tones_of(head),
+        place_of(head),
+        amounts_of(head),
+        counts_of(head),
+    )
 
 
 def article(word: str) -> str:
