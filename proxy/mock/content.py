@@ -175,6 +175,20 @@ class _Writer:
 
     def benefit(self) -> str:
         topic, verb = self.topic, self.verb
+        if self.topic.split()[-1].lower() in _OCCASIONS:
+            # A sale or an event is not a product: it does not "last" or "save time".
+            return self._deal(
+                "benefit",
+                [
+                    f"The {topic} {verb('runs', 'run')} for a limited time, so now is the moment.",
+                    f"Built for {self.audience()}, the {topic} {verb('makes', 'make')} it "
+                    "easy to treat yourself.",
+                    f"Mark your calendar: the {topic} is one you will not want to miss.",
+                    f"Everything you love, and more of it, during the {topic}.",
+                    f"Thousands are already planning around the {topic}.",
+                    f"Less hassle, more of what you love, thanks to the {topic}.",
+                ],
+            )
         return self._deal(
             "benefit",
             [
@@ -190,6 +204,14 @@ class _Writer:
                 f"Designed to last, the {topic} {verb('keeps', 'keep')} up with real life.",
             ],
         )
+
+
+#: Head nouns of subjects that are occasions, not products (their own benefit lines).
+_OCCASIONS = frozenset(
+    {"sale", "sales", "offer", "deal", "deals", "discount", "event", "webinar", "launch",
+     "promotion", "giveaway", "contest", "conference", "workshop", "festival", "week", "day",
+     "weekend", "anniversary", "opening"}
+)  # fmt: skip
 
 
 def _social(w: _Writer) -> str:
