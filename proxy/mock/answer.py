@@ -20,7 +20,7 @@ from proxy.mock import (
 )
 from proxy.mock.content import TASK_SCHEMAS, MockContext, write
 from proxy.mock.draft import Answer, Draft, ToolCall
-from proxy.mock.phrases import read
+from proxy.mock.phrases import amounts_of, counts_of, place_of, read
 from proxy.mock.prompted import continuation
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
@@ -118,9 +118,9 @@ def _hints(prompt: str, brand: Brand | None) -> Hints:
         brand.keywords,
         brand.avoid,
         brand.audience or reading.audience,
-        reading.place,
-        reading.amounts,
-        reading.counts,
+        place_of(prompt),
+        amounts_of(prompt),
+        counts_of(prompt),
     )
 
 

@@ -470,33 +470,24 @@ def counts_of(prompt: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """All the mock reads from a prompt's words (see the functions of the same names)."""
+    """What every mock answer reads from a prompt's words (see the functions of the same
+    names); places and numbers only a tool call or JSON needs are read on their own."""
 
     subject: str
     audience: str
     tones: tuple[str, ...]
-    place: str
-    amounts: tuple[float, ...] = ()
-    counts: tuple[int, ...] = ()
 
 
 def read(prompt: str) -> Reading:
-    """The prompt's subject, audience, tones and place, read once per distinct prompt head:
-    the mock is deterministic and apps send the same prompts again and again, so a small
-    cache (keyed by the first characters, the only ones read) saves the regex work."""
+    """The prompt's subject, audience and tones, read once per distinct prompt head: the
+    mock is deterministic and apps send the same prompts again and again, so a small cache
+    (keyed by the first characters, the only ones read) saves the regex work."""
     return _read(prompt[:_HEAD])
 
 
 @functools.lru_cache(maxsize=256)
 def _read(head: str) -> Reading:
-    return Reading(
-        subject_of(head),
-        audience_of(head),
-        tones_of(head),
-        place_of(head),
-        amounts_of(head),
-        counts_of(head),
-    )
+    return Reading(subject_of(head), audience_of(head), tones_of(head))
 
 
 def article(word: str) -> str:
