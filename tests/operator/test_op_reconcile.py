@@ -222,7 +222,8 @@ def test_cache_flush_bumps_the_epoch_sidecars_follow_in_any_phase_and_keeps_it()
     status, _ = run(hub, SPEC, now=0)
     live = hub.rollouts[KEY]
     assert status["cacheEpoch"] == 0
-    assert live.effective is not None and live.effective.cache_epoch == 0
+    assert live.effective is not None
+    assert live.effective.cache_epoch == 0
     window = {"real": ArmWindow(requests=2, latency_buckets=[2] + [0] * 17)}
     hub.report(live, WindowReport(sidecar="a", config_version=live.version, arms=window), 0.2)
     version, judge_from = live.version, live.judge_from
@@ -231,9 +232,11 @@ def test_cache_flush_bumps_the_epoch_sidecars_follow_in_any_phase_and_keeps_it()
     assert status["lastCommand"] == {"id": "c1", "verb": "cache-flush", "result": "done"}
     assert status["cacheEpoch"] == 1
     assert (status["phase"], status["realWeight"]) == ("Paused", 20), "no traffic moved"
-    assert live.effective is not None and live.effective.cache_epoch == 1
+    assert live.effective is not None
+    assert live.effective.cache_epoch == 1
     assert live.version == version + 1, "a new config version wakes the sidecars' long-polls"
-    assert live.judge_from == judge_from and "a" in live.windows, "analysis not restarted"
+    assert live.judge_from == judge_from, "analysis not restarted"
+    assert "a" in live.windows, "the window under way is kept"
     # Aborted: a wrong cached answer is still wrong, the flush is not refused.
     status, _ = run(hub, SPEC, now=1, command="c2 abort", status=status)
     status, reasons = run(hub, SPEC, now=2, command="c3 cache-flush", status=status)
@@ -243,4 +246,5 @@ def test_cache_flush_bumps_the_epoch_sidecars_follow_in_any_phase_and_keeps_it()
     status, _ = run(fresh, SPEC, now=3, command="c3 cache-flush", status=status)
     assert status["cacheEpoch"] == 2, "the same command id is not run again"
     effective = fresh.rollouts[KEY].effective
-    assert effective is not None and effective.cache_epoch == 2
+    assert effective is not None
+    assert effective.cache_epoch == 2
