@@ -249,11 +249,13 @@ def measure_cached(
             cpu_us = 1e6 * (cpu_seconds(sidecar.proc.pid) - before) / eight.requests
             runs.append((one, eight, cpu_us))
         (one, eight, cpu_us), (miss_one, miss_eight, miss_cpu_us) = runs
+        held = metric(sidecar.admin_port, "llm_rollout_cache_bytes")
+        misses = metric(sidecar.admin_port, 'llm_rollout_cache_requests_total{result="miss"}')
         cached = Cached(
             backend, one.p50_ms, one.p99_ms, eight.rps, cpu_us,
             miss_p50_ms=miss_one.p50_ms, miss_p99_ms=miss_one.p99_ms, miss_rps=miss_eight.rps,
-            miss_cpu_us=miss_cpu_us, held_mb=metric(sidecar.admin_port, "llm_rollout_cache_bytes")
-            / 2**20, max_mb=CACHE_MAX_BYTES / 2**20, rss_mb=sidecar.memory_mb()["VmHWM"],
+            miss_cpu_us=miss_cpu_us, held_mb=held / 2**20, max_mb=CACHE_MAX_BYTES / 2**20,
+            rss_mb=sidecar.memory_mb()["VmHWM"], misses=int(misses),
         )  # fmt: skip
     finally:
         sidecar.stop()
@@ -262,7 +264,8 @@ def measure_cached(
           f"{cached.cpu_us:.0f} us CPU per request; misses: p50 {cached.miss_p50_ms:.3f} ms, "
           f"p99 {cached.miss_p99_ms:.3f} ms, {cached.miss_rps:,.0f} req/s, "
           f"{cached.miss_cpu_us:.0f} us CPU; held {cached.held_mb:.2f} of "
-          f"{cached.max_mb:.0f} MiB, RSS peak {cached.rss_mb:.0f} MB", flush=True)  # fmt: skip
+          f"{cached.max_mb:.0f} MiB after {cached.misses:,} misses, "
+          f"RSS peak {cached.rss_mb:.0f} MB", flush=True)  # fmt: skip
     return cached
 
 

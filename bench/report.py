@@ -105,6 +105,7 @@ class Cached:
     held_mb: float  # llm_rollout_cache_bytes after the misses (in-process; Redis: 0)
     max_mb: float  # cache.maxBytes
     rss_mb: float  # the sidecar's peak RSS (VmHWM) over both loads
+    misses: int  # answers stored during the miss runs (each one new)
 
 
 @dataclass(frozen=True)
@@ -245,8 +246,8 @@ class Run:
                 ]  # fmt: skip
             if c.backend == "in-process":
                 rows += [
-                    Figure("cache bytes held after the misses (in-process)", "MB", c.held_mb,
-                           target=c.max_mb),
+                    Figure(f"cache MiB held after {c.misses:,} misses (in-process)", "MiB",
+                           c.held_mb, target=c.max_mb),
                     Figure("sidecar RSS peak, cache on (in-process; sidecar column: cache off)",
                            "MB", c.rss_mb, sidecar=self.memory_mb["load"]),
                 ]  # fmt: skip
