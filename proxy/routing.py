@@ -38,16 +38,20 @@ def bucket(sticky_value: str) -> int:
     return int.from_bytes(digest, "big") % BUCKETS
 
 
-def candidates(spec: LLMRolloutSpec, provider_type: ProviderType) -> list[Provider]:
+def candidates(
+    spec: LLMRolloutSpec, provider_type: ProviderType, *, cross: bool = False
+) -> list[Provider]:
     """Providers that can serve a dialect, in preference order.
 
     `fallback` gives the order; providers it does not name come after, in the
-    order they are declared. Only providers of the dialect's own type qualify
-    (no cross-dialect translation yet).
+    order they are declared. Providers of the dialect's own type come first (they
+    serve it bytes-through); when the request can be translated (`cross`), the
+    others follow, so an SDK whose own provider is not configured is still served.
     """
     ordered = [p for n in spec.fallback if n != MOCK and (p := spec.provider(n)) is not None]
     ordered += [p for p in spec.providers if p not in ordered]
-    return [p for p in ordered if p.type == provider_type]
+    own = [p for p in ordered if p.type == provider_type]
+    return own + [p for p in ordered if p.type != provider_type] if cross else own
 
 
 def decide(
@@ -57,11 +61,13 @@ def decide(
     sticky_value: str | None,
     draw: float,
     force_mock: bool = False,
+    cross: bool = False,
 ) -> Decision:
     """Route one request.
 
     `draw` is a uniform number in [0, 1) supplied by the caller (so tests are
-    deterministic); it is used only when the request has no sticky key.
+    deterministic); it is used only when the request has no sticky key. `cross`: the
+    request can be translated for a provider of another dialect (`candidates`).
     """
     if force_mock or spec.force_mock:
         return Decision(None, "force-mock")
@@ -72,7 +78,7 @@ def decide(
         real, reason = int(draw * BUCKETS) < threshold, "weight"
     if not real:
         return Decision(None, reason)  # type: ignore[arg-type]
-    providers = candidates(spec, provider_type)
+    providers = candidates(spec, provider_type, cross=cross)
     if not providers:
         return Decision(None, "no-provider")
     return Decision(providers[0], reason)  # type: ignore[arg-type]

@@ -67,8 +67,27 @@ def parsed(
     return dialect.parse(body, path_model=model, query_stream=stream)  # type: ignore[no-any-return]
 
 
-def sent(translation: Translation, request: ParsedRequest, model: str) -> dict[str, Any]:
-    return json.loads(translation.request(request, model).body)  # type: ignore[no-any-return]
+def sent(client: Any, provider: Any, request: ParsedRequest, model: str) -> dict[str, Any]:
+    return json.loads(Translation(client, provider, request).request(model).body)  # type: ignore[no-any-return]
+
+
+#: A request of each client dialect, for translating answers to it.
+REQUESTS = {
+    "openai": lambda: parsed(
+        OpenAIChat(), {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    ),
+    "anthropic": lambda: parsed(
+        AnthropicMessages(),
+        {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+    ),
+    "gemini": lambda: parsed(
+        Gemini(), {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}, "g"
+    ),
+}
+
+
+def answering(client: Any, provider: Any) -> Translation:
+    return Translation(client, provider, REQUESTS[client.provider_type]())
 
 
 def events(raw: bytes) -> list[tuple[str | None, Any]]:
@@ -83,7 +102,8 @@ def events(raw: bytes) -> list[tuple[str | None, Any]]:
 
 def test_openai_request_for_anthropic_keeps_every_meaningful_field() -> None:
     body = sent(
-        Translation(OpenAIChat(), "anthropic"),
+        OpenAIChat(),
+        "anthropic",
         parsed(OpenAIChat(), OPENAI_REQUEST),
         "claude-haiku-4-5",
     )
@@ -115,9 +135,9 @@ def test_openai_request_for_anthropic_keeps_every_meaningful_field() -> None:
 
 
 def test_openai_request_for_gemini_names_results_by_their_call() -> None:
-    upstream = Translation(OpenAIChat(), "gemini").request(
-        parsed(OpenAIChat(), OPENAI_REQUEST | {"stream": True}), "gemini-2.5-flash"
-    )
+    upstream = Translation(
+        OpenAIChat(), "gemini", parsed(OpenAIChat(), OPENAI_REQUEST | {"stream": True})
+    ).request("gemini-2.5-flash")
     assert upstream.path == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     body = json.loads(upstream.body)
     assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
@@ -157,9 +177,9 @@ def test_structured_output_maps_to_each_providers_field() -> None:
             "json_schema": {"name": "Post", "schema": schema, "strict": True},
         },
     }
-    for_anthropic = sent(Translation(OpenAIChat(), "anthropic"), parsed(OpenAIChat(), request), "c")
+    for_anthropic = sent(OpenAIChat(), "anthropic", parsed(OpenAIChat(), request), "c")
     assert for_anthropic["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
-    for_gemini = sent(Translation(OpenAIChat(), "gemini"), parsed(OpenAIChat(), request), "g")
+    for_gemini = sent(OpenAIChat(), "gemini", parsed(OpenAIChat(), request), "g")
     assert for_gemini["generationConfig"] == {
         "responseMimeType": "application/json",
         "responseJsonSchema": schema,
@@ -176,7 +196,7 @@ def test_structured_output_maps_to_each_providers_field() -> None:
             },
         },
     }
-    body = sent(Translation(Gemini(), "openai"), parsed(Gemini(), gemini_request, "gemini-x"), "m")
+    body = sent(Gemini(), "openai", parsed(Gemini(), gemini_request, "gemini-x"), "m")
     assert body["response_format"]["json_schema"]["schema"] == {
         "type": "object",
         "properties": {"n": {"type": ["integer", "null"]}},
@@ -188,7 +208,8 @@ def test_structured_output_maps_to_each_providers_field() -> None:
         "output_config": {"format": {"type": "json_schema", "schema": schema}},
     }
     body = sent(
-        Translation(AnthropicMessages(), "openai"),
+        AnthropicMessages(),
+        "openai",
         parsed(AnthropicMessages(), anthropic_request),
         "gpt-4o-mini",
     )
@@ -229,7 +250,8 @@ def test_anthropic_request_for_openai_splits_tool_results_into_tool_messages() -
         "stream": True,
     }
     body = sent(
-        Translation(AnthropicMessages(), "openai"),
+        AnthropicMessages(),
+        "openai",
         parsed(AnthropicMessages(), request),
         "gpt-4o-mini",
     )
@@ -290,7 +312,8 @@ def test_gemini_request_for_anthropic_gives_calls_ids_results_match() -> None:
         "generationConfig": {"maxOutputTokens": 64, "topK": 5},
     }
     body = sent(
-        Translation(Gemini(), "anthropic"),
+        Gemini(),
+        "anthropic",
         parsed(Gemini(), request, "gemini-2.5-flash"),
         "claude-haiku-4-5",
     )
@@ -380,7 +403,7 @@ def test_what_a_target_cannot_express_is_refused_naming_the_field(
     client: Any, payload: dict[str, Any], model: str | None, provider: Any, field: str
 ) -> None:
     with pytest.raises(Untranslatable) as refused:
-        Translation(client, provider).request(parsed(client, payload, model), "target-model")
+        Translation(client, provider, parsed(client, payload, model)).request("target-model")
     assert refused.value.kind is ErrorKind.INVALID_REQUEST
     assert field in str(refused.value)
 
@@ -408,7 +431,7 @@ ANTHROPIC_ANSWER = {
 
 
 def test_anthropic_answer_for_an_openai_client() -> None:
-    status, body = Translation(OpenAIChat(), "anthropic").answer(
+    status, body = answering(OpenAIChat(), "anthropic").answer(
         200, json.dumps(ANTHROPIC_ANSWER).encode(), 1
     )
     answer = json.loads(body)
@@ -432,7 +455,7 @@ def test_anthropic_answer_for_an_openai_client() -> None:
 
 
 def test_anthropic_answer_for_a_gemini_client_and_back_keeps_usage() -> None:
-    _status, body = Translation(Gemini(), "anthropic").answer(
+    _status, body = answering(Gemini(), "anthropic").answer(
         200, json.dumps(ANTHROPIC_ANSWER).encode(), 1
     )
     answer = json.loads(body)
@@ -465,7 +488,7 @@ def test_gemini_answer_for_an_anthropic_client() -> None:
         "modelVersion": "gemini-2.5-flash",
         "responseId": "r1",
     }
-    _status, body = Translation(AnthropicMessages(), "gemini").answer(
+    _status, body = answering(AnthropicMessages(), "gemini").answer(
         200, json.dumps(gemini_answer).encode(), 1
     )
     answer = json.loads(body)
@@ -494,7 +517,7 @@ def test_openai_answer_for_an_anthropic_client_with_refusal_finish() -> None:
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
     }
-    _, body = Translation(AnthropicMessages(), "openai").answer(
+    _, body = answering(AnthropicMessages(), "openai").answer(
         200, json.dumps(openai_answer).encode(), 1
     )
     answer = json.loads(body)
@@ -533,7 +556,7 @@ def test_openai_answer_for_an_anthropic_client_with_refusal_finish() -> None:
 def test_provider_errors_reach_the_client_in_its_dialect(
     client: Any, provider: Any, status: int, body: bytes, want_status: int, want: str
 ) -> None:
-    got_status, got = Translation(client, provider).answer(status, body, 1)
+    got_status, got = answering(client, provider).answer(status, body, 1)
     assert got_status == want_status
     assert want in got.decode()
     shape = json.loads(got)
@@ -592,11 +615,9 @@ def anthropic_stream() -> list[bytes]:
     ]
 
 
-def run_stream(
-    translation: Translation, request: ParsedRequest, chunks: list[bytes]
-) -> list[bytes]:
+def run_stream(translation: Translation, chunks: list[bytes]) -> list[bytes]:
     """Feed chunks one by one; what the client got after each."""
-    stream = translation.stream(request, 1)
+    stream = translation.stream(1)
     parser = SSEParser()
     return [b"".join(stream.feed(e) for e in parser.feed(chunk)) for chunk in chunks]
 
@@ -611,7 +632,7 @@ def test_anthropic_stream_to_openai_client_chunk_by_chunk() -> None:
             "messages": [{"role": "user", "content": "x"}],
         },
     )
-    outputs = run_stream(Translation(OpenAIChat(), "anthropic"), request, anthropic_stream())
+    outputs = run_stream(Translation(OpenAIChat(), "anthropic", request), anthropic_stream())
     # Each text delta is sent on as soon as it arrives, not at the end.
     assert b"Hel" in outputs[3]
     assert b"lo" in outputs[4]
@@ -640,7 +661,7 @@ def test_anthropic_stream_to_gemini_client_ends_with_finish_and_usage() -> None:
         "gemini-2.5-flash",
         stream=True,
     )
-    outputs = run_stream(Translation(Gemini(), "anthropic"), request, anthropic_stream())
+    outputs = run_stream(Translation(Gemini(), "anthropic", request), anthropic_stream())
     chunks = [data for _, data in events(b"".join(outputs))]
     assert b"Hel" in outputs[3]
     text = "".join(
@@ -704,7 +725,7 @@ def test_openai_stream_to_anthropic_client_is_a_well_formed_event_sequence() -> 
             "messages": [{"role": "user", "content": "x"}],
         },
     )
-    outputs = run_stream(Translation(AnthropicMessages(), "openai"), request, openai_stream())
+    outputs = run_stream(Translation(AnthropicMessages(), "openai", request), openai_stream())
     assert b"Hi " in outputs[1]
     got = events(b"".join(outputs))
     names = [name for name, _ in got]
@@ -748,8 +769,7 @@ def test_gemini_stream_to_openai_client_without_usage_unless_asked() -> None:
         {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "x"}]},
     )
     outputs = run_stream(
-        Translation(OpenAIChat(), "gemini"),
-        request,
+        Translation(OpenAIChat(), "gemini", request),
         [
             chunk([{"text": "Hi"}]),
             chunk([{"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}], "STOP"),
@@ -780,7 +800,7 @@ def test_provider_error_event_becomes_the_clients_error_event() -> None:
             event="error",
         ),
     ]
-    got = events(b"".join(run_stream(Translation(OpenAIChat(), "anthropic"), request, failing)))
+    got = events(b"".join(run_stream(Translation(OpenAIChat(), "anthropic", request), failing)))
     last = got[-1][1]
     assert last["error"]["code"] == "unavailable"
     assert "Overloaded" in last["error"]["message"]

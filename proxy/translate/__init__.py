@@ -79,13 +79,16 @@ class Upstream:
 class Translation:
     """One request's translation from the client's dialect to a provider's and back."""
 
-    def __init__(self, client: Dialect, provider: ProviderType) -> None:
+    def __init__(self, client: Dialect, provider: ProviderType, parsed: ParsedRequest) -> None:
         self.client = client
+        self.parsed = parsed
         self.provider = provider
         self.provider_dialect = PROVIDER_DIALECTS[provider]
 
-    def request(self, parsed: ParsedRequest, model: str) -> Upstream:
-        """The provider's request; raises `Untranslatable` (a `BadRequest`) naming a field."""
+    def request(self, model: str) -> Upstream:
+        """The provider's request for `model`; raises `Untranslatable` (a `BadRequest`)
+        naming a field the provider cannot express."""
+        parsed = self.parsed
         hub = self._to_hub(parsed)
         if self.provider == "anthropic":
             body = anthropic.request_from_hub(hub, model)
@@ -140,7 +143,7 @@ class Translation:
             kind = ErrorKind.UNAVAILABLE
         return kind.status, self.client.error_body(kind, message)
 
-    def stream(self, parsed: ParsedRequest, turn: int) -> StreamTranslator:
+    def stream(self, turn: int) -> StreamTranslator:
         to_hub: _ToHub = (
             anthropic.StreamToHub()
             if self.provider == "anthropic"
@@ -155,7 +158,7 @@ class Translation:
         elif client == "gemini.generate_content":
             from_hub = gemini.StreamFromHub()
         else:
-            options = parsed.payload.get("stream_options")
+            options = self.parsed.payload.get("stream_options")
             asked = isinstance(options, dict) and options.get("include_usage") is True
             from_hub = openai.StreamFromHub(asked)
         return StreamTranslator(self, to_hub, from_hub)
@@ -201,4 +204,12 @@ class StreamTranslator:
         return out
 
 
-__all__ = ["TRANSLATABLE", "StreamTranslator", "Translation", "Untranslatable", "can_translate"]
+__all__ = [
+    "PROVIDER_DIALECTS",
+    "TRANSLATABLE",
+    "StreamTranslator",
+    "Translation",
+    "Untranslatable",
+    "Upstream",
+    "can_translate",
+]
