@@ -382,3 +382,27 @@ def test_models_are_validated_and_named_in_the_error() -> None:
     text = str(raised.value)
     assert "models.default: 'a/b' is not a Gemini model name" in text
     assert "providers[1].models.gpt-4o-mini: String should have at least 1 character" in text
+
+
+async def test_provider_weights_move_real_traffic_between_providers_per_user(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    spec = drill_spec(fake_openai, fake_anthropic)
+    spec["traffic"] |= {"providers": {"openai-primary": 50, "anthropic-backup": 50},
+                        "stickyKey": {"header": "x-user-id"}}  # fmt: skip
+    sidecar = await start_sidecar(spec)
+    client = openai_client(sidecar)
+
+    async def backend(user: str) -> str:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=ASK,  # type: ignore[arg-type]
+            extra_headers={"x-user-id": user},
+        )  # fmt: skip
+        name = raw.headers["x-llm-backend"]
+        kind = {"openai-primary": "openai", "anthropic-backup": "anthropic"}[name]
+        assert raw.parse().choices[0].message.content == ANSWERS[kind]
+        return name
+
+    first = {user: await backend(user) for user in (f"user-{i}" for i in range(16))}
+    assert set(first.values()) == {"openai-primary", "anthropic-backup"}
+    assert {user: await backend(user) for user in first} == first, "each user stays put"

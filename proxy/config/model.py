@@ -294,6 +294,24 @@ class Traffic(Model):
     )
     sticky_key: StickyKey | None = None
     shadow: Shadow | None = None
+    providers: dict[str, int] = Field(
+        default={},
+        max_length=64,
+        description="real traffic split between providers by relative weight, e.g. "
+        "{openai-primary: 70, anthropic-backup: 30}; sticky like the real/mock split. A "
+        "request goes to the weighted providers that can serve its API (own or translated); "
+        "empty: the first in fallback order",
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _weights(cls, value: dict[str, int]) -> dict[str, int]:
+        negative = [name for name, weight in value.items() if weight < 0]
+        if negative:
+            raise ValueError(f"weights must be >= 0: {', '.join(negative)}")
+        if value and not any(value.values()):
+            raise ValueError("at least one provider needs a weight above 0")
+        return value
 
 
 class Pause(Model):
@@ -539,6 +557,12 @@ class LLMRolloutSpec(Model):
             raise ValueError(
                 f"fallback names unknown provider(s) {', '.join(unknown)}; "
                 f"known: {', '.join(names) or 'none'} and 'mock'"
+            )
+        weighted = [n for n in self.traffic.providers if n not in names]
+        if weighted:
+            raise ValueError(
+                f"traffic.providers names unknown provider(s) {', '.join(weighted)}; "
+                f"known: {', '.join(names) or 'none'}"
             )
         judge = self.quality.judge
         if judge is not None and judge.provider not in names:
