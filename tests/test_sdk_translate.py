@@ -406,3 +406,56 @@ async def test_provider_weights_move_real_traffic_between_providers_per_user(
     first = {user: await backend(user) for user in (f"user-{i}" for i in range(16))}
     assert set(first.values()) == {"openai-primary", "anthropic-backup"}
     assert {user: await backend(user) for user in first} == first, "each user stays put"
+
+
+async def test_responses_requests_are_served_by_other_providers(
+    start_sidecar: StartSidecar, fake_anthropic: FakeAnthropic, fake_gemini: FakeGemini
+) -> None:
+    sidecar = await start_sidecar(
+        {"providers": [provider("anthropic", fake_anthropic)], "traffic": {"realWeight": 100}}
+        | NO_RETRY
+    )
+    client = openai_client(sidecar)
+    answer = await client.responses.create(model="gpt-4o-mini", input="Hello",
+                                           instructions="Be brief.")  # fmt: skip
+    assert answer.output_text == ANSWERS["anthropic"]
+    assert answer.model == "claude-haiku-4-5"
+    assert answer.usage is not None and answer.usage.output_tokens == 5
+    assert fake_anthropic.requests[-1].json["system"] == "Be brief."
+
+    kinds, completed = [], None
+    async for event in await client.responses.create(
+        model="gpt-4o-mini", input="Hello", stream=True
+    ):
+        kinds.append(event.type)
+        if event.type == "response.completed":
+            completed = event.response
+    assert kinds[0] == "response.created"
+    assert "response.output_text.delta" in kinds
+    assert completed is not None and completed.output_text == ANSWERS["anthropic"]
+
+    tool = {"type": "function", "name": "weather", "parameters": WEATHER, "strict": False}
+    first = await client.responses.create(
+        model="gpt-4o-mini", input="Weather?", tools=[tool],  # type: ignore[list-item]
+        extra_headers={"x-fake-answer": "bad_tool_args"},
+    )  # fmt: skip
+    call = first.output[0]
+    assert call.type == "function_call"
+    assert (call.name, json.loads(call.arguments)) == ("weather", {"unexpected": True})
+    second = await client.responses.create(
+        model="gpt-4o-mini", tools=[tool],  # type: ignore[list-item]
+        input=[{"role": "user", "content": "Weather?"}, call.model_dump(exclude_none=True),
+               {"type": "function_call_output", "call_id": call.call_id, "output": "3 degrees"}],  # type: ignore[list-item]
+    )  # fmt: skip
+    assert second.output_text == ANSWERS["anthropic"]
+    turns = fake_anthropic.requests[-1].json["messages"]
+    assert turns[1]["content"][0]["id"] == call.call_id
+    assert turns[2]["content"][0]["tool_use_id"] == call.call_id
+
+    gemini_only = await start_sidecar(
+        {"providers": [provider("gemini", fake_gemini)], "traffic": {"realWeight": 100}} | NO_RETRY
+    )
+    parsed = await openai_client(gemini_only).responses.parse(
+        model="gpt-4o-mini", input="Hello", text_format=Answer
+    )
+    assert parsed.output_parsed == Answer(answer="Real Gemini JSON.")

@@ -11,6 +11,7 @@ from proxy.dialects import ErrorKind, ParsedRequest
 from proxy.dialects.anthropic_messages import AnthropicMessages
 from proxy.dialects.gemini import Gemini
 from proxy.dialects.openai_chat import OpenAIChat
+from proxy.dialects.openai_responses import OpenAIResponses
 from proxy.sse import SSEParser, encode
 from proxy.translate import Translation, Untranslatable
 from proxy.translate import gemini as gemini_tr
@@ -395,6 +396,20 @@ def test_gemini_request_for_anthropic_gives_calls_ids_results_match() -> None:
             },
             "gemini-2.5-flash",
             "openai",
+            "'tools[0]'",
+        ),
+        (
+            OpenAIResponses(),
+            {"model": "m", "input": "x", "previous_response_id": "resp_1"},
+            None,
+            "anthropic",
+            "'previous_response_id'",
+        ),
+        (
+            OpenAIResponses(),
+            {"model": "m", "input": "x", "tools": [{"type": "web_search"}]},
+            None,
+            "gemini",
             "'tools[0]'",
         ),
     ],

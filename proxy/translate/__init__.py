@@ -33,12 +33,13 @@ from proxy.dialects.base import dumps
 from proxy.dialects.gemini import Gemini
 from proxy.dialects.openai_chat import OpenAIChat
 from proxy.sse import Event
-from proxy.translate import anthropic, gemini, openai
+from proxy.translate import anthropic, gemini, openai, responses
 from proxy.translate.hub import Untranslatable, error_of
 
 #: The dialects a translation serves, by name, with the provider type speaking each.
 TRANSLATABLE: dict[str, ProviderType] = {
     "openai.chat": "openai",
+    "openai.responses": "openai",
     "anthropic.messages": "anthropic",
     "gemini.generate_content": "gemini",
 }
@@ -48,11 +49,6 @@ PROVIDER_DIALECTS: dict[ProviderType, Dialect] = {
     "anthropic": AnthropicMessages(),
     "gemini": Gemini(),
 }
-
-
-def can_translate(client: str, provider: ProviderType) -> bool:
-    """Whether a request of dialect `client` can be served by a provider of type `provider`."""
-    return client in TRANSLATABLE and provider in PROVIDER_DIALECTS
 
 
 class _ToHub(Protocol):
@@ -113,6 +109,8 @@ class Translation:
             return anthropic.request_to_hub(parsed.payload)
         if client == "gemini.generate_content":
             return gemini.request_to_hub(parsed.payload, parsed.model, parsed.stream)
+        if client == "openai.responses":
+            return responses.request_to_hub(parsed.payload)
         return dict(parsed.payload)
 
     def answer(self, status: int, body: bytes, turn: int) -> tuple[int, bytes]:
@@ -135,6 +133,8 @@ class Translation:
             return 200, dumps(anthropic.answer_from_hub(hub))
         if client == "gemini.generate_content":
             return 200, dumps(gemini.answer_from_hub(hub))
+        if client == "openai.responses":
+            return 200, dumps(responses.answer_from_hub(hub, self.parsed.payload))
         return 200, dumps(openai.answer_from_hub(hub))
 
     def error(self, kind: ErrorKind, message: str) -> tuple[int, bytes]:
@@ -157,6 +157,8 @@ class Translation:
             from_hub = anthropic.StreamFromHub()
         elif client == "gemini.generate_content":
             from_hub = gemini.StreamFromHub()
+        elif client == "openai.responses":
+            from_hub = responses.StreamFromHub(self.parsed.payload)
         else:
             options = self.parsed.payload.get("stream_options")
             asked = isinstance(options, dict) and options.get("include_usage") is True
@@ -211,5 +213,4 @@ __all__ = [
     "Translation",
     "Untranslatable",
     "Upstream",
-    "can_translate",
 ]
