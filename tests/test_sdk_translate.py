@@ -420,7 +420,8 @@ async def test_responses_requests_are_served_by_other_providers(
                                            instructions="Be brief.")  # fmt: skip
     assert answer.output_text == ANSWERS["anthropic"]
     assert answer.model == "claude-haiku-4-5"
-    assert answer.usage is not None and answer.usage.output_tokens == 5
+    assert answer.usage is not None
+    assert answer.usage.output_tokens == 5
     assert fake_anthropic.requests[-1].json["system"] == "Be brief."
 
     kinds, completed = [], None
@@ -432,7 +433,8 @@ async def test_responses_requests_are_served_by_other_providers(
             completed = event.response
     assert kinds[0] == "response.created"
     assert "response.output_text.delta" in kinds
-    assert completed is not None and completed.output_text == ANSWERS["anthropic"]
+    assert completed is not None
+    assert completed.output_text == ANSWERS["anthropic"]
 
     tool = {"type": "function", "name": "weather", "parameters": WEATHER, "strict": False}
     first = await client.responses.create(
