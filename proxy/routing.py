@@ -48,12 +48,14 @@ def candidates(
     """Providers that can serve a dialect, in preference order.
 
     `fallback` gives the order; providers it does not name come after, in the
-    order they are declared. Providers of the dialect's own type come first (they
+    order they are declared; disabled ones (`enabled: false`) never. Providers of the
+    dialect's own type come first (they
     serve it bytes-through); when the request can be translated (`cross`), the
     others follow, so an SDK whose own provider is not configured is still served.
     """
     ordered = [p for n in spec.fallback if n != MOCK and (p := spec.provider(n)) is not None]
     ordered += [p for p in spec.providers if p not in ordered]
+    ordered = [p for p in ordered if p.enabled]
     own = [p for p in ordered if p.type == provider_type]
     return own + [p for p in ordered if p.type != provider_type] if cross else own
 

@@ -29,6 +29,7 @@ from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import FakeProvider, Fault
 from tests.fakes.gemini import FakeGemini
 from tests.fakes.openai import FakeOpenAI
+from tests.test_admin import get
 
 ASK = [{"role": "user", "content": "Hello"}]
 NO_RETRY = {"retry": {"maxAttempts": 1}}
@@ -461,3 +462,24 @@ async def test_responses_requests_are_served_by_other_providers(
         model="gpt-4o-mini", input="Hello", text_format=Answer
     )
     assert parsed.output_parsed == Answer(answer="Real Gemini JSON.")
+
+
+async def test_a_disabled_provider_is_out_of_routing_and_fallback_at_once(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    spec = drill_spec(fake_openai, fake_anthropic)
+    spec["providers"][0]["enabled"] = False
+    sidecar = await start_sidecar(spec)
+    raw = await openai_client(sidecar).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini",
+        messages=ASK,  # type: ignore[arg-type]
+    )
+    assert raw.headers["x-llm-backend"] == "anthropic-backup"
+    assert raw.parse().choices[0].message.content == ANSWERS["anthropic"]
+    assert not fake_openai.requests, "a disabled provider gets no call"
+    status, text = await get(sidecar.admin_port, "/health/llm")
+    rows = {row["name"]: row for row in json.loads(text)["providers"]}
+    assert status == 200
+    assert rows["openai-primary"]["enabled"] is False
+    assert rows["openai-primary"]["usable"] is False
+    assert rows["anthropic-backup"]["usable"] is True

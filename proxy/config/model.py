@@ -158,6 +158,11 @@ class Provider(Model):
     #: model name (as this provider calls it, after `models`) -> price; takes precedence
     #: over genai-prices.
     prices: dict[str, ModelPrice] = {}
+    enabled: bool = Field(
+        default=True,
+        description="false takes the provider out of routing, fallback and budget holds at "
+        "once (a provider-outage switch); its config and keys stay",
+    )
     models: dict[str, ProviderModel] = Field(
         default={},
         max_length=256,

@@ -73,8 +73,8 @@ def health(status: int | None) -> bool | None:
 def fallback_chain(
     spec: LLMRolloutSpec, first: Provider, *, cross: bool = False
 ) -> list[Provider | None]:
-    """`first`, then the providers and `mock` (as None) `fallback` names: of `first`'s
-    dialect only, or of any dialect when the request can be translated (`cross`)."""
+    """`first`, then the enabled providers and `mock` (as None) `fallback` names: of
+    `first`'s dialect only, or of any dialect when the request can be translated (`cross`)."""
     entries: list[Provider | None] = [first]
     for name in spec.fallback:
         if name == MOCK:
@@ -83,6 +83,7 @@ def fallback_chain(
         provider = spec.provider(name)
         if (
             provider is not None
+            and provider.enabled
             and (cross or provider.type == first.type)
             and provider.name != first.name
         ):
