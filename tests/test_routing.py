@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from proxy.config import parse_spec
+from proxy.config import Provider, parse_spec
+from proxy.resilience.chain import fallback_chain
 from proxy.routing import decide
 
 PROVIDERS = [
@@ -118,3 +119,18 @@ def test_provider_weights_name_known_providers() -> None:
         weighted({"nope": 10})
     with pytest.raises(ValueError, match="at least one provider needs a weight above 0"):
         weighted({"oa": 0})
+
+
+def test_the_fallback_chain_crosses_dialects_only_for_translatable_requests() -> None:
+    s = parse_spec({"providers": PROVIDERS, "fallback": ["oa", "an", "oa-backup", "mock"]})
+    first = s.provider("oa")
+    assert first is not None
+
+    def names(chain: list[Provider | None]) -> list[str]:
+        return [p.name if p else "mock" for p in chain]
+
+    assert names(fallback_chain(s, first, cross=True)) == ["oa", "an", "oa-backup", "mock"]
+    assert names(fallback_chain(s, first)) == ["oa", "oa-backup", "mock"]
+    off = [p | {"enabled": False} if p["name"] == "an" else p for p in PROVIDERS]
+    disabled = parse_spec({"providers": off, "fallback": ["oa", "an", "mock"]})
+    assert names(fallback_chain(disabled, first, cross=True)) == ["oa", "mock"]
