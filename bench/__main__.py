@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench import hotspots, machine, quality, ttfc
+from bench import hotspots, machine, quality, translate, ttfc
 from bench.load import BODY, PATH, STREAM_BODY, WrkResult, ensure_wrk, run_wrk
 from bench.procs import (
     ALL_CPUS,
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=profile,
         capped=capped,
         scorer_cpu_us=quality.scorer_cpu_us(),
+        translation_cpu_us=translate.translation_cpu_us(),
         cached=cached,
         traced=traced,
         shadowed=shadowed,

@@ -160,6 +160,8 @@ class Run:
     capped: Capped | None = None
     #: The quality scorer's CPU per answer (`bench.quality`), by answer kind: json, stream.
     scorer_cpu_us: dict[str, float] | None = None
+    #: The translation's CPU per request (`bench.translate`), by answer kind: json, stream.
+    translation_cpu_us: dict[str, float] | None = None
     cached: list[Cached] = field(default_factory=list)
     traced: Traced | None = None
     shadowed: Shadowed | None = None
@@ -196,6 +198,7 @@ class Run:
             Figure("start to ready (median)", "s", starts[len(starts) // 2], target=1.0),
             *self._capped_figures(),
             *self._scorer_figures(),
+            *self._translation_figures(),
             *self._cached_figures(),
             *self._traced_figures(),
             *self._shadow_figures(),
@@ -221,6 +224,17 @@ class Run:
             Figure(f"CPU per request, quality scoring on vs off ({kind}; direct column: off)", "%",
                    100 * cost / (on - cost), on - cost, on, target=15)
             for kind, cost in self.scorer_cpu_us.items()
+        ]  # fmt: skip
+
+    def _translation_figures(self) -> list[Figure]:
+        """A translated request (Anthropic SDK, OpenAI provider) vs bytes-through, in %."""
+        if self.translation_cpu_us is None:
+            return []
+        through = self.cpu_us_per_request["sidecar"]
+        return [
+            Figure(f"CPU per request, translated vs bytes-through ({kind}; direct column: "
+                   "bytes-through)", "%", 100 * cost / through, through, through + cost)
+            for kind, cost in self.translation_cpu_us.items()
         ]  # fmt: skip
 
     def _cached_figures(self) -> list[Figure]:

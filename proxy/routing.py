@@ -1,7 +1,10 @@
 """Real or mock, and which provider: the routing decision, as a pure function.
 
 Stickiness: a sticky key is hashed to a fixed bucket in [0, 10000). A request is
-real when its bucket is below ``realWeight * 100``. Because the bucket never
+real when its bucket is below ``realWeight * 100``. Among providers
+(``traffic.providers``), the key is hashed again with a salt, so which provider a
+user gets does not depend on how early they became real, and stays the same while
+the weights do. Because the bucket never
 changes and the threshold only moves up as the weight grows, raising the weight
 only moves keys from mock to real, never back -- a user on real at 25% stays on
 real at 50%. Without a sticky key each request draws its own number.
@@ -10,6 +13,7 @@ real at 50%. Without a sticky key each request draws its own number.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,16 +42,22 @@ def bucket(sticky_value: str) -> int:
     return int.from_bytes(digest, "big") % BUCKETS
 
 
-def candidates(spec: LLMRolloutSpec, provider_type: ProviderType) -> list[Provider]:
+def candidates(
+    spec: LLMRolloutSpec, provider_type: ProviderType, *, cross: bool = False
+) -> list[Provider]:
     """Providers that can serve a dialect, in preference order.
 
     `fallback` gives the order; providers it does not name come after, in the
-    order they are declared. Only providers of the dialect's own type qualify
-    (no cross-dialect translation yet).
+    order they are declared; disabled ones (`enabled: false`) never. Providers of the
+    dialect's own type come first (they
+    serve it bytes-through); when the request can be translated (`cross`), the
+    others follow, so an SDK whose own provider is not configured is still served.
     """
     ordered = [p for n in spec.fallback if n != MOCK and (p := spec.provider(n)) is not None]
     ordered += [p for p in spec.providers if p not in ordered]
-    return [p for p in ordered if p.type == provider_type]
+    ordered = [p for p in ordered if p.enabled]
+    own = [p for p in ordered if p.type == provider_type]
+    return own + [p for p in ordered if p.type != provider_type] if cross else own
 
 
 def decide(
@@ -57,11 +67,13 @@ def decide(
     sticky_value: str | None,
     draw: float,
     force_mock: bool = False,
+    cross: bool = False,
 ) -> Decision:
     """Route one request.
 
     `draw` is a uniform number in [0, 1) supplied by the caller (so tests are
-    deterministic); it is used only when the request has no sticky key.
+    deterministic); it is used only when the request has no sticky key. `cross`: the
+    request can be translated for a provider of another dialect (`candidates`).
     """
     if force_mock or spec.force_mock:
         return Decision(None, "force-mock")
@@ -72,10 +84,37 @@ def decide(
         real, reason = int(draw * BUCKETS) < threshold, "weight"
     if not real:
         return Decision(None, reason)  # type: ignore[arg-type]
-    providers = candidates(spec, provider_type)
+    providers = candidates(spec, provider_type, cross=cross)
     if not providers:
         return Decision(None, "no-provider")
+    weights = spec.traffic.providers
+    if weights:
+        # Among the real requests, a point in [0, 1): the sticky key's own (salted, so
+        # it does not follow the real/mock bucket), else the draw rescaled.
+        point = (
+            bucket(f"{sticky_value}\x00provider") / BUCKETS if reason == "sticky"
+            else (int(draw * BUCKETS) / threshold if threshold else 0.0)
+        )  # fmt: skip
+        return Decision(split(providers, weights, point), reason)  # type: ignore[arg-type]
     return Decision(providers[0], reason)  # type: ignore[arg-type]
+
+
+def split(providers: list[Provider], weights: Mapping[str, int], point: float) -> Provider:
+    """The provider `point` (uniform in [0, 1)) lands on in `traffic.providers`'s split.
+
+    Only providers that can serve the request take part (`providers`, in preference
+    order); when none of them is weighted, the first of them serves.
+    """
+    weighted = [(p, weights.get(p.name, 0)) for p in providers]
+    total = sum(w for _, w in weighted)
+    if total == 0:
+        return providers[0]
+    mark = point * total
+    for provider, weight in weighted:
+        if mark < weight:
+            return provider
+        mark -= weight
+    return next(p for p, w in reversed(weighted) if w)
 
 
 def shadow_target(

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from proxy.config import parse_spec
+from proxy.config import Provider, parse_spec
+from proxy.resilience.chain import fallback_chain
 from proxy.routing import decide
 
 PROVIDERS = [
@@ -75,3 +76,61 @@ def test_provider_of_the_dialect_in_fallback_order() -> None:
     assert decide(s, "openai", sticky_value=None, draw=0.0).backend == "oa-backup"
     assert decide(s, "anthropic", sticky_value=None, draw=0.0).backend == "an"
     assert decide(s, "gemini", sticky_value=None, draw=0.0).reason == "no-provider"
+
+
+def weighted(providers: dict[str, int], sticky: bool = True):  # type: ignore[no-untyped-def]
+    traffic: dict[str, object] = {"realWeight": 100, "providers": providers}
+    if sticky:
+        traffic["stickyKey"] = {"header": "x-user-id"}
+    return parse_spec({"providers": PROVIDERS, "traffic": traffic})
+
+
+def test_provider_weights_split_real_traffic_and_keep_each_user_on_one_provider() -> None:
+    s = weighted({"oa": 70, "an": 30})
+    chosen = {
+        f"user-{i}": decide(s, "openai", sticky_value=f"user-{i}", draw=0.0, cross=True).backend
+        for i in range(4000)
+    }
+    share = sum(1 for b in chosen.values() if b == "an") / len(chosen)
+    assert 0.26 < share < 0.34, share
+    assert set(chosen.values()) == {"oa", "an"}
+    again = {u: decide(s, "openai", sticky_value=u, draw=0.9, cross=True).backend for u in chosen}
+    assert again == chosen, "sticky: the same user, the same provider"
+    # Without a sticky key each request draws; the split holds all the same.
+    unsticky = weighted({"oa": 70, "an": 30}, sticky=False)
+    draws = [decide(unsticky, "openai", sticky_value=None, draw=random.random(),
+                    cross=True).backend for _ in range(4000)]  # fmt: skip
+    assert 0.26 < draws.count("an") / len(draws) < 0.34
+
+
+def test_provider_weights_only_among_providers_that_can_serve_the_request() -> None:
+    s = weighted({"oa": 50, "an": 50})
+    # A request that cannot be translated (Responses, embeddings) stays on its dialect.
+    served = {decide(s, "openai", sticky_value=f"u{i}", draw=0.0).backend for i in range(500)}
+    assert served == {"oa"}
+    only_backup = weighted({"oa-backup": 1})
+    assert decide(only_backup, "anthropic", sticky_value="u", draw=0.0).backend == "an", (
+        "no weighted provider can serve it: the first that can"
+    )
+
+
+def test_provider_weights_name_known_providers() -> None:
+    with pytest.raises(ValueError, match=r"traffic\.providers names unknown provider"):
+        weighted({"nope": 10})
+    with pytest.raises(ValueError, match="at least one provider needs a weight above 0"):
+        weighted({"oa": 0})
+
+
+def test_the_fallback_chain_crosses_dialects_only_for_translatable_requests() -> None:
+    s = parse_spec({"providers": PROVIDERS, "fallback": ["oa", "an", "oa-backup", "mock"]})
+    first = s.provider("oa")
+    assert first is not None
+
+    def names(chain: list[Provider | None]) -> list[str]:
+        return [p.name if p else "mock" for p in chain]
+
+    assert names(fallback_chain(s, first, cross=True)) == ["oa", "an", "oa-backup", "mock"]
+    assert names(fallback_chain(s, first)) == ["oa", "oa-backup", "mock"]
+    off = [p | {"enabled": False} if p["name"] == "an" else p for p in PROVIDERS]
+    disabled = parse_spec({"providers": off, "fallback": ["oa", "an", "mock"]})
+    assert names(fallback_chain(disabled, first, cross=True)) == ["oa", "mock"]

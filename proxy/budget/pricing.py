@@ -238,10 +238,16 @@ class PriceBook:
         return cost
 
     def cost(self, provider: Provider, model: str, usage: Usage) -> Decimal:
-        """USD of one answer's usage. Raises `UnknownPrice`."""
-        return self._price(provider, model, _normalised(provider.type, usage))
+        """USD of one answer's usage, `model` as requested: priced as the model the provider
+        ran for it (`Provider.models`). Raises `UnknownPrice`."""
+        return self._price(provider, provider.model_for(model), _normalised(provider.type, usage))
 
     def output_limit(self, provider: Provider, model: str, input_tokens: int) -> int:
+        """The most output tokens the model the provider runs for a request naming `model`
+        can produce: see `_output_limit`."""
+        return self._output_limit(provider, provider.model_for(model), input_tokens)
+
+    def _output_limit(self, provider: Provider, model: str, input_tokens: int) -> int:
         """The most output tokens a request without a max tokens setting can produce.
 
         The override's `maxOutputTokens`, else the family table `OUTPUT_LIMITS`, else
@@ -266,9 +272,11 @@ class PriceBook:
     ) -> Decimal:
         """The most a request can cost: every input token at its dearest rate (plain,
         or written to a cache, 5-minute or 1-hour) and the longest answer allowed
-        (`max_tokens`; None: the model's limit; 0: a call that generates nothing)."""
+        (`max_tokens`; None: the model's limit; 0: a call that generates nothing), at the
+        model the provider runs for a request naming `model` (`Provider.models`)."""
+        model = provider.model_for(model)
         output = (
-            self.output_limit(provider, model, input_tokens) if max_tokens is None else max_tokens
+            self._output_limit(provider, model, input_tokens) if max_tokens is None else max_tokens
         )
         n = input_tokens
         variants = [Counts(n, output)]

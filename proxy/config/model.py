@@ -134,6 +134,14 @@ class ModelPrice(Model):
     )
 
 
+#: A model name as providers spell them (`claude-haiku-4-5`, `meta-llama/Llama-3-8B`,
+#: `llama3:8b`).
+ProviderModel = Annotated[
+    str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@-]*$")
+]
+_GEMINI_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 class Provider(Model):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     type: ProviderType
@@ -147,14 +155,42 @@ class Provider(Model):
     )
     rate_limit: RateLimit | None = None
     timeouts: Timeouts = Timeouts()
-    #: model name (as requests send it) -> price; takes precedence over genai-prices.
+    #: model name (as this provider calls it, after `models`) -> price; takes precedence
+    #: over genai-prices.
     prices: dict[str, ModelPrice] = {}
+    enabled: bool = Field(
+        default=True,
+        description="false takes the provider out of routing, fallback and budget holds at "
+        "once (a provider-outage switch); its config and keys stay",
+    )
+    models: dict[str, ProviderModel] = Field(
+        default={},
+        max_length=256,
+        description="requested model -> the model this provider runs for it, with 'default' "
+        "for any other (e.g. gpt-4o-mini: claude-haiku-4-5): how a provider serves requests "
+        "named for another provider's models (fallback, provider weights); unmapped names "
+        "pass as they are",
+    )
 
     @model_validator(mode="after")
     def _one_key_field(self) -> Provider:
         if self.api_key is not None and self.api_keys:
             raise ValueError("set apiKey or apiKeys, not both")
         return self
+
+    @model_validator(mode="after")
+    def _gemini_models_fit_a_path(self) -> Provider:
+        for requested, model in self.models.items():
+            if self.type == "gemini" and not _GEMINI_MODEL.fullmatch(model):
+                raise ValueError(
+                    f"models.{requested}: {model!r} is not a Gemini model name (it goes in "
+                    "the URL path: letters, digits, '.', '-', '_' only)"
+                )
+        return self
+
+    def model_for(self, requested: str) -> str:
+        """The model this provider runs for a request naming `requested` (see `models`)."""
+        return self.models.get(requested) or self.models.get("default") or requested
 
     @property
     def key_sources(self) -> list[ApiKey]:
@@ -263,6 +299,24 @@ class Traffic(Model):
     )
     sticky_key: StickyKey | None = None
     shadow: Shadow | None = None
+    providers: dict[str, int] = Field(
+        default={},
+        max_length=64,
+        description="real traffic split between providers by relative weight, e.g. "
+        "{openai-primary: 70, anthropic-backup: 30}; sticky like the real/mock split. A "
+        "request goes to the weighted providers that can serve its API (own or translated); "
+        "empty: the first in fallback order",
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _weights(cls, value: dict[str, int]) -> dict[str, int]:
+        negative = [name for name, weight in value.items() if weight < 0]
+        if negative:
+            raise ValueError(f"weights must be >= 0: {', '.join(negative)}")
+        if value and not any(value.values()):
+            raise ValueError("at least one provider needs a weight above 0")
+        return value
 
 
 class Pause(Model):
@@ -508,6 +562,12 @@ class LLMRolloutSpec(Model):
             raise ValueError(
                 f"fallback names unknown provider(s) {', '.join(unknown)}; "
                 f"known: {', '.join(names) or 'none'} and 'mock'"
+            )
+        weighted = [n for n in self.traffic.providers if n not in names]
+        if weighted:
+            raise ValueError(
+                f"traffic.providers names unknown provider(s) {', '.join(weighted)}; "
+                f"known: {', '.join(names) or 'none'}"
             )
         judge = self.quality.judge
         if judge is not None and judge.provider not in names:

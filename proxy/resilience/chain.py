@@ -13,9 +13,9 @@ relayed (returns whether another step exists -- if not, the caller relays that
 failure as the answer), `done(...)` once an answer was relayed.
 
 The chain is the routed provider, then -- only when `spec.fallback` is set -- the
-providers `fallback` names after it *of the same dialect* (no cross-dialect
-translation yet), up to `mock` if it is named. Per provider: up to
-`retry.maxAttempts` attempts, while its breaker lets requests through, its rate
+providers `fallback` names after it -- of the same dialect, or of any dialect when
+the request can be translated (`proxy.translate`) -- up to `mock` if it is named.
+Per provider: up to `retry.maxAttempts` attempts, while its breaker lets requests through, its rate
 limit has room within `maxWaitMs`, and `retry.deadlineMs` (counted from the
 request's arrival) is not over. Every move away from a provider sets the reason
 the answer reports in `x-llm-route-reason`: `fallback:<from>` or
@@ -70,15 +70,23 @@ def health(status: int | None) -> bool | None:
     return None if status == 429 else not counts_as_failure(status)
 
 
-def fallback_chain(spec: LLMRolloutSpec, first: Provider) -> list[Provider | None]:
-    """`first`, then the same-dialect providers and `mock` (as None) `fallback` names."""
+def fallback_chain(
+    spec: LLMRolloutSpec, first: Provider, *, cross: bool = False
+) -> list[Provider | None]:
+    """`first`, then the enabled providers and `mock` (as None) `fallback` names: of
+    `first`'s dialect only, or of any dialect when the request can be translated (`cross`)."""
     entries: list[Provider | None] = [first]
     for name in spec.fallback:
         if name == MOCK:
             entries.append(None)
             break  # the mock always answers: nothing after it is reached
         provider = spec.provider(name)
-        if provider is not None and provider.type == first.type and provider.name != first.name:
+        if (
+            provider is not None
+            and provider.enabled
+            and (cross or provider.type == first.type)
+            and provider.name != first.name
+        ):
             entries.append(provider)
     return entries
 
@@ -93,10 +101,11 @@ class Chain:
         started: float,
         tokens: int,
         draw: Callable[[], float],
+        cross: bool = False,
     ) -> None:
         self.spec = spec
         self.policy = spec.retry
-        self.entries = fallback_chain(spec, first)
+        self.entries = fallback_chain(spec, first, cross=cross)
         self.registry = registry
         self.deadline = started + spec.retry.deadline_ms / 1000
         self.tokens = tokens

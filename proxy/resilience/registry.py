@@ -91,7 +91,10 @@ class Registry:
                     "name": name,
                     "type": state.provider.type,
                     "breaker": breaker.state(now).label,
-                    "usable": breaker.would_allow(now) and limiter.paused_until <= now,
+                    "enabled": state.provider.enabled,
+                    "usable": state.provider.enabled
+                    and breaker.would_allow(now)
+                    and limiter.paused_until <= now,
                     "reopensInSeconds": round(breaker.reopens_in(now), 3),
                     "window": {"successes": successes, "failures": failures},
                     "timesOpened": breaker.opened_count,

@@ -18,14 +18,15 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import aiohttp
 from aiohttp import web
 
 from proxy.config import LLMRolloutSpec, Provider
-from proxy.dialects import Dialect, ErrorKind, ParsedRequest, Usage
+from proxy.dialects import BadRequest, Dialect, ErrorKind, ParsedRequest, Usage
+from proxy.dialects.base import StreamFilter, dumps
 from proxy.redact import Redactor
 from proxy.resilience import retry
 from proxy.resilience.chain import Chain, GiveUp, UseMock
@@ -36,6 +37,8 @@ from proxy.server.budget import BudgetGate, Ticket, billed_usage
 from proxy.server.keys import MissingKey
 from proxy.server.relay import Deliver, Outcome, UpstreamFailure, open_upstream, relay
 from proxy.server.runtime import Runtime
+from proxy.server.translated import relay_translated
+from proxy.translate import Translation, Upstream
 
 log = logging.getLogger("llm_rollout.attempts")
 
@@ -114,6 +117,7 @@ async def serve_real(
     headers: dict[str, str],
     started: float,
     deliver: Deliver = relay,
+    cross: bool = False,
 ) -> Served:
     """Walk the chain until an answer is relayed, the mock is due, or nothing is left.
 
@@ -121,7 +125,8 @@ async def serve_real(
     that answered, the route reason and `x-should-retry: false` once retried.
     `started` is the request's arrival on `runtime.clock`: the deadline counts from it.
     `deliver` takes the final answer: `relay` to the client, or `consume` for a
-    shadow copy nobody waits for.
+    shadow copy nobody waits for. `cross`: the request can be translated, so the
+    chain may reach providers of other dialects (their answers are translated back).
     """
     assert decision.provider is not None
     chain = Chain(
@@ -131,6 +136,7 @@ async def serve_real(
         started=started,
         tokens=estimate_tokens(len(parsed.raw), parsed.max_tokens),
         draw=random.random,
+        cross=cross,
     )
     walk = _Walk(request, session, runtime, dialect, decision, parsed, headers, chain, deliver)
     return await walk.run()
@@ -199,12 +205,20 @@ class _Walk:
             )
             log.error("request %s: %s", self.request_id, self.last)
             return None if self.chain.skip(provider) else self._failure(provider, self.last)
-        body, stream_filter = self.dialect.upstream_body(self.parsed)
+        try:
+            translation, target, body, stream_filter = self._outbound(provider)
+        except BadRequest as error:
+            self.last = UpstreamFailure(
+                error.kind, f"provider '{provider.name}' cannot serve it: {error}",
+                outcome="untranslatable",
+            )  # fmt: skip
+            log.info("request %s: %s", self.request_id, self.last)
+            return None if self.chain.skip(provider) else self._failure(provider, self.last)
         try:
             for _ in range(len(provider.key_sources) or 1):  # a pool: once per key at most
                 upstream = await _attempt(
                     self.session, self.request, self.dialect, provider, key, body,
-                    self.chain.deadline - self.clock(),
+                    self.chain.deadline - self.clock(), target,
                 )  # fmt: skip
                 status = upstream.status
                 tracing.note_attempt_status(self.request, status)
@@ -224,10 +238,15 @@ class _Walk:
                 upstream.release()
                 return None
             self._stamp(provider.name)
-            response, outcome = await self.deliver(
-                self.request, upstream, self.dialect, self.headers, stream_filter,
-                Redactor([key]),
-            )  # fmt: skip
+            if translation is not None and target is not None:
+                response, outcome = await relay_translated(
+                    self.request, upstream, translation, target, self.headers, Redactor([key])
+                )
+            else:
+                response, outcome = await self.deliver(
+                    self.request, upstream, self.dialect, self.headers, stream_filter,
+                    Redactor([key]),
+                )  # fmt: skip
         except UpstreamFailure as failure:
             self.last = failure
             self.uncertain = self.uncertain or failure.may_have_run
@@ -251,6 +270,38 @@ class _Walk:
             ).inc()
         return Served(response, provider.name, outcome.status, outcome, self.uncertain)
 
+    def _outbound(
+        self, provider: Provider
+    ) -> tuple[Translation | None, Upstream | None, bytes, StreamFilter | None]:
+        """What to send `provider`: the translation its answer goes through (None: it
+        speaks the client's dialect), a replacement path (None: the app's own), the
+        body, and the filter its stream passes through.
+
+        Bytes through when the provider speaks the client's dialect and runs the model
+        asked for; the model renamed when `Provider.models` maps it; translated
+        (`proxy.translate`) when the provider speaks another dialect. Raises
+        `BadRequest` when the provider cannot express the request.
+        """
+        parsed, dialect = self.parsed, self.dialect
+        model = provider.model_for(parsed.model)
+        if provider.type != dialect.provider_type:
+            translation = Translation(dialect, provider.type, parsed)
+            sent = translation.request(model)
+            return translation, sent, sent.body, None
+        if model == parsed.model:
+            body, stream_filter = dialect.upstream_body(parsed)
+            return None, None, body, stream_filter
+        if "model" not in parsed.payload:  # Gemini: the model is in the path
+            path = dialect.upstream_target(
+                self.request.rel_url.raw_path, self.request.rel_url.raw_query_string
+            ).replace(f"/models/{parsed.model}:", f"/models/{model}:", 1)
+            body, stream_filter = dialect.upstream_body(parsed)
+            return None, Upstream(path, {}, body, 0), body, stream_filter
+        payload = parsed.payload | {"model": model}
+        renamed = replace(parsed, model=model, payload=payload, raw=dumps(payload))
+        body, stream_filter = dialect.upstream_body(renamed)
+        return None, None, body, stream_filter
+
     def _failure(self, provider: Provider, failure: UpstreamFailure) -> Served:
         """The last failure as the answer, in the client's dialect."""
         self._stamp(provider.name)
@@ -272,11 +323,12 @@ async def _attempt(
     key: str,
     body: bytes,
     remaining: float,
+    target: Upstream | None,
 ) -> aiohttp.ClientResponse:
     """One call to a provider, cut short when the chain's deadline comes first."""
     try:
         async with asyncio.timeout(max(remaining, 0.001)):
-            return await open_upstream(session, request, dialect, provider, key, body)
+            return await open_upstream(session, request, dialect, provider, key, body, target)
     except TimeoutError:
         raise UpstreamFailure(
             ErrorKind.TIMEOUT,

@@ -49,6 +49,7 @@ from proxy.server.replay import (
 )
 from proxy.server.runtime import Runtime, Snapshot
 from proxy.server.shadow_traffic import ShadowTraffic
+from proxy.translate import TRANSLATABLE
 
 log = logging.getLogger("llm_rollout.request")
 
@@ -106,7 +107,12 @@ class Handler:
         refusal = self._over_quota(request, runtime, snapshot, headers)
         if refusal is not None:
             return refusal
-        decision = self._route(request, snapshot, runtime.force_mock_env)
+        # Whether a provider of another dialect may answer (translated): not for a Gemini
+        # stream without ?alt=sse, whose one JSON array cannot be translated as it arrives.
+        cross = dialect.name in TRANSLATABLE and not (
+            parsed.stream and _gemini_json_stream(request)
+        )
+        decision = self._route(request, snapshot, runtime.force_mock_env, cross)
         cached = None
         if snapshot.spec.cache.enabled and decision.provider is not None:  # in front of the budget
             cached = await runtime.cache.lookup(
@@ -121,7 +127,7 @@ class Handler:
         ticket: Ticket | None = None
         if decision.provider is not None:  # budget gate: hold the worst case before the call
             tenant = self._tenant(request, snapshot)
-            reachable = fallback_chain(snapshot.spec, decision.provider)
+            reachable = fallback_chain(snapshot.spec, decision.provider, cross=cross)
             admit = runtime.budget.admit(
                 dialect, [p for p in reachable if p is not None], parsed, tenant
             )
@@ -152,7 +158,15 @@ class Handler:
             start_recording(request, snapshot.spec.mock.replay)
             try:
                 response = await self._serve_real(
-                    request, runtime, snapshot, decision, parsed, headers, chain_started, ticket
+                    request,
+                    runtime,
+                    snapshot,
+                    decision,
+                    parsed,
+                    headers,
+                    chain_started,
+                    ticket,
+                    cross,
                 )
             finally:
                 if not ticket.settled:  # an unexpected exit: charge the whole hold
@@ -201,7 +215,9 @@ class Handler:
             self.dialect, ErrorKind.RATE_LIMITED, f"llm-rollout: {refusal.message}", headers
         )
 
-    def _route(self, request: web.Request, snapshot: Snapshot, force_mock: bool) -> Decision:
+    def _route(
+        self, request: web.Request, snapshot: Snapshot, force_mock: bool, cross: bool
+    ) -> Decision:
         sticky = snapshot.spec.traffic.sticky_key
         return decide(
             snapshot.spec,
@@ -209,6 +225,7 @@ class Handler:
             sticky_value=request.headers.get(sticky.header) if sticky else None,
             draw=random.random(),
             force_mock=force_mock,
+            cross=cross,
         )
 
     async def _serve_mock(
@@ -273,6 +290,7 @@ class Handler:
         headers: dict[str, str],
         started: float,
         ticket: Ticket,
+        cross: bool,
     ) -> web.StreamResponse:
         """The attempt chain (retries, fallback, breakers: `attempts.serve_real`), then mock.
 
@@ -282,7 +300,7 @@ class Handler:
         dialect = self.dialect
         served = await serve_real(
             request, request.app[SESSION], runtime, snapshot.spec, dialect, decision, parsed,
-            headers, started,
+            headers, started, cross=cross,
         )  # fmt: skip
         # The budget hold covers the whole chain; it is settled once, with what was billed.
         cost = settle(runtime.budget, ticket, snapshot.spec, served)

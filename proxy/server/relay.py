@@ -30,6 +30,7 @@ from proxy.server.cache import CACHE_TAP
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import Event, SSEParser
+from proxy.translate import PROVIDER_DIALECTS, Upstream
 
 log = logging.getLogger("llm_rollout.relay")
 
@@ -115,18 +116,27 @@ async def open_upstream(
     provider: Provider,
     key: str,
     body: bytes,
+    target: Upstream | None = None,
 ) -> aiohttp.ClientResponse:
+    """Send the request; `target` (a translated request) replaces the app's path and
+    adds the provider dialect's own headers, else the app's path is passed on."""
     timeouts = provider.timeouts
     timeout = aiohttp.ClientTimeout(
         total=timeouts.total_ms / 1000,
         sock_connect=timeouts.connect_ms / 1000,
         sock_read=timeouts.first_byte_ms / 1000,
     )
-    headers = upstream_headers(request.headers, dialect.auth_headers(key))
+    if target is None:
+        url = upstream_url(provider, dialect, request)
+        headers = upstream_headers(request.headers, dialect.auth_headers(key))
+    else:
+        url = URL(provider.base_url.rstrip("/") + target.path, encoded=True)
+        auth = PROVIDER_DIALECTS[provider.type].auth_headers(key)
+        headers = upstream_headers(request.headers, auth | target.headers)
     tracing.propagate(request, headers)
     try:
         return await session.post(
-            upstream_url(provider, dialect, request),
+            url,
             data=body,
             headers=headers,
             timeout=timeout,
@@ -200,7 +210,7 @@ async def relay(
             tap.whole(upstream.status, upstream_headers, body)
         return web.Response(status=upstream.status, body=body, headers=headers), outcome
 
-    chunk = await _first_chunk(upstream)
+    chunk = await first_chunk(upstream)
     response = web.StreamResponse(status=upstream.status, headers=headers)
     await response.prepare(request)
     parser = SSEParser()
@@ -224,7 +234,7 @@ async def relay(
                     tap.chunk(sent)
                 if cache_tap is not None:
                     cache_tap.chunks.append(sent)
-            _observe(parser.feed(chunk), dialect, outcome, answer)
+            observe(parser.feed(chunk), dialect, outcome, answer)
             chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
@@ -258,7 +268,7 @@ async def relay(
     return response, outcome
 
 
-def _observe(
+def observe(
     events: Iterable[Event], dialect: Dialect, outcome: Outcome, answer: Accumulator | None = None
 ) -> None:
     """Note what a stream's events say: its end, a provider error event, usage; and keep
@@ -300,7 +310,7 @@ async def consume(
                 outcome.first_byte_at = loop.time()
             parts.append(chunk)
             if parser is not None:
-                _observe(parser.feed(chunk), dialect, outcome)
+                observe(parser.feed(chunk), dialect, outcome)
     except TimeoutError:
         outcome.stream_error = "stalled"
     except aiohttp.ClientError:
@@ -317,7 +327,7 @@ async def consume(
     return web.Response(status=upstream.status, body=body, headers=extra_headers), outcome
 
 
-async def _first_chunk(upstream: aiohttp.ClientResponse) -> bytes:
+async def first_chunk(upstream: aiohttp.ClientResponse) -> bytes:
     """A stream's first bytes, read before the client is sent anything.
 
     A stream that dies before its first byte has relayed nothing, so it is still a

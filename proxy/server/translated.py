@@ -1,0 +1,132 @@
+"""Relaying a provider's answer to a client of another dialect, translated on the way.
+
+The translated twin of `relay.relay`: same contract (nothing is sent before the
+provider's status and first bytes are in; a cut stream ends with the client
+dialect's error event), but the answer is rewritten by `proxy.translate`: a body
+whole, a stream event by event as it arrives. Usage is read from what the provider
+sent, in the provider's dialect, since that is what it bills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from proxy.dialects import ErrorKind, Usage
+from proxy.quality import Accumulator, extractable
+from proxy.redact import Redactor
+from proxy.server.cache import CACHE_TAP
+from proxy.server.quality import ANSWER, Seen
+from proxy.server.relay import (
+    PROVIDER_ERROR,
+    Outcome,
+    UpstreamFailure,
+    client_headers,
+    first_chunk,
+    observe,
+)
+from proxy.sse import SSEParser
+from proxy.translate import Translation, Upstream
+
+log = logging.getLogger("llm_rollout.translated")
+
+#: Provider headers that describe the provider's own body, not the translated one.
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+async def relay_translated(
+    request: web.Request,
+    upstream: aiohttp.ClientResponse,
+    translation: Translation,
+    sent: Upstream,
+    extra_headers: Mapping[str, str],
+    redactor: Redactor,
+) -> tuple[web.StreamResponse, Outcome]:
+    """Copy the provider's answer to the app in the app's dialect (see module doc)."""
+    client, provider = translation.client, translation.provider_dialect
+    kept = {k: redactor.text(v) for k, v in upstream.headers.items()}
+    headers = CIMultiDict(
+        {k: v for k, v in client_headers(kept).items() if k.lower() not in _BODY_HEADERS}
+    )
+    for name, value in extra_headers.items():
+        headers[name] = value
+    outcome = Outcome(upstream.status)
+    loop = asyncio.get_running_loop()
+    if upstream.content_type != "text/event-stream" or upstream.status != 200:
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise UpstreamFailure(
+                ErrorKind.UPSTREAM, f"answer cut short: {error}", outcome="cut"
+            ) from None
+        finally:
+            upstream.release()
+        outcome.first_byte_at = loop.time()
+        outcome.complete = True
+        if upstream.status == 200:
+            outcome.usage.merge(provider.usage_from_body(body) or Usage())
+        status, translated = translation.answer(upstream.status, body, sent.turn)
+        outcome.status = status
+        if status == 200 and extractable(client.name):
+            request[ANSWER] = Seen(body=translated)
+        translated = redactor.whole(translated)
+        return web.Response(
+            status=status, body=translated, headers=headers, content_type="application/json"
+        ), outcome
+
+    chunk = await first_chunk(upstream)
+    headers["Content-Type"] = "text/event-stream"
+    response = web.StreamResponse(status=200, headers=headers)
+    await response.prepare(request)
+    stream = translation.stream(sent.turn)
+    parser, echo = SSEParser(), SSEParser()
+    answer = Accumulator(client.name) if extractable(client.name) else None
+    cache_tap = request.get(CACHE_TAP)
+    try:
+        while chunk:
+            if outcome.first_byte_at is None:
+                outcome.first_byte_at = loop.time()
+            events = list(parser.feed(chunk))
+            observe(events, provider, outcome)
+            sent_now = redactor.feed(b"".join(stream.feed(event) for event in events))
+            if sent_now:
+                await response.write(sent_now)
+                if cache_tap is not None:
+                    cache_tap.chunks.append(sent_now)
+                if answer is not None:
+                    for event in echo.feed(sent_now):
+                        answer.feed(event)
+            chunk = await upstream.content.readany()
+        if not outcome.complete:
+            outcome.stream_error = "truncated"
+        if answer is not None and outcome.complete and not outcome.stream_error:
+            request[ANSWER] = Seen(stream=answer)
+    except TimeoutError:
+        outcome.stream_error = "stalled"
+    except aiohttp.ClientError:
+        outcome.stream_error = "cut"
+    except ConnectionResetError:
+        return response, outcome  # the app went away: nobody to tell
+    finally:
+        upstream.release()
+    try:
+        rest = redactor.close()
+        if rest:
+            await response.write(rest)
+        if cache_tap is not None:
+            cache_tap.chunks.append(rest)
+            cache_tap.complete = outcome.complete and not outcome.stream_error
+            cache_tap.content_type = "text/event-stream"
+        if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
+            message = f"upstream stream {outcome.stream_error} before completion"
+            log.warning("%s via %s: %s", client.name, translation.provider, message)
+            await response.write(client.stream_error(ErrorKind.UPSTREAM, message))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the app went away while the stream ended: nobody to tell
+    return response, outcome
