@@ -86,6 +86,7 @@ class Result:
     got_nothing: int = 0
     granted_total: float = 0.0
     versions_at_join: int = 0
+    missed: int = 0  # (sidecar, change) pairs that did not get the change within --timeout
     errors: dict[str, int] = field(default_factory=dict)
 
     def quantile(self, samples: list[float], q: float) -> float:
@@ -298,17 +299,13 @@ async def measure(size: int, args: argparse.Namespace) -> Result:
                 await fleet.api("PATCH", rollout_path(NS, NAME),
                                 {"spec": {"traffic": {"realWeight": weight}}},
                                 "application/merge-patch+json")  # fmt: skip
-                try:
+                with contextlib.suppress(RuntimeError):  # counted below as missed
                     await fleet.until(lambda w=weight: _all_at(sims, w), args.timeout,
                                       f"weight {weight} at every sidecar")  # fmt: skip
-                except RuntimeError:
-                    seen = statistics.multimode([sim.weight for sim in sims])
-                    print(
-                        f"weights: {seen}; versions {sorted({s.version for s in sims})[-5:]}; "
-                        f"status {json.dumps(await fleet.status())[:1500]}; "
-                        f"log: {fleet.log.read_text()[:4000]}"
-                    )
-                    raise
+                missed = [sim for sim in sims if weight not in sim.weight_at]
+                result.missed += len(missed)
+                for sim in missed:  # counted as arriving at the timeout: a lower bound
+                    sim.weight_at[weight] = patched + args.timeout
                 times = [sim.weight_at[weight] - patched for sim in sims]
                 result.propagation += times
                 result.to_all.append(max(times))
@@ -355,7 +352,8 @@ def line(result: Result) -> str:
         f"(peak {result.hwm_mb:5.0f}) | push {result.push_cpu_ms:.2f} CPU-ms, "
         f"p50 {result.push_p50_ms:.0f} ms p99 {result.push_p99_ms:.0f} ms | fairness "
         f"Jain {result.jain:.2f}, nothing {result.got_nothing}, granted "
-        f"{result.granted_total:.0f}/{DAILY_CAP} USD | errors {result.errors}"
+        f"{result.granted_total:.0f}/{DAILY_CAP} USD | errors {result.errors}, "
+        f"changes missed {result.missed}"
     )
 
 
@@ -386,7 +384,11 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
     load = machine.OtherLoad()
     for size in args.sidecars:
         print(f"fleet of {size} simulated sidecars ...", flush=True)
-        result = await measure(size, args)
+        try:
+            result = await measure(size, args)
+        except RuntimeError as error:  # one size too big for this machine: say so, go on
+            print(f"  {size}: not measured: {error}", flush=True)
+            continue
         print(line(result), flush=True)
         results.append(result)
     figures = {**machine.describe(), **load.figures()}

@@ -22,7 +22,8 @@ def table(results: list[Result], cap: str) -> str:
             "| until all have it, worst change (ms) | operator CPU per change (CPU-s) "
             "| operator CPU, steady (% of a core) | stats pushes/s | operator CPU per push (ms) "
             "| push latency p50 / p99 (ms) | operator RSS end / peak (MB) | slices: Jain index "
-            "| sidecars granted nothing | granted of the cap (USD) | failed calls |")  # fmt: skip
+            "| sidecars granted nothing | granted of the cap (USD) | failed calls "
+            "| changes not seen within the timeout |")  # fmt: skip
     rows = [head, "|" + "---:|" * (head.count("|") - 1)]
     for r in results:
         rows.append(
@@ -32,7 +33,7 @@ def table(results: list[Result], cap: str) -> str:
             f"| {r.steady_pushes_per_second:.0f} | {r.push_cpu_ms:.2f} "
             f"| {r.push_p50_ms:.0f} / {r.push_p99_ms:.0f} | {r.rss_mb:.0f} / {r.hwm_mb:.0f} "
             f"| {r.jain:.2f} | {r.got_nothing} | {r.granted_total:.0f} of {cap} "
-            f"| {sum(r.errors.values())} |"
+            f"| {sum(r.errors.values())} | {r.missed} |"
         )
     return "\n".join(rows)
 

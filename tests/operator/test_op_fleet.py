@@ -28,4 +28,5 @@ async def test_fifty_simulated_sidecars_follow_the_real_operator() -> None:
     assert Decimal(str(result.granted_total)) <= DAILY_CAP + Decimal("0.000001") * 50
     assert result.got_nothing < 50
     assert result.errors == {"poll": 0, "push": 0, "allowance": 0}
+    assert result.missed == 0
     assert 0 < result.hwm_mb < 300
