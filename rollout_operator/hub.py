@@ -73,11 +73,13 @@ def _shadow(spec: LLMRolloutSpec, state: RolloutState) -> Shadow | None:
 
 
 class Hub:
-    def __init__(self, sidecar_ttl: float = 60.0, max_pod_rps: float = 500.0) -> None:
+    def __init__(self, sidecar_ttl: float = 60.0, max_pod_rps: float = 5000.0) -> None:
         self.rollouts: dict[Key, Live] = {}
         self.sidecar_ttl = sidecar_ttl
         #: The most requests per second one sidecar is believed to serve (all arms). A
         #: report may count at most this times the seconds since that pod's last one.
+        #: A sidecar serves about 1,600 a second on one core of the bench machine
+        #: (docs/benchmarks.md); 500 refused a busy pod's real windows (`make soak` at 600/s).
         self.max_pod_rps = max_pod_rps
         self.started = asyncio.Event()  # set once the control channel listens
         #: Refused control-channel calls by (namespace, rollout, status): a metric.
@@ -85,6 +87,21 @@ class Hub:
         self.audit = AuditLog(None, "operator")
         #: Spans for reconciles and analyses; None: tracing is off (no OTLP endpoint).
         self.tracer: Tracer | None = None
+        #: Whether this replica is the active one (`rollout_operator.peering`); a standby
+        #: refuses the control channel and is not ready, so the Service avoids it.
+        self.active = True
+
+    def stand_by(self) -> None:
+        """Forget every rollout: this replica lost the election.
+
+        What it knew (ledger, windows, versions) is the other replica's to change now;
+        kept, it would be written back over theirs if this one became active again. The
+        long-polls are released so their sidecars reconnect (to the active replica).
+        """
+        self.active = False
+        for live in self.rollouts.values():
+            live.changed.set()
+        self.rollouts.clear()
 
     def auth_failed(self, namespace: str, rollout: str, status: int, who: str, reason: str) -> None:
         """A control-channel call refused: counted, and in the audit trail with the caller."""

@@ -4,9 +4,13 @@ One sidecar process (the installed command, as in a pod) in front of the three f
 providers, driven for MINUTES by mixed traffic: every dialect, plain and streamed,
 real and mock arms, provider faults (5xx, 429, streams cut or ended by an error
 event, slow first bytes), mock faults, clients that hang up mid-stream, tenants under
-a budget cap, and a config reload every 20 s. Every few seconds it reads the
-sidecar's own figures from `/metrics` (prometheus-client's `process_*`, plus
-`llm_rollout_asyncio_tasks` and `llm_rollout_open_connections`).
+a budget cap. The sidecar follows a control channel as in a cluster: the operator's own
+one (`rollout_operator.control`, its hub, ledger and reconcile step, ticked here in place
+of kopf, without Kubernetes), so it long-polls its config, pushes window stats and
+spends the rollout's cap from budget slices it leases, settles and renews; the config
+changes through it every 20 s. Every few seconds it reads the sidecar's own figures
+from `/metrics` (prometheus-client's `process_*`, plus `llm_rollout_asyncio_tasks` and
+`llm_rollout_open_connections`).
 
 Verdict: after warm-up (the first fifth, at least 30 s) RSS grows by at most 5 MB;
 once the traffic stops, open connections return to 0 and asyncio tasks and fds to
@@ -36,7 +40,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
+from proxy.config import LabelSelector
+from rollout_operator import reconcile
+from rollout_operator.control import build_app
+from rollout_operator.hub import Hub
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.base import FakeProvider, Fault
 from tests.fakes.gemini import FakeGemini
@@ -58,7 +67,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def config(fakes: dict[str, FakeProvider], weight: int) -> str:
+def config(fakes: dict[str, FakeProvider], weight: int) -> dict[str, Any]:
     providers = [
         {"name": f"{kind}-fake", "type": kind,
          "baseURL": fake.base + ("/v1" if kind == "openai" else ""),
@@ -66,7 +75,7 @@ def config(fakes: dict[str, FakeProvider], weight: int) -> str:
          "timeouts": {"connectMs": 500, "firstByteMs": 2000, "totalMs": 10000}}
         for kind, fake in fakes.items()
     ]  # fmt: skip
-    spec = {
+    return {
         "providers": providers,
         "fallback": [*(p["name"] for p in providers), "mock"],
         "traffic": {"realWeight": weight, "stickyKey": {"header": "x-user-id"}},
@@ -77,11 +86,61 @@ def config(fakes: dict[str, FakeProvider], weight: int) -> str:
                   "deadlineMs": 8000},
         "circuitBreaker": {"failureRatio": 0.6, "minRequests": 20, "windowSeconds": 10,
                            "openSeconds": 2, "halfOpenProbes": 2},
-        "budget": {"dailyUSD": "1000.00"},
+        # A slice is a twentieth of the cap: $0.50, so a 10-minute soak leases several.
+        "budget": {"dailyUSD": "10.00"},
         "tenants": {"header": "x-tenant-id", "default": {"dailyUSD": "100.00"}},
+        "selector": {"matchLabels": {"app": "soak"}},
     }  # fmt: skip
-    return json.dumps({"apiVersion": "llm-rollout.io/v1alpha1", "kind": "LLMRollout",
-                       "metadata": {"name": "soak"}, "spec": spec}, indent=1)  # fmt: skip
+
+
+class AnyPod:
+    """Every token is the soak's one pod (authentication is not what the soak tests)."""
+
+    async def authenticate(self, token: str, namespace: str, selector: LabelSelector | None) -> str:
+        return "soak-pod"
+
+
+class ControlChannel:
+    """The operator's control channel and reconcile step for one rollout, minus kopf.
+
+    `reconcile.tick` runs on a timer as kopf's timer would run it, the status it returns
+    kept as the API server would keep it; a config change bumps `generation`.
+    """
+
+    KEY = ("soak", "soak")
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.hub = Hub(sidecar_ttl=60)
+        self.spec, self.meta, self.status = spec, {"generation": 1}, {}
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(build_app(self.hub, AnyPod(), 30.0), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self._ticker = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            self.status, _ = reconcile.tick(self.hub, self.KEY, self.spec, self.meta,
+                                            self.status, time.time())  # fmt: skip
+            await asyncio.sleep(0.25)
+
+    def change(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.meta["generation"] += 1
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._runner is not None:
+            await self._runner.cleanup()
 
 
 def random_fault(rng: random.Random) -> Fault:
@@ -276,14 +335,19 @@ async def soak(minutes: float, out: Path) -> int:
         await fake.start()
     workdir = Path(tempfile.mkdtemp(prefix="llm-rollout-soak-"))
     config_path = workdir / "rollout.yaml"
-    config_path.write_text(config(fakes, WEIGHTS[0]))
+    config_path.write_text(json.dumps({"spec": {}}))  # the start-up config, until the first poll
+    (workdir / "token").write_text("soak-token\n")
+    control = ControlChannel(config(fakes, WEIGHTS[0]))
+    await control.start()
     data, admin = free_port(), free_port()
     env = {**os.environ, **{KEY_ENVS[k]: f.key for k, f in fakes.items()}}
     env.pop("LLM_ROLLOUT_FORCE_MOCK", None)
     log = workdir / "sidecar.log"
     sidecar = subprocess.Popen(  # noqa: ASYNC220 (once, before any traffic)
         [sys.executable, "-m", "proxy", "--config", str(config_path), "--log-level", "ERROR",
-         "--listen", f"127.0.0.1:{data}", "--admin-listen", f"127.0.0.1:{admin}"],
+         "--listen", f"127.0.0.1:{data}", "--admin-listen", f"127.0.0.1:{admin}",
+         "--control-url", f"http://127.0.0.1:{control.port}", "--rollout", "soak/soak",
+         "--token-file", str(workdir / "token")],
         stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     rng = random.Random(42)
@@ -297,7 +361,13 @@ async def soak(minutes: float, out: Path) -> int:
                         if ready.status == 200:
                             break
                 await asyncio.sleep(0.05)
-            idle = await sample(probe, admin, 0.0, 0)
+            # The idle level, taken at its highest over a few seconds: the control channel's
+            # own calls (long-poll, stats, slices) come and go with a task and a socket each.
+            idles = []
+            for _ in range(6):
+                idles.append(await sample(probe, admin, 0.0, 0))
+                await asyncio.sleep(0.5)
+            idle = max(idles, key=lambda s: (s.tasks, s.fds))
             began = time.monotonic()
             until = began + minutes * 60
             connector = aiohttp.TCPConnector(limit=WORKERS)
@@ -313,7 +383,7 @@ async def soak(minutes: float, out: Path) -> int:
                         fake.requests.clear()  # the driver's memory, not the sidecar's
                     if time.monotonic() >= reload_at:
                         weight += 1
-                        config_path.write_text(config(fakes, WEIGHTS[weight % len(WEIGHTS)]))
+                        control.change(config(fakes, WEIGHTS[weight % len(WEIGHTS)]))
                         reload_at += RELOAD_SECONDS
                     now = time.monotonic() - began
                     samples.append(await sample(probe, admin, now, tally.sent))
@@ -323,25 +393,37 @@ async def soak(minutes: float, out: Path) -> int:
                           f"{sum(tally.lost.values())}", flush=True)  # fmt: skip
                     await asyncio.sleep(SAMPLE_SECONDS)
                 await asyncio.gather(*workers)
-            # Idle upstream connections close after aiohttp's keep-alive timeout (15 s).
-            await asyncio.sleep(17)
-            after = await sample(probe, admin, time.monotonic() - began, tally.sent)
+            # Idle upstream connections close after aiohttp's keep-alive timeout (15 s),
+            # checked on a 15 s timer: up to 30 s after the last request.
+            settle_until = time.monotonic() + 35
+            while True:
+                after = await sample(probe, admin, time.monotonic() - began, tally.sent)
+                if settled(idle, after) or time.monotonic() > settle_until:
+                    break
+                await asyncio.sleep(1)
     finally:
         sidecar.terminate()
         sidecar.wait(10)
+        await control.stop()
         for fake in fakes.values():
             await fake.stop()
-    return report(minutes, samples, idle, after, tally, out, log)
+    return report(minutes, samples, idle, after, tally, out, log, control.status)
+
+
+def settled(idle: Sample, after: Sample) -> bool:
+    """Whether the sidecar is back to where it was before the load (the checks below)."""
+    return after.connections == 0 and after.tasks <= idle.tasks and after.fds <= idle.fds + 2
 
 
 def report(minutes: float, samples: list[Sample], idle: Sample, after: Sample, tally: Tally,
-           out: Path, log: Path) -> int:  # fmt: skip
+           out: Path, log: Path, status: dict[str, Any]) -> int:  # fmt: skip
     span = samples[-1].at if samples else 0.0
     warmup = max(30.0, span / 5)
     steady = [s for s in samples if s.at >= warmup] or samples
     head, tail = steady[:3], steady[-3:]
     growth = statistics.median(s.rss_mb for s in tail) - statistics.median(s.rss_mb for s in head)
     lost = sum(tally.lost.values())
+    budget = status.get("budget") or {}
     checks = [
         (f"RSS growth after warm-up <= {RSS_GROWTH_MB:g} MB", f"{growth:+.1f} MB",
          growth <= RSS_GROWTH_MB),
@@ -352,6 +434,11 @@ def report(minutes: float, samples: list[Sample], idle: Sample, after: Sample, t
         ("open fds after the load vs before", f"{after.fds:.0f} vs {idle.fds:.0f}",
          after.fds <= idle.fds + 2),
         ("requests lost", f"{lost} of {tally.sent:,}", lost == 0),
+        ("spend booked from budget slices (operator's ledger)",
+         f"${budget.get('spentUSD', '0')} of ${budget.get('capUSD')}",
+         float(budget.get("spentUSD", 0)) > 0),
+        ("config versions the sidecar applied through the control channel",
+         f"{status.get('sidecars', {}).get('configVersion', '?')}", True),
     ]  # fmt: skip
     rate = tally.sent / span if span else 0.0
     lines = [
@@ -360,8 +447,9 @@ def report(minutes: float, samples: list[Sample], idle: Sample, after: Sample, t
         f"Generated by `make soak MINUTES={minutes:g}` (`python -m tests.soak`), "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one sidecar process, "
         f"{WORKERS} clients of mixed traffic (every dialect, streams, provider and mock "
-        "faults, hang-ups mid-stream, tenants under a budget cap, a config reload every "
-        f"{RELOAD_SECONDS:g} s) for {span:.0f} s, {tally.sent:,} requests ({rate:,.0f}/s). "
+        "faults, hang-ups mid-stream, tenants under a budget cap, budget slices and a config "
+        f"change every {RELOAD_SECONDS:g} s through the control channel) for {span:.0f} s, "
+        f"{tally.sent:,} requests ({rate:,.0f}/s). "
         "See the module docstring of `tests/soak.py` for the method.",
         "",
         "| check | measured | verdict |",

@@ -30,9 +30,15 @@ def test_stats_follow_the_rollouts_analysis_interval(
     assert stats_cadence(parse_spec({"strategy": strategy}), floor) == seconds
 
 
-async def test_a_window_the_operator_could_not_take_is_sent_with_the_next(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("refusal", "kept"), [(503, True), (400, False)])
+async def test_a_window_the_operator_could_not_take_is_sent_with_the_next(
+    tmp_path: Path, refusal: int, kept: bool
+) -> None:
+    """Kept after a failure (503: the operator away, or a standby); dropped after a 400
+    (the operator read it and refused it: sent again, it would only grow and be refused
+    again, and the pod's analysis would stay blind)."""
     pushes: list[dict[str, Any]] = []
-    answers = [503, 204, 204]
+    answers = [refusal, 204, 204]
 
     async def stats(request: web.Request) -> web.Response:
         pushes.append(json.loads(await request.read()))
@@ -75,6 +81,9 @@ async def test_a_window_the_operator_could_not_take_is_sent_with_the_next(tmp_pa
         await client.stop()
         await runner.cleanup()
     counts = [p["arms"].get("mock", {}).get("requests", 0) for p in pushes[:3]]
-    assert counts[0] >= 1, "the first window, refused with 503"
-    assert counts[1] == 2, "kept and sent again with the next window's request"
+    assert counts[0] >= 1, f"the first window, refused with {refusal}"
+    if kept:
+        assert counts[1] == 2, "kept and sent again with the next window's request"
+    else:
+        assert counts[1] == 1, "dropped: only the next window's request is sent"
     assert counts[2] == 0, "taken: not sent a third time"

@@ -6,7 +6,6 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.config.model import MockSpec
@@ -19,8 +18,10 @@ from proxy.mock import (
     openai_embeddings,
     openai_responses,
 )
-from proxy.mock.content import TASK_SCHEMAS, MockContext, subject_of, write
-from proxy.mock.draft import Draft, ToolCall
+from proxy.mock.content import TASK_SCHEMAS, MockContext, write
+from proxy.mock.draft import Answer, Draft, ToolCall
+from proxy.mock.phrases import amounts_of, counts_of, place_of, read
+from proxy.mock.prompted import continuation
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
     cut_stream,
@@ -33,25 +34,6 @@ from proxy.mock.simulate import (
 from proxy.mock.structured import Wanted, wanted
 from proxy.mock.text import compose, first_words, last_user_text, request_rng
 from proxy.tokens import count_request, count_text
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A complete mock response. For a stream, `events[i]` is sent after `delays[i]` seconds."""
-
-    status: int
-    content_type: str
-    body: bytes = b""
-    events: list[bytes] = field(default_factory=list)
-    delays: list[float] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    #: Extra response headers (`retry-after` on a simulated 429).
-    headers: dict[str, str] = field(default_factory=dict)
-    #: Seconds to wait before the status line: generation time, or a simulated hang.
-    wait: float = 0.0
-    #: The injected fault, if any (`spec.mock.errors`), for metrics.
-    fault: str | None = None
-
 
 Renderer = Callable[[ParsedRequest, Draft], tuple[bytes, list[bytes]]]
 PromptReader = Callable[[dict[str, Any]], str]
@@ -129,7 +111,17 @@ def _within(model: str, text: str, max_tokens: int | None) -> str:
 def _hints(prompt: str, brand: Brand | None) -> Hints:
     """Generated JSON speaks of the request's subject and brand, like the text answers do."""
     brand = brand or Brand()
-    return Hints(subject_of(prompt), brand.name, brand.keywords, brand.avoid)
+    reading = read(prompt)
+    return Hints(
+        reading.subject,
+        brand.name,
+        brand.keywords,
+        brand.avoid,
+        brand.audience or reading.audience,
+        place_of(prompt),
+        amounts_of(prompt),
+        counts_of(prompt),
+    )
 
 
 def _ident(rng: random.Random) -> str:
@@ -154,7 +146,8 @@ def _draft(
         text = _within(counted_as, first_words(whole, request.max_tokens), request.max_tokens)
     elif shape.kind == "json":
         fallback = TASK_SCHEMAS.get(task or "", _ANY_OBJECT)
-        text = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
+        whole = _json(generate(shape.schema or fallback, rng, shape.name, _hints(prompt, brand)))
+        text = continuation(whole, shape.prefill)
     else:
         arguments = _json(
             generate(shape.schema or _ANY_OBJECT, rng, shape.name, _hints(prompt, brand))

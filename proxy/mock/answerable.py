@@ -35,21 +35,33 @@ def check_answerable(dialect: str, request: ParsedRequest) -> None:
     for field, schema in _schemas(dialect, request.payload):
         if not isinstance(schema, dict):
             continue
-        walk = _Walk(schema, limit)
-        try:
-            walk.check_refs()
-            tokens = walk.size(schema, frozenset(), field)
-        except _Unanswerable as why:
-            raise BadRequest(f"'{field}' cannot be answered: {why}") from None
-        except RecursionError:
-            raise BadRequest(f"'{field}' nests schemas and $refs too deeply") from None
-        if math.isinf(tokens):
-            raise BadRequest(f"'{field}' cannot be answered: {walk.why}")
-        if tokens > limit:
-            raise BadRequest(
-                f"'{field}' cannot be answered: the smallest valid JSON needs more than "
-                f"{limit} tokens, the most this answer may hold"
-            )
+        why = unanswerable(schema, limit)
+        if why is not None:
+            raise BadRequest(f"'{field}' {why}")
+
+
+def unanswerable(schema: dict[str, Any], limit: int) -> str | None:
+    """Why no answer of at most `limit` tokens can satisfy `schema`, or None if one can.
+
+    Also what a schema written into a prompt (`proxy.mock.prompted`) is held to: it is
+    as untrusted as one in the request's format field.
+    """
+    walk = _Walk(schema, limit)
+    try:
+        walk.check_refs()
+        tokens = walk.size(schema, frozenset(), "")
+    except _Unanswerable as why:
+        return f"cannot be answered: {why}"
+    except RecursionError:
+        return "nests schemas and $refs too deeply"
+    if math.isinf(tokens):
+        return f"cannot be answered: {walk.why}"
+    if tokens > limit:
+        return (
+            f"cannot be answered: the smallest valid JSON needs more than "
+            f"{limit} tokens, the most this answer may hold"
+        )
+    return None
 
 
 def _schemas(dialect: str, payload: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from proxy.dialects import Usage
-from proxy.mock.answer import Answer
+from proxy.mock.draft import Answer
 
 #: Response headers never written to a cassette: credentials, cookies, and framing
 #: that is recomputed when the answer is played back.

@@ -29,6 +29,7 @@ from proxy.marketing import (
     platform_of,
     scrub,
 )
+from proxy.mock.phrases import article, capitalised, plural, read
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,36 +64,6 @@ class MockContext:
 
 # -- writing ---------------------------------------------------------------------------------
 
-_ABOUT = re.compile(
-    r"\b(?:for|about|promoting|announcing|launching|introducing|on)\s+"
-    r"(?:(?:a|an|the|our|my|their|new)\s+)*([^.,;:!?\n]+)",
-    re.IGNORECASE,
-)
-_LEAD_VERBS = re.compile(
-    r"^(?:please\s+)?(?:help(?: me)?(?: with)?|write|create|draft|generate|make|give me|compose|"
-    r"describe|produce|plan)\s+"
-    r"(?:me\s+)?(?:(?:a|an|the|some|\d+)\s+)?",
-    re.IGNORECASE,
-)
-_TASK_NOUNS = re.compile(
-    r"\b(social media post|post|email|ad copy|ads?|landing page|campaign plan|campaign|blog post|"
-    r"product description|variations?|variants?|brand voice analysis|tagline|tweet|caption|"
-    r"newsletter|article|copy|on (x|twitter|linkedin|instagram|facebook|tiktok))\b",
-    re.IGNORECASE,
-)
-
-
-def subject_of(prompt: str) -> str:
-    """What the content is about, in a few words: "a lamp" from "... description for a lamp"."""
-    first_line = prompt.strip().splitlines()[0] if prompt.strip() else ""
-    first_line = re.sub(r"\([^)]*\)", "", first_line)
-    match = _ABOUT.search(first_line)
-    text = match.group(1) if match else _LEAD_VERBS.sub("", first_line)
-    text = _TASK_NOUNS.sub("", text)
-    drop = {"a", "an", "the", "for", "our", "my", "their", "your", "new", "some"}
-    words = [w for w in re.split(r"\s+", text) if w and w.lower() not in drop]
-    return " ".join(words[:6]).strip(" -") or "our latest launch"
-
 
 def fit(text: str, limit: int) -> str:
     """`text` cut at a word boundary to at most `limit` characters."""
@@ -101,7 +72,16 @@ def fit(text: str, limit: int) -> str:
     cut = text[: limit + 1]
     space = cut.rfind(" ", 0, limit + 1)
     cut = cut[:space] if space > limit // 2 else text[:limit]
+    # A cut phrase must not end on a word that leads into what was cut ("The our").
+    cut = _DANGLING.sub("", cut.rstrip(" ,;:-"))
     return cut.rstrip(" ,;:-")[:limit]
+
+
+_DANGLING = re.compile(
+    r"(?:\s+(?:a|an|the|our|my|your|their|its|of|to|for|with|and|or|in|on|at|from|by|that|"
+    r"made|is|are|was|you|have|been))+$",
+    re.IGNORECASE,
+)
 
 
 _TONE_WORDS = {
@@ -124,21 +104,31 @@ class _Writer:
     topic: str
     brand: Brand
     platform: str | None
-    decks: dict[str, list[str]] = field(default_factory=dict)
+    #: Who and how, from the prompt when the brand does not say: "busy parents", "playful".
+    audience_hint: str = ""
+    tones: tuple[str, ...] = ()
+    decks: dict[str, list[int]] = field(default_factory=dict)
+    #: Headlines already used, so short forms chosen to fit a limit do not repeat.
+    written: set[str] = field(default_factory=set)
 
     @property
     def name(self) -> str:
         return self.brand.name or "we"
 
     def adjective(self) -> str:
-        pool = [w for tone in self.brand.voice for w in _TONE_WORDS.get(tone.lower(), [])]
+        voice = self.brand.voice or self.tones
+        pool = [w for tone in voice for w in _TONE_WORDS.get(tone.lower(), [])]
         return self.rng.choice(pool or _DEFAULT_ADJECTIVES)
 
     def cta(self) -> str:
         return self.rng.choice(_CTAS)
 
     def audience(self) -> str:
-        return self.brand.audience or "people who care about quality"
+        return self.brand.audience or self.audience_hint or "people who care about quality"
+
+    def verb(self, singular: str, many: str) -> str:
+        """The verb form that agrees with the topic: "the lamp fits", "the shoes fit"."""
+        return many if plural(self.topic) else singular
 
     def keywords_sentence(self) -> str:
         if not self.brand.keywords:
@@ -154,35 +144,74 @@ class _Writer:
         """The next of `options`, each used once before any repeats (no copy-paste feel)."""
         deck = self.decks.get(kind)
         if not deck:
-            deck = self.decks[kind] = self.rng.sample(options, k=len(options))
-        return deck.pop()
+            deck = self.decks[kind] = self.rng.sample(range(len(options)), k=len(options))
+        return options[deck.pop()]
 
-    def headline(self) -> str:
-        return self._deal(
-            "headline",
-            [
-                f"Meet the {self.adjective()} {self.topic}",
-                f"{self.topic.capitalize()}, made {self.adjective()}",
-                f"Your {self.adjective()} {self.topic} is here",
-                f"Say hello to a {self.adjective()} {self.topic}",
-                f"The {self.topic} you have been waiting for",
-            ],
-        )
+    def _headlines(self, topic: str, adjective: str) -> list[str]:
+        hello = f"{article(adjective)} {adjective}" if not plural(topic) else adjective
+        return [
+            f"Meet the {adjective} {topic}",
+            f"{capitalised(topic)}, made {adjective}",
+            f"Your {adjective} {topic} {'are' if plural(topic) else 'is'} here",
+            f"Say hello to {hello} {topic}",
+            f"The {topic} you have been waiting for",
+        ]
+
+    def headline(self, limit: int | None = None) -> str:
+        """A headline on the topic; within `limit` characters by choosing a shorter form
+        (then the topic's head noun) rather than cutting words off mid-phrase."""
+        adjective = self.adjective()
+        dealt = self._deal("headline", self._headlines(self.topic, adjective))
+        if limit is None or len(dealt) <= limit:
+            self.written.add(dealt)
+            return dealt
+        for topic in (self.topic, self.topic.split()[-1]):
+            fitting = [h for h in self._headlines(topic, adjective) if len(h) <= limit]
+            fresh = [h for h in fitting if h not in self.written]
+            if fresh or fitting:
+                self.written.add((fresh or fitting)[0])
+                return (fresh or fitting)[0]
+        return fit(capitalised(self.topic.split()[-1]), limit)
 
     def benefit(self) -> str:
+        topic, verb = self.topic, self.verb
+        if self.topic.split()[-1].lower() in _OCCASIONS:
+            # A sale or an event is not a product: it does not "last" or "save time".
+            return self._deal(
+                "benefit",
+                [
+                    f"The {topic} {verb('runs', 'run')} for a limited time, so now is the moment.",
+                    f"Built for {self.audience()}, the {topic} {verb('makes', 'make')} it "
+                    "easy to treat yourself.",
+                    f"Mark your calendar: the {topic} is one you will not want to miss.",
+                    f"Everything you love, and more of it, during the {topic}.",
+                    f"Thousands are already planning around the {topic}.",
+                    f"Less hassle, more of what you love, thanks to the {topic}.",
+                ],
+            )
         return self._deal(
             "benefit",
             [
-                f"Built for {self.audience()}, the {self.topic} fits right into your day.",
-                f"The {self.topic} saves time and feels {self.adjective()} from the first use.",
-                f"Every detail of the {self.topic} was chosen with {self.audience()} in mind.",
-                f"Quality you can see, value you can feel: that is the {self.topic}.",
-                f"Less hassle, more of what you love, thanks to the {self.topic}.",
-                f"Thousands already rely on the {self.topic} every single day.",
-                f"Simple to start with, hard to live without: the {self.topic}.",
-                f"Designed to last, the {self.topic} keeps up with real life.",
+                f"Built for {self.audience()}, the {topic} {verb('fits', 'fit')} right into "
+                "your day.",
+                f"The {topic} {verb('saves', 'save')} time and {verb('feels', 'feel')} "
+                f"{self.adjective()} from the first use.",
+                f"Every detail of the {topic} was chosen with {self.audience()} in mind.",
+                f"Quality you can see, value you can feel: that is the {topic}.",
+                f"Less hassle, more of what you love, thanks to the {topic}.",
+                f"Thousands already rely on the {topic} every single day.",
+                f"Simple to start with, hard to live without: the {topic}.",
+                f"Designed to last, the {topic} {verb('keeps', 'keep')} up with real life.",
             ],
         )
+
+
+#: Head nouns of subjects that are occasions, not products (their own benefit lines).
+_OCCASIONS = frozenset(
+    {"sale", "sales", "offer", "deal", "deals", "discount", "event", "webinar", "launch",
+     "promotion", "giveaway", "contest", "conference", "workshop", "festival", "week", "day",
+     "weekend", "anniversary", "opening"}
+)  # fmt: skip
 
 
 def _social(w: _Writer) -> str:
@@ -202,7 +231,9 @@ def _social(w: _Writer) -> str:
 
 def _email(w: _Writer) -> str:
     subject = fit(
-        f"{w.headline()}{' from ' + w.brand.name if w.brand.name else ''}", LIMITS["email_subject"]
+        f"{w.headline(LIMITS['email_subject'] - len(' from ' + w.brand.name))}"
+        f"{' from ' + w.brand.name if w.brand.name else ''}",
+        LIMITS["email_subject"],
     )
     preheader = fit(f"{w.benefit()}", LIMITS["email_preheader"])
     body = "\n\n".join(
@@ -219,10 +250,10 @@ def _email(w: _Writer) -> str:
 
 def _ad(w: _Writer) -> str:
     headline_limit, description_limit = ad_limits(w.platform)
-    headlines = [w.headline(), w.headline()]
+    headlines = [w.headline(headline_limit), w.headline(headline_limit)]
     # Search ads carry the brand as one headline when it fits, as advertisers do.
     fits = w.brand.name and len(w.brand.name) <= headline_limit
-    headlines.append(w.brand.name if fits else w.headline())
+    headlines.append(w.brand.name if fits else w.headline(headline_limit))
     descriptions = [f"{w.benefit()} {w.keywords_sentence()}".strip(), w.benefit()]
     lines = [f"Headline {i}: {fit(h, headline_limit)}" for i, h in enumerate(headlines, 1)]
     lines += [
@@ -239,7 +270,7 @@ def _landing(w: _Writer) -> str:
             "## Why you'll love it\n" + "\n".join(f"- {w.benefit()}" for _ in range(3)),
             f"## How it works\n1. Choose your {w.topic}.\n2. Make it yours.\n3. Enjoy it daily.",
             f'## What customers say\n"The {w.topic} is {w.adjective()} and worth it." - Maya R.',
-            f"## FAQ\n**Is the {w.topic} right for me?** Yes, if you are one of "
+            f"## FAQ\n**Is the {w.topic} right for me?** Yes, if you are among "
             f"{w.audience()}.\n**Can I return it?** Within 30 days, no questions asked.",
             f"## Ready?\n{w.keywords_sentence()} [{w.cta()}]".replace("\n ", "\n"),
         ]
@@ -341,8 +372,9 @@ def write(task: str, rng: random.Random, prompt: str, brand: Brand | None) -> st
     """The content for `task`, on brand, within the platform's limits."""
     brand = brand or Brand()
     voice = task == "brand_voice_analysis"
-    topic = (brand.name or "your brand") if voice else subject_of(prompt)
-    writer = _Writer(rng, topic, brand, platform_of(prompt))
+    reading = read(prompt)
+    topic = (brand.name or "brand voice") if voice else reading.subject
+    writer = _Writer(rng, topic, brand, platform_of(prompt), reading.audience, reading.tones)
     if task == "content_variations":
         found = re.search(r"\b([2-5]|two|three|four|five)\b", prompt.lower())
         words = {"two": 2, "three": 3, "four": 4, "five": 5}

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from proxy.dialects import ParsedRequest
 from proxy.dialects.base import dumps
-from proxy.mock.draft import Draft
+from proxy.mock.draft import Answer, Draft
 from proxy.mock.text import content_text, split_for_stream
 from proxy.sse import encode
-
-if TYPE_CHECKING:
-    from proxy.mock.answer import Answer
 
 
 def prompt(payload: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 
 from proxy.dialects.base import BadRequest
-from proxy.marketing import LIMITS
+from proxy.marketing import LIMITS, scrub
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -129,6 +129,12 @@ class Hints:
     brand: str = ""
     keywords: tuple[str, ...] = ()
     avoid: tuple[str, ...] = ()
+    #: Who the content is for and the place the prompt names ("busy parents", "Berlin").
+    audience: str = ""
+    place: str = ""
+    #: Numbers the prompt names: sums of money ("$12") and plain counts ("2 lattes").
+    amounts: tuple[float, ...] = ()
+    counts: tuple[int, ...] = ()
 
 
 def generate(
@@ -367,17 +373,30 @@ class _Gen:
                 if index < low:
                     raise
                 break  # items past the minimum are optional
-            if unique and value in result:
+            # A real answer rarely lists the same text twice ("#ColdBrew", "#ColdBrew"): text
+            # repeats only when the schema's pool runs out (an enum smaller than minItems).
+            if value in result and (unique or (isinstance(value, str) and tries <= count * 5)):
                 continue
             result.append(value)
         return result
 
     # -- scalars --------------------------------------------------------------------------
 
+    def _from_prompt(self, name: str) -> float | None:
+        """The prompt's own number for a field that asks for one: "2 lattes" is the
+        `quantity`, "$12" the `price` (a tool's arguments should be the user's)."""
+        words = _words(name)
+        if words & _MONEY_NAMES and self.hints.amounts:
+            return self.hints.amounts[0]
+        if words & _COUNT_NAMES and self.hints.counts:
+            return self.hints.counts[0]
+        return None
+
     def integer(self, name: str, schema: Schema) -> int:
         low, high = _bounds(schema, integer=True)
         step = schema.get("multipleOf")
-        guess = _number_for(name, self.rng)
+        given = self._from_prompt(name)
+        guess = given if given is not None and low <= given <= high else _number_for(name, self.rng)
         value = round(guess) if guess is not None else self.rng.randint(1, 100)
         value = int(min(max(value, low), high)) if low <= high else int(low)
         if isinstance(step, int | float) and step > 0:
@@ -389,7 +408,8 @@ class _Gen:
     def number(self, name: str, schema: Schema) -> float | int:
         low, high = _bounds(schema, integer=False)
         step = schema.get("multipleOf")
-        guess = _number_for(name, self.rng)
+        given = self._from_prompt(name)
+        guess = given if given is not None and low <= given <= high else _number_for(name, self.rng)
         value = guess if guess is not None else round(self.rng.uniform(1, 100), 2)
         if not low <= value <= high:
             value = round(self.rng.uniform(low, high), 2) if high - low > 0.02 else low
@@ -412,7 +432,7 @@ class _Gen:
         if value is None and isinstance(pattern, str):
             value = _from_pattern(pattern, self.rng)
         if value is None:
-            value = _scrub(_text_for(name, self.rng, self.hints), self.hints.avoid)
+            value = scrub(_text_for(name, self.rng, self.hints), self.hints.avoid).strip()
         return _fit_length(value, low, int(high) if high is not None else None, self.rng)
 
 
@@ -493,6 +513,13 @@ def _words(name: str) -> set[str]:
     return {w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w}
 
 
+#: Field names that take the prompt's sum of money, or its plain count.
+_MONEY_NAMES = frozenset({"price", "cost", "amount", "budget", "spend", "usd", "total", "max"})
+_COUNT_NAMES = frozenset(
+    {"quantity", "qty", "count", "number", "guests", "people", "seats", "nights", "items"}
+)
+
+
 def _number_for(name: str, rng: random.Random) -> float | None:
     words = _words(name)
     if words & {"price", "cost", "amount", "budget", "revenue", "spend", "usd", "total"}:
@@ -520,12 +547,6 @@ _NAMED_LIMITS = (
     ({"tweet"}, LIMITS["x"]),
     ({"preheader"}, LIMITS["email_preheader"]),
 )
-
-
-def _scrub(text: str, avoid: tuple[str, ...]) -> str:
-    for word in avoid:
-        text = re.sub(rf"\s*\b{re.escape(word)}\b", "", text, flags=re.IGNORECASE).strip()
-    return text
 
 
 def _text_for(name: str, rng: random.Random, hints: Hints) -> str:
@@ -568,8 +589,12 @@ def _plain_text_for(name: str, rng: random.Random, hints: Hints) -> str:
         return rng.choice(_CHANNELS)
     if words & {"tone", "voice", "mood", "style", "sentiment"}:
         return rng.choice(_TONES)
-    if words & {"city"}:
-        return rng.choice(_CITIES)
+    if words & {"product", "item", "query", "topic", "search", "term", "dish", "drink", "menu"}:
+        return hints.topic or f"{adjective} {noun}"
+    if words & {"city", "location", "place", "destination", "region", "where"}:
+        return hints.place or rng.choice(_CITIES)
+    if words & {"audience", "segment", "persona", "demographic"}:
+        return hints.audience or "busy professionals"
     if words & {"country"}:
         return rng.choice(_COUNTRIES)
     if words & {"company", "brand", "organization", "organisation", "vendor"}:

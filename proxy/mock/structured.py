@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from proxy.marketing import system_text
+from proxy.mock.prompted import prompted
 from proxy.mock.schema import Schema, from_openapi
+from proxy.mock.text import content_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,8 @@ class Wanted:
     kind: Literal["json", "tool"]
     schema: Schema | None = None
     name: str = ""
+    #: JSON the assistant turn was prefilled with (Anthropic): the answer continues it.
+    prefill: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +255,28 @@ def offered_tools(dialect: str, payload: dict[str, Any]) -> list[Tool]:
 
 
 def wanted(dialect: str, payload: dict[str, Any], prompt: str) -> Wanted | None:
-    """The structured answer a request asks for, or None for free text."""
+    """The structured answer a request asks for, or None for free text.
+
+    A request field (format, tools) decides first; JSON asked for in the prompt's words
+    (`proxy.mock.prompted`) fills in what it leaves open: free text, or JSON mode
+    without a schema.
+    """
     extract = EXTRACTORS.get(dialect)
-    return extract(payload, prompt) if extract else None
+    if extract is None:
+        return None
+    shape = extract(payload, prompt)
+    if shape is not None and (shape.kind == "tool" or shape.schema is not None):
+        return shape
+    asked = prompted(system_text(payload), prompt, _prefill(dialect, payload))
+    if asked is None:
+        return shape
+    return Wanted("json", asked.schema, shape.name if shape else "", asked.prefill)
+
+
+def _prefill(dialect: str, payload: dict[str, Any]) -> str:
+    """The text an Anthropic request puts in the assistant's mouth (a last assistant turn)."""
+    messages = _list(payload.get("messages"))
+    last = _dict(messages[-1]) if messages else {}
+    if dialect != "anthropic.messages" or last.get("role") != "assistant":
+        return ""
+    return content_text(last.get("content"))

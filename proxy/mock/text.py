@@ -11,11 +11,13 @@ import random
 import re
 from typing import Any
 
+from proxy.mock.phrases import read
+
 _OPENERS = [
-    "Here is a draft for {topic}.",
-    "A short take on {topic}:",
-    "Thanks for asking about {topic}.",
-    "Let's look at {topic}.",
+    "Here is a draft about the {topic}.",
+    "A short take on the {topic}:",
+    "Thanks for asking about the {topic}.",
+    "Let's look at the {topic}.",
 ]
 _SENTENCES = [
     "It focuses on what matters most to the reader and keeps the message clear.",
@@ -25,8 +27,6 @@ _SENTENCES = [
     "It balances detail with brevity so it reads well on any screen.",
     "Key benefits come first, supporting facts follow.",
 ]
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
-_STOP = {"the", "and", "for", "with", "about", "that", "this", "please", "write", "you", "your"}
 
 
 def request_rng(seed: int, raw_request: bytes) -> random.Random:
@@ -57,14 +57,9 @@ def content_text(content: Any) -> str:
     return ""
 
 
-def topic_of(prompt: str) -> str:
-    words = [w for w in _WORD.findall(prompt) if w.lower() not in _STOP]
-    return " ".join(words[:4]) if words else "your request"
-
-
 def compose(rng: random.Random, prompt: str) -> str:
     """A few sentences about the prompt's topic."""
-    text = rng.choice(_OPENERS).format(topic=topic_of(prompt))
+    text = rng.choice(_OPENERS).format(topic=read(prompt).subject)
     return text + " " + " ".join(rng.sample(_SENTENCES, k=rng.randint(2, 4)))
 
 

@@ -33,8 +33,10 @@ are held to their schema instead), the total clamped to 0-5:
 | too many hashtags            | -1.0   | `HASHTAG_LIMITS`: Instagram/TikTok 30             |
 | brand name missing           | -0.5   | `BRAND_NAME_TASKS`, when a brand name is known    |
 | no brand keyword             | -0.5   | `BRAND_KEYWORD_TASKS`, when keywords are known    |
+| a broken phrase, per rule    | -0.5   | `proxy.quality.readable`: "the our", "Meet the    |
+|                              |        | smart our latest", "about Use get price tool"     |
 
-Structure and limit deductions are capped at -3.0 each. Brand compliance (a
+Structure and limit deductions are capped at -3.0 each, broken phrases at -1.5. Brand compliance (a
 known brand only): no avoided word and neither brand deduction.
 """
 
@@ -68,6 +70,7 @@ from proxy.mock.answer import DIALECTS
 from proxy.mock.schema import Schema, validator_of
 from proxy.mock.structured import offered_tools, wanted
 from proxy.quality.finished import Finished
+from proxy.quality.readable import problems
 
 #: An app that caps the answer at this many tokens or fewer asked for a short answer:
 #: a cut at that limit is what it asked for, not a failure.
@@ -78,7 +81,9 @@ OVER_LIMIT = 1.5
 TOO_MANY_HASHTAGS = 1.0
 NO_BRAND_NAME = 0.5
 NO_BRAND_KEYWORD = 0.5
+BROKEN_PHRASE = 0.5
 CAP = 3.0
+BROKEN_PHRASES_CAP = 1.5
 
 REASONS = (
     "empty",
@@ -123,6 +128,9 @@ class Expectations:
     schema: Schema | None = None
     tools: tuple[Tool, ...] = ()
     max_tokens: int | None = None
+    #: The JSON the request prefilled the answer with (Anthropic): the answer's text
+    #: continues it, and the two together are what must parse.
+    prefill: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +165,7 @@ def expectations(dialect: str, request: ParsedRequest, headers: Mapping[str, str
         schema=shape.schema if is_json and shape is not None else None,
         tools=tools,
         max_tokens=request.max_tokens,
+        prefill=shape.prefill if is_json and shape is not None else "",
     )
 
 
@@ -167,6 +176,9 @@ def score(expect: Expectations, answer: Finished) -> Result:
     free_text = not expect.json and not answer.calls
     if expect.task and free_text and not rejections:
         deductions += _task_checks(expect.task, expect.platform, answer.text)
+    if free_text and not rejections:
+        broken = [(f"broken_phrase:{rule}", BROKEN_PHRASE) for rule in problems(answer.text)]
+        deductions += _capped(broken, BROKEN_PHRASES_CAP)
     brand_misses = _brand_checks(expect, answer.text) if free_text and not rejections else []
     deductions += brand_misses
     total = 0.0 if rejections else 5.0 - sum(points for _, points in deductions)
@@ -194,7 +206,7 @@ def _rejections(expect: Expectations, answer: Finished) -> list[str]:
     if answer.finish == "length" and not short:
         found.append("truncated")
     if expect.json and text and not answer.calls and "truncated" not in found:
-        found += _json_check(text, expect.schema)
+        found += _json_check(expect.prefill.strip() + text, expect.schema)
     found += _tool_checks(expect.tools, answer)
     if expect.brand is not None and _avoided(expect.brand, answer):
         found.append("avoided_word")
@@ -261,12 +273,12 @@ def _task_checks(task: str, platform: str | None, text: str) -> list[tuple[str, 
     return _capped(missing) + _capped(over) + hashtags
 
 
-def _capped(found: list[tuple[str, float]]) -> list[tuple[str, float]]:
-    """The deductions, the last one trimmed so together they cost at most `CAP`."""
+def _capped(found: list[tuple[str, float]], cap: float = CAP) -> list[tuple[str, float]]:
+    """The deductions, the last one trimmed so together they cost at most `cap`."""
     kept: list[tuple[str, float]] = []
     spent = 0.0
     for name, points in found:
-        points = min(points, CAP - spent)
+        points = min(points, cap - spent)
         spent += points
         kept.append((name, points))
     return kept

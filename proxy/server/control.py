@@ -4,7 +4,7 @@ Long-polls the rollout's effective config and applies each new version atomicall
 (`Runtime.apply`); pushes the per-arm window stats on the rollout's own cadence
 (`stats_cadence`: half its analysis interval, between `min_stats_interval` and
 `MAX_STATS_INTERVAL`), so every analysis sees fresh windows; a window the operator
-could not take is kept and sent with the next one, never dropped; keeps
+could not take is kept and sent with the next one (one it refused is dropped); keeps
 the budget gate supplied with the operator's budget slices (`proxy.budget.slices`
 decides what to ask; this module only makes the calls). When the
 operator is away the sidecar keeps its last good config and retries with backoff:
@@ -34,6 +34,7 @@ from proxy.config import (
     parse_duration,
 )
 from proxy.server.runtime import Runtime
+from proxy.server.tasks import cancel_and_wait
 
 log = logging.getLogger("llm_rollout.control")
 
@@ -102,11 +103,7 @@ class ControlClient:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if self._session is not None:
             # Leaving: give back every slice not held by a call in flight, at once.
             await self._allowance_calls(self.keeper.returns(self.runtime.budget.clock()))
@@ -229,7 +226,10 @@ class ControlClient:
                     headers={**self._headers(), "Content-Type": "application/json"},
                     timeout=aiohttp.ClientTimeout(total=5),
                 ) as response:
-                    if response.status >= 300:
+                    if response.status == 400:  # read and refused: sent again, it only grows
+                        log.warning("stats push to %s refused, window dropped: %s",
+                                    self.base, await response.text())  # fmt: skip
+                    elif response.status >= 300:
                         raise RuntimeError(f"HTTP {response.status}")
             except (OSError, aiohttp.ClientError, RuntimeError) as error:
                 log.warning("stats push to %s failed: %s (window kept for the next push)",

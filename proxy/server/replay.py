@@ -21,7 +21,6 @@ from aiohttp import web
 
 from proxy.config.model import MockReplay
 from proxy.dialects import Dialect, ErrorKind, ParsedRequest, Usage
-from proxy.mock.answer import Answer
 from proxy.mock.cassette import (
     Cassette,
     CassetteError,
@@ -33,6 +32,7 @@ from proxy.mock.cassette import (
     request_facts,
     safe_headers,
 )
+from proxy.mock.draft import Answer
 from proxy.sse import SSEParser
 
 log = logging.getLogger("llm_rollout.replay")

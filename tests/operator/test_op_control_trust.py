@@ -119,7 +119,7 @@ async def test_fabricated_window_stats_are_refused(cluster: Cluster) -> None:
         assert "bad window report" in error["error"], what
     assert (await push({"real": arm(100)}))[0] == 204
     # Pushing again at once does not count more than a sidecar serves in that time.
-    refused = [(await push({"real": arm(400)}))[0] for _ in range(5)]
+    refused = [(await push({"real": arm(4000)}))[0] for _ in range(5)]
     assert 400 in refused, refused
 
 
