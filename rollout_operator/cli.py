@@ -28,6 +28,12 @@ from rollout_operator.metrics import add_metrics_route
 from rollout_operator.webhook import bootstrap
 from rollout_operator.webhook.server import WebhookSettings
 
+#: Connections the control channel's socket queues before it accepts them (the kernel caps
+#: it at net.core.somaxconn). aiohttp's default of 128 overflowed when a fleet connected at
+#: once: 1,000 sidecars starting together, or reconnecting after an operator restart, lost
+#: handshakes and waited for TCP's retransmits; 361 of them 20 s and more (bench/fleet.py).
+CONTROL_BACKLOG = 4096
+
 
 class Operator:
     """The operator in-process: kopf plus the control channel; tests run it against kmock."""
@@ -89,7 +95,8 @@ class Operator:
         add_metrics_route(app, self.hub)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.control_host, self.control_port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.control_host, self.control_port,
+                           reuse_address=True, backlog=CONTROL_BACKLOG)  # fmt: skip
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
