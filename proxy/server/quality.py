@@ -29,6 +29,7 @@ from proxy.quality import (
     from_body,
     score,
 )
+from proxy.server import tracing
 from proxy.sse import SSEParser
 
 if TYPE_CHECKING:  # the runtime builds the relay, which imports this module
@@ -117,8 +118,9 @@ def schedule(
 
     def run() -> None:
         try:
-            record_quality(runtime, dialect, request, headers, seen.finished(dialect), arm,
-                           backend, judge=judge)  # fmt: skip
+            result = record_quality(runtime, dialect, request, headers, seen.finished(dialect),
+                                    arm, backend, judge=judge)  # fmt: skip
+            tracing.note_quality(result.score)  # this runs in a copy of the request's context
         except Exception:  # a scorer bug must never touch serving; it is logged, not raised
             log.exception("quality scoring failed (%s, backend %s)", dialect, backend)
 

@@ -2,7 +2,8 @@
 
 One SERVER span per request, named ``{operation} {model}`` with the GenAI semantic
 conventions' attributes and this project's own (``llm_rollout.*``); children for the
-budget hold, each upstream attempt (so retries and fallbacks show) and the mock.
+budget hold, each upstream attempt (so retries and fallbacks show), the mock, and
+the answer's quality score (which ends after its parent: scoring waits for no one).
 The app's W3C ``traceparent`` is continued, and each attempt sends its own to the
 provider.
 
@@ -231,10 +232,18 @@ def note_cost(request: web.Request, cost: Decimal | None) -> None:
         traced.attributes["llm_rollout.cost_usd"] = float(cost)
 
 
-def note_quality(request: web.Request, score: float) -> None:
-    """The hook for quality scoring: a judged answer's score on its request's span."""
-    if (traced := _trace(request)) is not None:
-        traced.attributes["llm_rollout.quality_score"] = score
+def note_quality(score: float) -> None:
+    """A scored answer's score, in the trace of the request it answered.
+
+    Called from the scorer's callback, which runs in a copy of the request's context
+    after the request's span has ended (no answer waits for its score): so the score
+    goes on a child span, ``quality score``, that ends after its parent.
+    """
+    if (traced := _CURRENT.get()) is not None:
+        parent = trace.set_span_in_context(traced.span)
+        traced.tracing.tracer.start_span(
+            "quality score", parent, attributes={"llm_rollout.quality_score": score}
+        ).end()
 
 
 def note_attempt_status(request: web.Request, status: int) -> None:
