@@ -117,11 +117,14 @@ def schedule(
     """Score a client's answer on a later loop turn: after its bytes are handed over."""
 
     def run() -> None:
+        score = None
         try:
-            result = record_quality(runtime, dialect, request, headers, seen.finished(dialect),
-                                    arm, backend, judge=judge)  # fmt: skip
-            tracing.note_quality(result.score)  # this runs in a copy of the request's context
+            score = record_quality(runtime, dialect, request, headers, seen.finished(dialect),
+                                   arm, backend, judge=judge).score  # fmt: skip
         except Exception:  # a scorer bug must never touch serving; it is logged, not raised
             log.exception("quality scoring failed (%s, backend %s)", dialect, backend)
+        finally:
+            tracing.note_quality(score)  # run() has a copy of the request's context
 
+    tracing.score_pending()
     asyncio.get_running_loop().call_soon(run)

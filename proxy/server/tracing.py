@@ -2,8 +2,8 @@
 
 One SERVER span per request, named ``{operation} {model}`` with the GenAI semantic
 conventions' attributes and this project's own (``llm_rollout.*``); children for the
-budget hold, each upstream attempt (so retries and fallbacks show), the mock, and
-the answer's quality score (which ends after its parent: scoring waits for no one).
+budget hold, each upstream attempt (so retries and fallbacks show) and the mock. A
+scored answer's span ends with its score, a loop turn after the answer went out.
 The app's W3C ``traceparent`` is continued, and each attempt sends its own to the
 provider.
 
@@ -78,8 +78,7 @@ class Tracing:
             raise
         finally:
             _CURRENT.reset(token)
-            span.set_attributes(traced.attributes)
-            span.end()
+            traced.done()
 
 
 class RequestTrace:
@@ -97,6 +96,16 @@ class RequestTrace:
         #: What a streamed answer's events said (a whole body is read in `answered`).
         self.model: str | None = None
         self.reasons: list[str] = []
+        #: What the span still waits for before it ends: the request, and its answer's
+        #: quality score when one is coming (`score_pending`).
+        self.pending = 1
+
+    def done(self) -> None:
+        """One of the things the span waits for is over; the last one ends it."""
+        self.pending -= 1
+        if self.pending == 0:
+            self.span.set_attributes(self.attributes)
+            self.span.end()
 
     def saw(self, event: Event) -> None:
         """One event of a streamed answer: its model and finish reasons, in any dialect."""
@@ -232,18 +241,22 @@ def note_cost(request: web.Request, cost: Decimal | None) -> None:
         traced.attributes["llm_rollout.cost_usd"] = float(cost)
 
 
-def note_quality(score: float) -> None:
-    """A scored answer's score, in the trace of the request it answered.
+def score_pending() -> None:
+    """The request's answer is scored on a later loop turn (no answer waits for its
+    score): its span stays open until `note_quality` brings the score."""
+    if (traced := _CURRENT.get()) is not None:
+        traced.pending += 1
 
-    Called from the scorer's callback, which runs in a copy of the request's context
-    after the request's span has ended (no answer waits for its score): so the score
-    goes on a child span, ``quality score``, that ends after its parent.
+
+def note_quality(score: float | None) -> None:
+    """The answer's score (None: scoring failed) on its request's span, which it ends.
+
+    Called from the scorer's callback, which runs in a copy of the request's context.
     """
     if (traced := _CURRENT.get()) is not None:
-        parent = trace.set_span_in_context(traced.span)
-        traced.tracing.tracer.start_span(
-            "quality score", parent, attributes={"llm_rollout.quality_score": score}
-        ).end()
+        if score is not None:
+            traced.attributes["llm_rollout.quality_score"] = score
+        traced.done()
 
 
 def note_attempt_status(request: web.Request, status: int) -> None:
