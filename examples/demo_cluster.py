@@ -42,6 +42,7 @@ from rollout_operator.kube import rollout_path  # noqa: E402
 from tests.fakes.base import Fault  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 from tests.operator.k8s_emulator import Emulator, declare, token_review  # noqa: E402
+from tests.operator.k8s_emulator import kubeconfig as k8s_kubeconfig  # noqa: E402
 
 NS, NAME, LABELS = "shop", "marketing-content", {"app": "marketing-api"}
 BIN = Path(sys.executable).parent
@@ -214,13 +215,7 @@ class Demo:
             declare(k8s)
             k8s["post /apis/authentication.k8s.io/v1/tokenreviews"] << token_review(k8s, NS)
             kubeconfig = tmp / "kubeconfig"
-            kubeconfig.write_text(json.dumps({
-                "apiVersion": "v1", "kind": "Config", "current-context": "demo",
-                "clusters": [{"name": "kmock", "cluster": {"server": str(api.url).rstrip("/")}}],
-                "users": [{"name": "you", "user": {"token": "demo-token"}}],
-                "contexts": [{"name": "demo", "context": {"cluster": "kmock", "user": "you",
-                                                          "namespace": NS}}],
-            }))  # fmt: skip
+            kubeconfig.write_text(k8s_kubeconfig(str(api.url), "you", "demo-token", NS, "demo"))
             self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
             print(f"emulated Kubernetes API at {api.url} (KUBECONFIG={kubeconfig})", flush=True)
             await self.provider.start()

@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import secrets
+import socket
 import sys
 import threading
 
@@ -16,11 +19,11 @@ from aiohttp import web
 
 from proxy.config.audit import AUDIT_ENV, AuditLog
 from proxy.config.telemetry import provider_from_env
-from rollout_operator import handlers
+from rollout_operator import handlers, peering
 from rollout_operator.auth import Authenticator, TokenReviewAuthenticator
 from rollout_operator.control import build_app
 from rollout_operator.hub import Hub
-from rollout_operator.kube import KubeClient
+from rollout_operator.kube import KubeClient, KubeError
 from rollout_operator.metrics import add_metrics_route
 from rollout_operator.webhook import bootstrap
 from rollout_operator.webhook.server import WebhookSettings
@@ -40,6 +43,7 @@ class Operator:
         sidecar_ttl: float = 60.0,
         authenticator: Authenticator | None = None,
         peering: str | None = None,
+        peering_lifetime: int = 15,
         liveness: str | None = None,
         webhook: WebhookSettings | None = None,
         audit: AuditLog | None = None,
@@ -56,6 +60,15 @@ class Operator:
             self.hub.tracer = self.tracing.get_tracer("llm-rollout-operator")
         self.authenticator = authenticator
         self.peering, self.liveness, self.webhook = peering, liveness, webhook
+        self.peering_lifetime = peering_lifetime
+        # kopf pauses every peer but the highest-priority one, and lets equal priorities
+        # all run (with a warning); a random priority per process makes exactly one active.
+        self.priority = random.SystemRandom().randint(1, 2**31 - 1)
+        # Our own name in the peering object, so that `/readyz` can find our entry.
+        pod = os.environ.get("POD_NAME") or socket.gethostname()
+        self.identity = f"{pod}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.hub.active = peering is None  # a peer is standby until the election says not
+        self._watcher: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._webhook_runner: web.AppRunner | None = None
         self._client: KubeClient | None = None
@@ -87,9 +100,46 @@ class Operator:
         if self.webhook is not None:  # stateless: every replica serves it, paused or not
             self._client = self._client or await KubeClient.connect()
             self._webhook_runner = await bootstrap.start(self._client, self.webhook, self.hub.audit)
+        if self.peering is not None:
+            self._client = self._client or await KubeClient.connect()
+            self._watcher = asyncio.create_task(self._watch_peering(self._client, self.peering))
         self.hub.started.set()
 
+    def _peering_paths(self, name: str) -> list[str]:
+        if not self.namespaces:
+            return [f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}"]
+        return [f"/apis/kopf.dev/v1/namespaces/{ns}/kopfpeerings/{name}" for ns in self.namespaces]
+
+    async def _watch_peering(self, client: KubeClient, name: str) -> None:
+        """Follow the election kopf runs, for readiness and the control channel.
+
+        Polled (one GET a second per replica), not watched: a missed watch event would
+        leave a replica ready or refusing until the next one.
+        """
+        log = logging.getLogger("llm_rollout.operator")
+        while True:
+            try:
+                objects = [await client.request("GET", path) for path in self._peering_paths(name)]
+                active = all(
+                    peering.is_active(obj.get("status") or {}, self.identity, self.priority)
+                    for obj in objects
+                )
+            except (KubeError, OSError) as error:
+                log.warning("cannot read the peering object %r (%s): standing by", name, error)
+                active = False
+            if active != self.hub.active:
+                log.info("this replica is now %s", "active" if active else "the standby")
+                if active:
+                    self.hub.active = True
+                else:
+                    self.hub.stand_by()
+            await asyncio.sleep(1.0)
+
     async def _stop_control(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         for rollout in self.hub.rollouts.values():
             rollout.changed.set()  # release the long-polls
         if self._runner is not None:
@@ -113,15 +163,19 @@ class Operator:
             on_cleanup=self._stop_control,
             session=self.session,
         )
+        settings = kopf.OperatorSettings()
+        # How long a replica that stopped heartbeating (SIGKILL, node loss) still holds the
+        # election: the standby takes over at most this long after the active one died.
+        settings.peering.lifetime = self.peering_lifetime
         await kopf.operator(
             registry=registry,
+            settings=settings,
+            identity=self.identity if self.peering else None,  # type: ignore[arg-type]  # kopf NewType
             clusterwide=not self.namespaces,
             namespaces=self.namespaces,
             standalone=self.peering is None,
             peering_name=self.peering,
-            # kopf pauses every peer but the highest-priority one, and lets equal priorities
-            # all run (with a warning); a random priority per process makes exactly one active.
-            priority=random.SystemRandom().randint(1, 2**31 - 1) if self.peering else None,
+            priority=self.priority if self.peering else None,
             liveness_endpoint=self.liveness,
             stop_flag=stop_flag,
         )
@@ -162,6 +216,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "operator (default: standalone, a single replica)",
     )
     parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=15,
+        metavar="SECONDS",
+        help="with --peering: how long a silent replica keeps the election, so the most "
+        "a failover takes (default %(default)s; each replica heartbeats every 5-10 s)",
+    )
+    parser.add_argument(
         "--liveness",
         metavar="URL",
         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8091/healthz",
@@ -197,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         control_port=int(port),
         tick=args.tick,
         peering=args.peering,
+        peering_lifetime=args.peering_lifetime,
         liveness=args.liveness,
         # The injection webhook, when the Helm chart enables it (LLM_ROLLOUT_WEBHOOK_*).
         webhook=WebhookSettings.from_env(),

@@ -38,20 +38,29 @@ def _problem(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _close_with(error: type[web.HTTPException], message: str) -> web.HTTPException:
+    # A standby replica knows no rollout. Closing the connection makes the sidecar's
+    # retry open a new one, which the Service may send to the active replica; a
+    # kept-alive connection would bring it back here on every retry.
+    return error(
+        text=json.dumps({"error": message}),
+        content_type="application/json",
+        headers={"Connection": "close"},
+    )
+
+
 async def _caller(request: web.Request) -> tuple[Live, str]:
     hub = request.app[HUB]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if not hub.active:
+        raise _close_with(
+            web.HTTPServiceUnavailable,
+            "this operator replica is the standby; the active one serves the control channel",
+        )
     live = hub.rollouts.get((namespace, name))
     if live is None:
         message = f"no LLMRollout {namespace}/{name} is managed by this operator"
-        # A paused (standby) replica knows no rollout. Closing the connection makes the
-        # sidecar's retry open a new one, which the Service may send to the active replica;
-        # a kept-alive connection would bring it back here on every retry.
-        raise web.HTTPNotFound(
-            text=json.dumps({"error": message}),
-            content_type="application/json",
-            headers={"Connection": "close"},
-        )
+        raise _close_with(web.HTTPNotFound, message)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     try:
         if scheme.lower() != "bearer" or not token:
@@ -151,4 +160,12 @@ def build_app(hub: Hub, authenticator: Authenticator, max_timeout: float = 30.0)
     app.router.add_get(base + "/config", config)
     app.router.add_post(base + "/stats", stats)
     app.router.add_post(base + "/allowance", allowance)
+    app.router.add_get("/readyz", ready)
     return app
+
+
+async def ready(request: web.Request) -> web.Response:
+    """The readiness probe: only the active replica is ready, so only it gets sidecars."""
+    if request.app[HUB].active:
+        return web.json_response({"active": True})
+    return web.json_response({"active": False}, status=503)

@@ -82,6 +82,21 @@ class Hub:
         self.audit = AuditLog(None, "operator")
         #: Spans for reconciles and analyses; None: tracing is off (no OTLP endpoint).
         self.tracer: Tracer | None = None
+        #: Whether this replica is the active one (`rollout_operator.peering`); a standby
+        #: refuses the control channel and is not ready, so the Service avoids it.
+        self.active = True
+
+    def stand_by(self) -> None:
+        """Forget every rollout: this replica lost the election.
+
+        What it knew (ledger, windows, versions) is the other replica's to change now;
+        kept, it would be written back over theirs if this one became active again. The
+        long-polls are released so their sidecars reconnect (to the active replica).
+        """
+        self.active = False
+        for live in self.rollouts.values():
+            live.changed.set()
+        self.rollouts.clear()
 
     def auth_failed(self, namespace: str, rollout: str, status: int, who: str, reason: str) -> None:
         """A control-channel call refused: counted, and in the audit trail with the caller."""

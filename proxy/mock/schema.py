@@ -31,7 +31,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 
 from proxy.dialects.base import BadRequest
-from proxy.marketing import LIMITS
+from proxy.marketing import LIMITS, scrub
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -412,7 +412,7 @@ class _Gen:
         if value is None and isinstance(pattern, str):
             value = _from_pattern(pattern, self.rng)
         if value is None:
-            value = _scrub(_text_for(name, self.rng, self.hints), self.hints.avoid)
+            value = scrub(_text_for(name, self.rng, self.hints), self.hints.avoid).strip()
         return _fit_length(value, low, int(high) if high is not None else None, self.rng)
 
 
@@ -520,12 +520,6 @@ _NAMED_LIMITS = (
     ({"tweet"}, LIMITS["x"]),
     ({"preheader"}, LIMITS["email_preheader"]),
 )
-
-
-def _scrub(text: str, avoid: tuple[str, ...]) -> str:
-    for word in avoid:
-        text = re.sub(rf"\s*\b{re.escape(word)}\b", "", text, flags=re.IGNORECASE).strip()
-    return text
 
 
 def _text_for(name: str, rng: random.Random, hints: Hints) -> str:

@@ -34,6 +34,7 @@ from proxy.config import (
     parse_duration,
 )
 from proxy.server.runtime import Runtime
+from proxy.server.tasks import cancel_and_wait
 
 log = logging.getLogger("llm_rollout.control")
 
@@ -102,11 +103,7 @@ class ControlClient:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if self._session is not None:
             # Leaving: give back every slice not held by a call in flight, at once.
             await self._allowance_calls(self.keeper.returns(self.runtime.budget.clock()))

@@ -14,7 +14,6 @@ answer. Prompts and answers are never logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -30,6 +29,7 @@ from proxy.resilience.chain import Chain, Try
 from proxy.resilience.ratelimit import estimate_tokens
 from proxy.server.keys import MissingKey
 from proxy.server.runtime import Runtime
+from proxy.server.tasks import cancel_and_wait
 
 log = logging.getLogger("llm_rollout.judge")
 
@@ -65,12 +65,7 @@ class Judge:
 
     async def close(self) -> None:
         """Cancel the judge calls in flight (at shutdown)."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
 
     async def _judge(
         self, judge: QualityJudge, arm: Arm, backend: str, shadow: bool, question: str,

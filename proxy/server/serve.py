@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from proxy.config.audit import AuditLog
 from proxy.server.admin import READY, build_admin_app
 from proxy.server.data import build_data_app
 from proxy.server.runtime import PortLimits, Runtime
+from proxy.server.tasks import cancel_and_wait
 from proxy.server.watch import watch_config
 
 log = logging.getLogger("llm_rollout")
@@ -114,9 +114,7 @@ class Sidecar:
 
     async def stop(self) -> None:
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await cancel_and_wait([self._watcher])
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

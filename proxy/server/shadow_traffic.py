@@ -25,7 +25,6 @@ charged whole (it may have run at the provider).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import uuid
@@ -42,6 +41,7 @@ from proxy.server.attempts import REQUEST_ID, serve_real, settle
 from proxy.server.quality import answer_of, record_quality
 from proxy.server.relay import consume
 from proxy.server.runtime import Runtime, Snapshot
+from proxy.server.tasks import cancel_and_wait
 
 log = logging.getLogger("llm_rollout.shadow")
 
@@ -85,12 +85,7 @@ class ShadowTraffic:
 
     async def close(self) -> None:
         """Cancel the copies in flight and wait for them to settle their budget holds."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
 
 
 class _Copy:

@@ -25,6 +25,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).parent))
 
 from k8s_emulator import Emulator, declare, token_review
+from k8s_emulator import kubeconfig as k8s_kubeconfig
 
 from proxy.config import parse_spec
 from proxy.server.control import ControlClient
@@ -172,8 +173,10 @@ class Cluster:
         return token
 
     async def start_sidecars(self, name: str, count: int, url: str = "") -> list[Sidecar]:
-        assert self.operator is not None
-        url = url or f"http://127.0.0.1:{self.operator.control_port}"
+        """`count` sidecars polling `url` (default: the in-process operator)."""
+        if not url:
+            assert self.operator is not None
+            url = f"http://127.0.0.1:{self.operator.control_port}"
         started = []
         for _ in range(count):
             pod = f"app-{len(self.sidecars)}"
@@ -272,13 +275,9 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         declare(k8s)
         k8s["post /apis/authentication.k8s.io/v1/tokenreviews"] << token_review(k8s, NS)
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "test",
-            "clusters": [{"name": "kmock", "cluster": {"server": str(server.url).rstrip("/")}}],
-            "users": [{"name": "operator", "user": {"token": "operator-token"}}],
-            "contexts": [{"name": "test", "context": {"cluster": "kmock", "user": "operator",
-                                                      "namespace": NS}}],
-        }))  # fmt: skip
+        kubeconfig.write_text(
+            k8s_kubeconfig(str(server.url), "operator", "operator-token", NS, "test")
+        )
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         cluster = Cluster(k8s, server, kubeconfig, tmp_path)
         await cluster.provider.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -116,3 +117,14 @@ def declare(emulator: Emulator) -> None:
         namespaced=True, kind="LLMRollout", singular="llmrollout", shortnames={"llmro"},
         verbs={"list", "watch", "get", "patch", "create", "delete"}, subresources={"status"},
     )  # fmt: skip
+
+
+def kubeconfig(server: str, user: str, token: str, namespace: str, context: str = "kmock") -> str:
+    """A kubeconfig (JSON is YAML) whose one context reaches the emulator as `user`."""
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "kmock", "cluster": {"server": server.rstrip("/")}}],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": context, "context": {"cluster": "kmock", "user": user,
+                                                   "namespace": namespace}}],
+    })  # fmt: skip
