@@ -106,7 +106,7 @@ class Operator:
         )
         if self.webhook is not None:  # stateless: every replica serves it, paused or not
             self._client = self._client or await KubeClient.connect()
-            self._webhook_runner = await bootstrap.start(self._client, self.webhook)
+            self._webhook_runner = await bootstrap.start(self._client, self.webhook, self.hub.audit)
         if self.peering is not None:
             self._client = self._client or await KubeClient.connect()
             self._watcher = asyncio.create_task(self._watch_peering(self._client, self.peering))
@@ -239,7 +239,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--audit-log",
         metavar="PATH",
         help="append the security audit trail (JSON lines: refused control-channel calls "
-        f"with the caller) to PATH; default: stdout, or ${AUDIT_ENV}",
+        "with the caller, sidecar injections, rollout commands with the requesting user) "
+        f"to PATH; default: stdout, or ${AUDIT_ENV}",
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
