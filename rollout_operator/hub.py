@@ -58,6 +58,8 @@ class Live:
     breaker_epoch: int = 0
     #: Bumped by `cache-flush`; kept in status.cacheEpoch, since sidecars key entries by it.
     cache_epoch: int = 0
+    #: Providers `disable-provider` took out (published as enabled=false), in status too.
+    disabled_providers: frozenset[str] = frozenset()
     history: list[dict[str, object]] = field(default_factory=list)  # see reconcile.HISTORY_LENGTH
     heartbeat: float = float("-inf")  # when status.operatorHeartbeat was last moved on
 
@@ -123,6 +125,10 @@ class Hub:
         spec = live.spec
         count = max(1, len(self.connected(live)))
         providers = [
+            p.model_copy(update={"enabled": False}) if p.name in live.disabled_providers else p
+            for p in spec.providers
+        ]
+        providers = [
             p
             if p.rate_limit is None
             else p.model_copy(
@@ -137,7 +143,7 @@ class Hub:
                     )
                 }
             )
-            for p in spec.providers
+            for p in providers
         ]
         traffic = spec.traffic.model_copy(
             update={"real_weight": live.state.real_weight, "shadow": _shadow(spec, live.state)}

@@ -36,6 +36,8 @@ NAMED = {
     "resume": "continue after `pause` or `set-weight`",
     "set-weight": "set the real weight by hand (and pause)",
     "cache-flush": "every sidecar stops serving the answers it cached (in memory and Redis)",
+    "disable-provider": "take PROVIDER out of routing and fallback now (a provider outage)",
+    "enable-provider": "put PROVIDER back after `disable-provider`",
 }
 SHELLS = ("bash", "zsh")
 
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--full", action="store_true", help="skip all steps: 100%% real now")
         elif verb == "set-weight":
             sub.add_argument("weight", type=int, choices=range(101), metavar="WEIGHT", help="0-100")
+        elif verb in ("disable-provider", "enable-provider"):
+            sub.add_argument("provider", help="a name from the rollout's spec.providers")
     board = commands.add_parser("dashboard", parents=[common], help="a web UI on localhost")
     board.add_argument("-A", "--all-namespaces", action="store_true")
     board.add_argument("--port", type=int, help="default 3100, or a free one if 3100 is taken")
@@ -156,6 +160,11 @@ def render(obj: dict[str, Any]) -> str:
             f"Budget:    spent ${budget.get('spentUSD')} reserved "
             f"${budget.get('reservedUSD')} of {cap} since {budget.get('periodStart')}"
         )
+    switched = status.get("disabledProviders") or []
+    off = [p.get("name", "") for p in spec.get("providers") or [] if p.get("enabled") is False]
+    disabled = [f"{n} (disable-provider)" for n in switched] + [f"{n} (spec)" for n in off]
+    if disabled:
+        lines.append(f"Disabled:  {', '.join(disabled)}")
     sidecars = status.get("sidecars") or {}
     lines.append(
         f"Sidecars:  {sidecars.get('connected', 0)} connected, "
@@ -274,7 +283,7 @@ async def _dispatch(client: KubeClient, args: argparse.Namespace) -> int:
         await serve(client, None if args.all_namespaces else namespace, args.address, args.port)
         return 0
     verb = "promote-full" if args.verb == "promote" and args.full else args.verb
-    argument = str(args.weight) if args.verb == "set-weight" else ""
+    argument = str(args.weight) if args.verb == "set-weight" else getattr(args, "provider", "")
     outcome = await steer.command(client, namespace, args.name, verb, argument)
     print(outcome.text, file=sys.stdout if outcome.ok else sys.stderr)
     return 0 if outcome.ok else 1

@@ -25,8 +25,10 @@ from rollout_operator.steps import CommandRejected, RolloutState, Transition
 COMMAND_ANNOTATION = "llm-rollout.io/command"
 #: Steers no traffic: sidecars stop serving answers cached before it (`Live.cache_epoch`).
 CACHE_FLUSH = "cache-flush"
+#: Take a provider out of routing and fallback (`Live.disabled_providers`), and back.
+SWITCHES = ("disable-provider", "enable-provider")
 VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-weight",
-         CACHE_FLUSH)  # fmt: skip
+         CACHE_FLUSH, *SWITCHES)  # fmt: skip
 LEASE_TTL_SECONDS = 60.0
 # status.history: the last analysis runs, each with the step and weight it judged, per-arm
 # values and thresholds of every metric, requests and spend: the dashboard's charts over the
@@ -57,6 +59,7 @@ def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen:
         observed = int(status.get("observedGeneration", gen))
     live = Live(spec=spec, state=state, ledger=ledger, generation=observed, version=version)
     live.cache_epoch = int(status.get("cacheEpoch", 0))
+    live.disabled_providers = frozenset(status.get("disabledProviders") or ())
     live.last_command = str((status.get("lastCommand") or {}).get("id", ""))
     live.command_record = status.get("lastCommand")
     live.history = list(status.get("history") or [])[-HISTORY_LENGTH:]
@@ -78,6 +81,8 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
             return record, [Transition(
                 "CacheFlushed", f"cache flush: sidecars stop serving answers cached before it "
                 f"(cache epoch {live.cache_epoch})")]  # fmt: skip
+        if verb in SWITCHES:  # in any phase: an outage does not wait for a step
+            return _switch(live, verb, argument.strip(), record)
         weight = int(argument) if verb == "set-weight" and argument.strip().isdigit() else None
         state, transitions = steps.command(
             live.spec, live.state, cast(steps.Command, verb), now, weight
@@ -90,6 +95,27 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
     live.state = state
     record["result"] = "done"
     return record, transitions
+
+
+def _switch(
+    live: Live, verb: str, provider: str, record: dict[str, str]
+) -> tuple[dict[str, str], list[Transition]]:
+    """`disable-provider` / `enable-provider`: the set is published with the effective config
+    (`Hub.publish`) and kept in status.disabledProviders, so a restarted operator keeps it."""
+    known = [p.name for p in live.spec.providers]
+    if provider not in known:
+        raise CommandRejected(
+            f"unknown provider {provider!r}; this rollout's providers: {', '.join(known)}"
+        )
+    if verb == "disable-provider":
+        live.disabled_providers |= {provider}
+        message = f"{provider} taken out of routing and fallback; `enable-provider` brings it back"
+    else:
+        live.disabled_providers -= {provider}
+        message = f"{provider} back in routing and fallback"
+    record["result"] = "done"
+    reason = "ProviderDisabled" if verb == "disable-provider" else "ProviderEnabled"
+    return record, [Transition(reason, message)]
 
 
 def _position(state: RolloutState) -> tuple[int, int, int, str]:
@@ -226,6 +252,7 @@ def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
         "observedGeneration": live.generation,
         "lastCommand": command,
         "cacheEpoch": live.cache_epoch,
+        "disabledProviders": sorted(live.disabled_providers),
         "history": live.history,
         "operatorHeartbeat": round(live.heartbeat, 3),
     }

@@ -24,6 +24,7 @@ from tools import k8s_bins
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 NAME = "marketing-content"
+PROVIDER = "openai-primary"  # the provider of `provider_spec`, as the docs name it
 STEPS = {"steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 25}, {"pause": {}},
                    {"setWeight": 100}]}  # fmt: skip
 # Commands that run until stopped: what they print once they work.
@@ -72,7 +73,8 @@ def runnable() -> list[tuple[str, str]]:
 
 def test_the_docs_have_the_commands_this_test_runs() -> None:
     verbs = {_verb(c) for _, c in runnable()}
-    for verb in ("list", "get", "status", "promote", "abort", "retry", "dashboard", "completion"):
+    for verb in ("list", "get", "status", "promote", "abort", "retry", "dashboard", "completion",
+                 "disable-provider", "enable-provider"):  # fmt: skip
         assert verb in verbs, f"no documented `kubectl llmrollout {verb}`"
 
 
@@ -96,6 +98,12 @@ async def _prepare(client: KubeClient, cluster: Cluster, verb: str) -> None:
         assert (await steer.command(client, NS, NAME, "abort")).ok
     if verb == "status":
         assert (await steer.command(client, NS, NAME, "promote-full")).ok
+    # A switch is run from the other position, so the command changes something.
+    switched = bool((await cluster.status(NAME)).get("disabledProviders"))
+    if verb == "disable-provider" and switched:
+        assert (await steer.command(client, NS, NAME, "enable-provider", PROVIDER)).ok
+    elif verb == "enable-provider" and not switched:
+        assert (await steer.command(client, NS, NAME, "disable-provider", PROVIDER)).ok
 
 
 def _run(command: str, env: dict[str, str]) -> tuple[int, str]:

@@ -269,3 +269,49 @@ def test_cache_flush_bumps_the_epoch_sidecars_follow_in_any_phase_and_keeps_it()
     effective = fresh.rollouts[KEY].effective
     assert effective is not None
     assert effective.cache_epoch == 2
+
+
+def test_provider_switches_publish_enabled_false_keep_rate_shares_and_survive_a_restart() -> None:
+    """`disable-provider` changes where traffic goes, so the analysis under way restarts;
+    the rate-limit share still applies to the disabled copy (for when it comes back)."""
+    hub = Hub()
+    backup = {"name": "q", "type": "anthropic", "baseURL": "http://y"}
+    two = {**SPEC, "providers": [*SPEC["providers"], backup]}
+    status, _ = run(hub, two, now=0)
+    live = hub.rollouts[KEY]
+    version = live.version
+    status, reasons = run(hub, two, now=0.5, command="c1 disable-provider p", status=status)
+    assert reasons == ["ProviderDisabled"]
+    assert status["lastCommand"] == {"id": "c1", "verb": "disable-provider", "result": "done"}
+    assert status["disabledProviders"] == ["p"]
+    assert (status["phase"], status["realWeight"]) == ("Paused", 20), "the step stays"
+    assert live.effective is not None
+    assert [(p.name, p.enabled) for p in live.effective.spec.providers] == [
+        ("p", False),
+        ("q", True),
+    ]
+    shared = live.effective.spec.providers[0].rate_limit
+    assert shared is not None
+    assert shared.requests_per_minute == 3000, "no sidecar connected: the whole limit"
+    assert live.version == version + 1, "a new config version wakes the sidecars' long-polls"
+    assert live.judge_from == live.version, "answers from before the switch are not judged"
+    assert "Disabled:  p (disable-provider)" in render(
+        {"metadata": {"namespace": "shop", "name": "m"}, "spec": two, "status": status}
+    )
+    # A new operator (empty hub) keeps the switch it finds in status.
+    fresh = Hub()
+    status, _ = run(fresh, two, now=1, status=status)
+    effective = fresh.rollouts[KEY].effective
+    assert effective is not None
+    assert effective.spec.providers[0].enabled is False
+    status, reasons = run(fresh, two, now=2, command="c2 enable-provider p", status=status)
+    assert (reasons, status["disabledProviders"]) == (["ProviderEnabled"], [])
+    effective = fresh.rollouts[KEY].effective
+    assert effective is not None
+    assert effective.spec.providers[0].enabled is True
+    status, reasons = run(fresh, two, now=3, command="c3 disable-provider r", status=status)
+    assert reasons == ["CommandRejected"]
+    assert status["lastCommand"]["result"] == (
+        "rejected: unknown provider 'r'; this rollout's providers: p, q"
+    )
+    assert status["disabledProviders"] == []
