@@ -1,0 +1,254 @@
+"""The client libraries apps use, run unchanged against a mock-only sidecar over HTTP.
+
+Grouped by library: LangChain (`ChatOpenAI`, `ChatAnthropic`), pydantic-ai (`Agent` over
+its OpenAI, Anthropic and Google models) and instructor (every mode that applies to the
+OpenAI and Anthropic SDKs). Each is asked what an app asks: plain text, a stream,
+structured output in every way the library offers it, and a tool loop that must end
+with a text answer once the tool's result is in the conversation. Prompted JSON
+(schema in the prompt) is `tests/test_clients_prompted.py`. Versions are pinned in
+`pyproject.toml`; the README's mock section lists what is covered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_anthropic import ChatAnthropic
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
+from pydantic_ai import Agent, NativeOutput, ToolOutput
+from pydantic_ai.messages import ModelResponse
+from pydantic_ai.models import Model
+from pydantic_ai.models.anthropic import AnthropicModel
+from pydantic_ai.models.google import GoogleModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
+from pydantic_ai.providers.google import GoogleProvider
+from pydantic_ai.providers.openai import OpenAIProvider
+
+from proxy.server.serve import Sidecar
+from tests.conftest import APP_KEY, StartSidecar, anthropic_client, gemini_client, openai_client
+from tests.test_sdk_prompted import ASK, MOCK_ONLY, Post
+
+#: A question that needs the tool, phrased as apps phrase it.
+PRICE_ASK = "What does an oat-milk latte cost? Use the get_price tool."
+PRICE = "$4.50"
+#: More model turns than any sane loop needs: a mock that keeps calling tools fails here.
+MAX_TURNS = 4
+
+
+@tool
+def get_price(product: str) -> str:
+    """The current price of a product on the menu."""
+    return f"{product}: {PRICE}"
+
+
+def sensible(post: Post) -> None:
+    """A validated post an app could publish: it speaks of the subject, every field filled."""
+    assert post.headline.strip(), post
+    assert post.body.strip(), post
+    assert all(tag.strip() for tag in post.hashtags), post
+    assert "latte" in f"{post.headline} {post.body} {' '.join(post.hashtags)}".lower(), post
+
+
+# -- LangChain ---------------------------------------------------------------------------------
+
+
+def chat_openai(sidecar: Sidecar) -> ChatOpenAI:
+    return ChatOpenAI(
+        model="gpt-4o-mini",
+        base_url=f"http://127.0.0.1:{sidecar.data_port}/v1",
+        api_key=SecretStr(APP_KEY),
+        max_retries=0,
+    )
+
+
+def chat_anthropic(sidecar: Sidecar) -> ChatAnthropic:
+    return ChatAnthropic(  # type: ignore[call-arg]
+        model_name="claude-sonnet-5",
+        base_url=f"http://127.0.0.1:{sidecar.data_port}",
+        api_key=SecretStr(APP_KEY),
+        max_retries=0,
+    )
+
+
+async def langchain_text_and_stream(llm: BaseChatModel) -> None:
+    """`ainvoke` answers with text about the subject; `astream`'s chunks add up to a message."""
+    answer = await llm.ainvoke(ASK)
+    assert isinstance(answer, AIMessage)
+    assert "latte" in answer.text.lower(), answer.text
+    chunks = [chunk async for chunk in llm.astream(ASK)]
+    assert len(chunks) > 3
+    assert all(isinstance(chunk, AIMessageChunk) for chunk in chunks)
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole = whole + chunk
+    assert whole.text == "".join(chunk.text for chunk in chunks)
+    assert "latte" in whole.text.lower(), whole.text
+
+
+async def langchain_tool_loop(llm: BaseChatModel) -> tuple[AIMessage, int]:
+    """The loop an app writes around `bind_tools`: run each call, hand back its result."""
+    bound = llm.bind_tools([get_price])
+    messages: list[BaseMessage] = [HumanMessage(PRICE_ASK)]
+    calls = 0
+    for _ in range(MAX_TURNS):
+        reply = await bound.ainvoke(messages)
+        assert isinstance(reply, AIMessage)
+        messages.append(reply)
+        if not reply.tool_calls:
+            return reply, calls
+        for call in reply.tool_calls:
+            assert call["name"] == "get_price", call
+            assert "latte" in str(call["args"].get("product", "")).lower(), call
+            calls += 1
+            result = await get_price.ainvoke(call["args"])
+            messages.append(ToolMessage(result, tool_call_id=call["id"]))
+    raise AssertionError(f"no text answer after {MAX_TURNS} turns: {messages}")
+
+
+async def test_langchain_chat_openai_text_and_stream(start_sidecar: StartSidecar) -> None:
+    await langchain_text_and_stream(chat_openai(await start_sidecar(MOCK_ONLY)))
+
+
+async def test_langchain_chat_openai_structured_output(start_sidecar: StartSidecar) -> None:
+    """Both of ChatOpenAI's schema-carrying methods: a forced tool, and `json_schema`
+    (`response_format` strict), each giving a validated `Post`."""
+    llm = chat_openai(await start_sidecar(MOCK_ONLY))
+    for method in ("function_calling", "json_schema"):
+        post = await llm.with_structured_output(Post, method=method).ainvoke(ASK)
+        assert isinstance(post, Post), method
+        sensible(post)
+        streamed = [
+            part async for part in llm.with_structured_output(Post, method=method).astream(ASK)
+        ]
+        assert isinstance(streamed[-1], Post), method
+        sensible(streamed[-1])
+
+
+async def test_langchain_chat_openai_tool_loop_ends_with_text(
+    start_sidecar: StartSidecar,
+) -> None:
+    reply, calls = await langchain_tool_loop(chat_openai(await start_sidecar(MOCK_ONLY)))
+    assert calls == 1
+    assert reply.text.strip(), reply
+
+
+async def test_langchain_chat_anthropic_text_and_stream(start_sidecar: StartSidecar) -> None:
+    await langchain_text_and_stream(chat_anthropic(await start_sidecar(MOCK_ONLY)))
+
+
+async def test_langchain_chat_anthropic_structured_output(start_sidecar: StartSidecar) -> None:
+    """ChatAnthropic's methods: a forced tool (`function_calling`, its default) and
+    `json_schema` (Anthropic's structured outputs, `output_format`)."""
+    llm = chat_anthropic(await start_sidecar(MOCK_ONLY))
+    for method in ("function_calling", "json_schema"):
+        post = await llm.with_structured_output(Post, method=method).ainvoke(ASK)
+        assert isinstance(post, Post), method
+        sensible(post)
+
+
+async def test_langchain_chat_anthropic_tool_loop_ends_with_text(
+    start_sidecar: StartSidecar,
+) -> None:
+    reply, calls = await langchain_tool_loop(chat_anthropic(await start_sidecar(MOCK_ONLY)))
+    assert calls == 1
+    assert reply.text.strip(), reply
+
+
+# -- pydantic-ai -------------------------------------------------------------------------------
+
+
+def pydantic_ai_models(sidecar: Sidecar) -> list[Model]:
+    return [
+        OpenAIChatModel(
+            "gpt-4o-mini", provider=OpenAIProvider(openai_client=openai_client(sidecar))
+        ),
+        AnthropicModel(
+            "claude-sonnet-5",
+            provider=AnthropicProvider(anthropic_client=anthropic_client(sidecar)),
+        ),
+        GoogleModel("gemini-2.5-flash", provider=GoogleProvider(client=gemini_client(sidecar))),
+    ]
+
+
+async def test_pydantic_ai_tool_output_every_provider(start_sidecar: StartSidecar) -> None:
+    """`output_type=Post` (pydantic-ai's default: a `final_result` output tool), run and
+    streamed, on each provider."""
+    for model in pydantic_ai_models(await start_sidecar(MOCK_ONLY)):
+        for output in (Post, ToolOutput(Post)):
+            agent = Agent(model, output_type=output)
+            result = await agent.run(ASK)
+            assert isinstance(result.output, Post), model
+            sensible(result.output)
+            async with agent.run_stream(ASK) as stream:
+                post = await stream.get_output()
+            assert isinstance(post, Post), model
+            sensible(post)
+
+
+async def test_pydantic_ai_native_output_every_provider(start_sidecar: StartSidecar) -> None:
+    """`NativeOutput`: the provider's own JSON-schema mode (OpenAI `response_format`,
+    Anthropic `output_format`, Gemini `responseJsonSchema`)."""
+    for model in pydantic_ai_models(await start_sidecar(MOCK_ONLY)):
+        agent = Agent(model, output_type=NativeOutput(Post))
+        result = await agent.run(ASK)
+        assert isinstance(result.output, Post), model
+        sensible(result.output)
+        async with agent.run_stream(ASK) as stream:
+            post = await stream.get_output()
+        assert isinstance(post, Post), model
+        sensible(post)
+
+
+def price_agent(model: Model, output: type[str] | type[Post]) -> tuple[Agent[None, Any], list[str]]:
+    """An agent with a price tool, and the list of products the tool was asked about."""
+    asked: list[str] = []
+    agent: Agent[None, Any] = Agent(model, output_type=output)
+
+    @agent.tool_plain
+    def get_price(product: str) -> str:
+        """The current price of a product on the menu."""
+        asked.append(product)
+        return f"{product}: {PRICE}"
+
+    return agent, asked
+
+
+async def test_pydantic_ai_agent_calls_its_tool_then_answers(start_sidecar: StartSidecar) -> None:
+    """An agent with a tool: the model calls it, gets the price back, then answers, in text
+    or through the output tool when the agent wants a `Post`; the loop takes one round."""
+    for model in pydantic_ai_models(await start_sidecar(MOCK_ONLY)):
+        for output in (str, Post):
+            agent, asked = price_agent(model, output)
+            result = await agent.run(PRICE_ASK)
+            assert len(asked) == 1, (model, output, asked)
+            assert "latte" in asked[0].lower(), (model, output, asked)
+            if output is str:
+                assert isinstance(result.output, str), model
+                assert result.output.strip(), model
+            else:
+                assert isinstance(result.output, Post), model
+            # two model turns (the call, then the answer): no retry round
+            turns = [m for m in result.all_messages() if isinstance(m, ModelResponse)]
+            assert len(turns) == 2, (model, output, result.all_messages())
+
+
+async def test_pydantic_ai_streams_text(start_sidecar: StartSidecar) -> None:
+    for model in pydantic_ai_models(await start_sidecar(MOCK_ONLY)):
+        agent = Agent(model)
+        async with agent.run_stream(ASK) as stream:
+            deltas = [delta async for delta in stream.stream_text(delta=True, debounce_by=None)]
+        assert len(deltas) > 3, model
+        whole = "".join(deltas)
+        assert "latte" in whole.lower(), (model, whole)
+        assert await stream.get_output() == whole, model
