@@ -11,8 +11,11 @@ with a text answer once the tool's result is in the conversation. Prompted JSON
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import instructor
+import pytest
 from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -24,7 +27,7 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_ai import Agent, NativeOutput, ToolOutput
 from pydantic_ai.messages import ModelResponse
 from pydantic_ai.models import Model
@@ -252,3 +255,96 @@ async def test_pydantic_ai_streams_text(start_sidecar: StartSidecar) -> None:
         whole = "".join(deltas)
         assert "latte" in whole.lower(), (model, whole)
         assert await stream.get_output() == whole, model
+
+
+# -- instructor --------------------------------------------------------------------------------
+# Installed with --no-deps (requirements-nodeps.lock): its pins (jiter<0.15) cannot be met
+# next to openai 3.x (jiter>=0.16), yet it works with both, as these tests show.
+
+
+class Price(BaseModel):
+    product: str
+    price_usd: float = Field(gt=0)
+
+
+MESSAGES: list[Any] = [{"role": "user", "content": ASK}]
+PARALLEL: dict[str, Any] = {
+    "response_model": Iterable[Post | Price],
+    "messages": MESSAGES,
+    "max_retries": 0,
+}
+
+
+async def instructor_post(
+    create: Any, create_partial: Any, label: object, min_partials: int = 4, **kw: Any
+) -> None:
+    """`create` gives a validated `Post`; `create_partial`'s partials grow into a whole one."""
+    post = await create(response_model=Post, messages=MESSAGES, max_retries=0, **kw)
+    assert isinstance(post, Post), label
+    sensible(post)
+    partials = [
+        part
+        async for part in create_partial(
+            response_model=Post, messages=MESSAGES, max_retries=0, **kw
+        )
+    ]
+    assert len(partials) >= min_partials, label
+    whole = Post.model_validate(partials[-1].model_dump())
+    sensible(whole)
+
+
+M = instructor.Mode
+#: (SDK, mode) as an app picks them. instructor 1.17 names modes by kind (TOOLS, JSON, ...)
+#: and takes the provider from the client; the provider-prefixed names apps still use are
+#: deprecated aliases and covered too. Gemini streams a function call whole, in one chunk,
+#: so its tool mode has a single partial; JSON text comes in pieces.
+INSTRUCTOR_CASES: list[tuple[str, instructor.Mode, int]] = [
+    *[("openai", mode, 4) for mode in (M.TOOLS, M.TOOLS_STRICT, M.JSON, M.JSON_SCHEMA)],
+    *[("openai", mode, 4) for mode in (M.MD_JSON, M.RESPONSES_TOOLS)],
+    *[("anthropic", mode, 4) for mode in (M.TOOLS, M.JSON, M.JSON_SCHEMA)],
+    *[("anthropic", mode, 4) for mode in (M.ANTHROPIC_TOOLS, M.ANTHROPIC_JSON)],
+    ("anthropic", M.ANTHROPIC_REASONING_TOOLS, 4),
+    ("google", M.TOOLS, 1),
+    ("google", M.JSON, 4),
+    ("google", M.GENAI_TOOLS, 1),
+    ("google", M.GENAI_STRUCTURED_OUTPUTS, 4),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Mode.*is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(("sdk", "mode", "least"), INSTRUCTOR_CASES)
+async def test_instructor_modes(
+    start_sidecar: StartSidecar, sdk: str, mode: instructor.Mode, least: int
+) -> None:
+    sidecar = await start_sidecar(MOCK_ONLY)
+    if sdk == "openai":
+        chat = instructor.from_openai(openai_client(sidecar), mode=mode).chat.completions
+        await instructor_post(chat.create, chat.create_partial, mode, least, model="gpt-4o-mini")
+    elif sdk == "anthropic":
+        messages = instructor.from_anthropic(anthropic_client(sidecar), mode=mode).messages
+        kw: dict[str, Any] = {"model": "claude-sonnet-5", "max_tokens": 2048}
+        if mode == M.ANTHROPIC_REASONING_TOOLS:
+            kw["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+        await instructor_post(messages.create, messages.create_partial, mode, least, **kw)
+    else:
+        client = instructor.from_genai(gemini_client(sidecar), mode=mode, use_async=True)
+        chat = client.chat.completions
+        await instructor_post(
+            chat.create, chat.create_partial, mode, least, model="gemini-2.5-flash"
+        )
+
+
+@pytest.mark.filterwarnings("ignore:Mode.*is deprecated:DeprecationWarning")
+async def test_instructor_parallel_tools(start_sidecar: StartSidecar) -> None:
+    """`Iterable[Post | Price]`: several tools offered, each call parsed into its model."""
+    sidecar = await start_sidecar(MOCK_ONLY)
+    chat = instructor.from_openai(openai_client(sidecar), mode=M.PARALLEL_TOOLS).chat.completions
+    got = [await chat.create(model="gpt-4o-mini", **PARALLEL)]
+    for mode in (M.PARALLEL_TOOLS, M.ANTHROPIC_PARALLEL_TOOLS):
+        messages = instructor.from_anthropic(anthropic_client(sidecar), mode=mode).messages
+        got.append(await messages.create(model="claude-sonnet-5", max_tokens=2048, **PARALLEL))
+    for objects in map(list, got):
+        posts = [o for o in objects if isinstance(o, Post)]
+        assert posts, objects
+        assert all(isinstance(o, Post | Price) for o in objects), objects
+        sensible(posts[0])

@@ -52,8 +52,19 @@ _ASKS_FOR_TOOL = re.compile(
 _ANSWER_TOOL = re.compile(r"\bfinal[ _](result|response|answer|output)\b", re.IGNORECASE)
 
 
+#: Instructions, in the system prompt or the turn, to answer by a tool call rather than in
+#: text (instructor's "Return only the tool call", pydantic-ai's retry "Please include
+#: your response in a tool call").
+_ANSWER_BY_TOOL = re.compile(r"\b(in|with|as|only) (a|the) (tool|function) call\b", re.IGNORECASE)
+
+
 def choose_tool(
-    tools: list[Tool], forced: str | None, required: bool, prompt: str, answered: bool = False
+    tools: list[Tool],
+    forced: str | None,
+    required: bool,
+    prompt: str,
+    answered: bool = False,
+    system: str = "",
 ) -> Wanted | None:
     """The tool call to make: the forced one, else one the prompt names or asks for, else
     the answer tool. Once a tool's result is in the conversation (`answered`) the model
@@ -75,7 +86,7 @@ def choose_tool(
     ]
     if named:
         return Wanted("tool", named[0].schema, named[0].name)
-    if required or _ASKS_FOR_TOOL.search(prompt):
+    if required or _ASKS_FOR_TOOL.search(prompt) or _ANSWER_BY_TOOL.search(f"{system}\n{prompt}"):
         return Wanted("tool", tools[0].schema, tools[0].name)
     if answer_tools:
         return Wanted("tool", answer_tools[0].schema, answer_tools[0].name)
@@ -112,7 +123,9 @@ def _openai_chat(payload: dict[str, Any], prompt: str) -> Wanted | None:
     choice = payload.get("tool_choice")
     if choice != "none":
         forced = _dict(_dict(choice).get("function")).get("name")
-        wanted = choose_tool(tools, forced, choice == "required", prompt, after_tool_result)
+        wanted = choose_tool(
+            tools, forced, choice == "required", prompt, after_tool_result, system_text(payload)
+        )
         if wanted:
             return wanted
     return _openai_format(_dict(payload.get("response_format")))
@@ -150,7 +163,9 @@ def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
     choice = payload.get("tool_choice")
     if choice != "none":
         forced = _dict(choice).get("name") if _dict(choice).get("type") == "function" else None
-        wanted = choose_tool(tools, forced, choice == "required", prompt, after_tool_result)
+        wanted = choose_tool(
+            tools, forced, choice == "required", prompt, after_tool_result, system_text(payload)
+        )
         if wanted:
             return wanted
     return _openai_format(_dict(_dict(payload.get("text")).get("format")))
@@ -181,7 +196,14 @@ def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
     choice = _dict(payload.get("tool_choice"))
     if choice.get("type") != "none":
         forced = choice.get("name") if choice.get("type") == "tool" else None
-        wanted = choose_tool(tools, forced, choice.get("type") == "any", prompt, after_tool_result)
+        wanted = choose_tool(
+            tools,
+            forced,
+            choice.get("type") == "any",
+            prompt,
+            after_tool_result,
+            system_text(payload),
+        )
         if wanted:
             return wanted
     # `output_config.format` is the GA name; `output_format` the structured-outputs beta one.
@@ -233,7 +255,9 @@ def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
         allowed = [n for n in _list(_field(calling, "allowedFunctionNames")) if isinstance(n, str)]
         tools = [t for t in tools if t.name in allowed] or tools
         forced = allowed[0] if mode == "ANY" and len(allowed) == 1 else None
-        wanted = choose_tool(tools, forced, mode == "ANY", prompt, after_tool_result)
+        wanted = choose_tool(
+            tools, forced, mode == "ANY", prompt, after_tool_result, system_text(payload)
+        )
         if wanted:
             return wanted
     config = _dict(_field(payload, "generationConfig"))
