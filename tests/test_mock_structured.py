@@ -317,3 +317,20 @@ def test_gemini_any_mode_with_several_allowed_functions_is_not_forcing_the_first
     chosen = wanted("gemini.generate_content", payload, "")
     assert chosen is not None
     assert chosen.name == "final_result"
+
+
+def test_told_to_answer_by_tool_call_the_mock_calls_the_tool() -> None:
+    """instructor's thinking mode cannot force the tool, so it says so in the system prompt;
+    pydantic-ai's retry says it in the turn. A real model obeys either."""
+    payload = {
+        "system": [{"type": "text", "text": "Return only the tool call and no additional text."}],
+        "messages": [{"role": "user", "content": "Write a post about our latte"}],
+        "tools": [{"name": "PartialPost", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto"},
+    }
+    chosen = wanted("anthropic.messages", payload, "Write a post about our latte")
+    assert chosen is not None
+    assert chosen.name == "PartialPost"
+    retry = "Please include your response in a tool call."
+    assert choose_tool([PRICE_TOOL], None, False, retry) is not None
+    assert choose_tool([PRICE_TOOL], None, False, "Write a post about our latte") is None

@@ -64,33 +64,38 @@ def choose_tool(
     required: bool,
     prompt: str,
     answered: bool = False,
-    system: str = "",
+    payload: dict[str, Any] | None = None,
 ) -> Wanted | None:
     """The tool call to make: the forced one, else one the prompt names or asks for, else
     the answer tool. Once a tool's result is in the conversation (`answered`) the model
     does not call a working tool again: it answers, through the answer tool when there is
-    one or a call is required, so a tool loop ends."""
+    one or a call is required, so a tool loop ends. The system prompt of `payload` is read
+    only when nothing before decided (the mock path stays as fast without tools)."""
     if not tools:
         return None
     by_name = {t.name: t for t in tools}
     if forced is not None:
         tool = by_name.get(forced)
         return Wanted("tool", tool.schema, tool.name) if tool else None
-    answer_tools = [t for t in tools if _ANSWER_TOOL.search(f"{t.name} {t.description}")]
     if answered:
-        pick = answer_tools or (tools if required else [])
-        return Wanted("tool", pick[0].schema, pick[0].name) if pick else None
+        pick = _answer_tool(tools) or (tools[0] if required else None)
+        return Wanted("tool", pick.schema, pick.name) if pick else None
     lowered = prompt.lower()
     named = [
         t for t in tools if t.name.lower() in lowered or t.name.replace("_", " ").lower() in lowered
     ]
     if named:
         return Wanted("tool", named[0].schema, named[0].name)
-    if required or _ASKS_FOR_TOOL.search(prompt) or _ANSWER_BY_TOOL.search(f"{system}\n{prompt}"):
+    if required or _ASKS_FOR_TOOL.search(prompt) or _ANSWER_BY_TOOL.search(prompt):
         return Wanted("tool", tools[0].schema, tools[0].name)
-    if answer_tools:
-        return Wanted("tool", answer_tools[0].schema, answer_tools[0].name)
-    return None
+    if payload is not None and _ANSWER_BY_TOOL.search(system_text(payload)):
+        return Wanted("tool", tools[0].schema, tools[0].name)
+    pick = _answer_tool(tools)
+    return Wanted("tool", pick.schema, pick.name) if pick else None
+
+
+def _answer_tool(tools: list[Tool]) -> Tool | None:
+    return next((t for t in tools if _ANSWER_TOOL.search(f"{t.name} {t.description}")), None)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -124,7 +129,7 @@ def _openai_chat(payload: dict[str, Any], prompt: str) -> Wanted | None:
     if choice != "none":
         forced = _dict(_dict(choice).get("function")).get("name")
         wanted = choose_tool(
-            tools, forced, choice == "required", prompt, after_tool_result, system_text(payload)
+            tools, forced, choice == "required", prompt, after_tool_result, payload
         )
         if wanted:
             return wanted
@@ -164,7 +169,7 @@ def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
     if choice != "none":
         forced = _dict(choice).get("name") if _dict(choice).get("type") == "function" else None
         wanted = choose_tool(
-            tools, forced, choice == "required", prompt, after_tool_result, system_text(payload)
+            tools, forced, choice == "required", prompt, after_tool_result, payload
         )
         if wanted:
             return wanted
@@ -202,7 +207,7 @@ def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
             choice.get("type") == "any",
             prompt,
             after_tool_result,
-            system_text(payload),
+            payload,
         )
         if wanted:
             return wanted
@@ -255,9 +260,7 @@ def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
         allowed = [n for n in _list(_field(calling, "allowedFunctionNames")) if isinstance(n, str)]
         tools = [t for t in tools if t.name in allowed] or tools
         forced = allowed[0] if mode == "ANY" and len(allowed) == 1 else None
-        wanted = choose_tool(
-            tools, forced, mode == "ANY", prompt, after_tool_result, system_text(payload)
-        )
+        wanted = choose_tool(tools, forced, mode == "ANY", prompt, after_tool_result, payload)
         if wanted:
             return wanted
     config = _dict(_field(payload, "generationConfig"))
