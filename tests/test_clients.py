@@ -1,8 +1,8 @@
 """The client libraries apps use, run unchanged against a mock-only sidecar over HTTP.
 
-Grouped by library: LangChain (`ChatOpenAI`, `ChatAnthropic`), pydantic-ai (`Agent` over
-its OpenAI, Anthropic and Google models) and instructor (every mode that applies to the
-OpenAI and Anthropic SDKs). Each is asked what an app asks: plain text, a stream,
+Grouped by library: LangChain (`ChatOpenAI`, `ChatAnthropic`, `ChatGoogleGenerativeAI`),
+pydantic-ai (`Agent` over its OpenAI, Anthropic and Google models) and instructor (every
+mode that applies to the OpenAI, Anthropic and google-genai SDKs). Each is asked what an app asks: plain text, a stream,
 structured output in every way the library offers it, and a tool loop that must end
 with a text answer once the tool's result is in the conversation. Prompted JSON
 (schema in the prompt) is `tests/test_clients_prompted.py`. Versions are pinned in
@@ -11,8 +11,8 @@ with a text answer once the tool's result is in the conversation. Prompted JSON
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 import instructor
 import pytest
@@ -26,6 +26,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.tools import tool
+from langchain_google_genai import ChatGoogleGenerativeAI
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_ai import Agent, NativeOutput, ToolOutput
@@ -84,6 +85,15 @@ def chat_anthropic(sidecar: Sidecar) -> ChatAnthropic:
     )
 
 
+def chat_google(sidecar: Sidecar) -> ChatGoogleGenerativeAI:
+    return ChatGoogleGenerativeAI(
+        model="gemini-2.5-flash",
+        base_url=f"http://127.0.0.1:{sidecar.data_port}",
+        api_key=SecretStr(APP_KEY),
+        max_retries=0,
+    )
+
+
 async def langchain_text_and_stream(llm: BaseChatModel) -> None:
     """`ainvoke` answers with text about the subject; `astream`'s chunks add up to a message."""
     answer = await llm.ainvoke(ASK)
@@ -119,51 +129,42 @@ async def langchain_tool_loop(llm: BaseChatModel) -> tuple[AIMessage, int]:
     raise AssertionError(f"no text answer after {MAX_TURNS} turns: {messages}")
 
 
-async def test_langchain_chat_openai_text_and_stream(start_sidecar: StartSidecar) -> None:
-    await langchain_text_and_stream(chat_openai(await start_sidecar(MOCK_ONLY)))
+#: Each LangChain chat model, by the dialect it speaks to the sidecar.
+CHAT_MODELS: dict[str, Callable[[Sidecar], BaseChatModel]] = {
+    "openai": chat_openai,
+    "anthropic": chat_anthropic,
+    "google": chat_google,
+}
 
 
-async def test_langchain_chat_openai_structured_output(start_sidecar: StartSidecar) -> None:
-    """Both of ChatOpenAI's schema-carrying methods: a forced tool, and `json_schema`
-    (`response_format` strict), each giving a validated `Post`."""
-    llm = chat_openai(await start_sidecar(MOCK_ONLY))
-    for method in ("function_calling", "json_schema"):
-        post = await llm.with_structured_output(Post, method=method).ainvoke(ASK)
-        assert isinstance(post, Post), method
-        sensible(post)
-        streamed = [
-            part async for part in llm.with_structured_output(Post, method=method).astream(ASK)
-        ]
-        assert isinstance(streamed[-1], Post), method
-        sensible(streamed[-1])
+@pytest.mark.parametrize("provider", CHAT_MODELS)
+async def test_langchain_text_and_stream(start_sidecar: StartSidecar, provider: str) -> None:
+    await langchain_text_and_stream(CHAT_MODELS[provider](await start_sidecar(MOCK_ONLY)))
 
 
-async def test_langchain_chat_openai_tool_loop_ends_with_text(
-    start_sidecar: StartSidecar,
+@pytest.mark.parametrize("provider", CHAT_MODELS)
+@pytest.mark.parametrize("method", ["function_calling", "json_schema"])
+async def test_langchain_structured_output(
+    start_sidecar: StartSidecar, provider: str, method: Literal["function_calling", "json_schema"]
 ) -> None:
-    reply, calls = await langchain_tool_loop(chat_openai(await start_sidecar(MOCK_ONLY)))
-    assert calls == 1
-    assert reply.text.strip(), reply
+    """Each model's schema-carrying methods: a forced tool (`function_calling`) and the
+    provider's own JSON-schema mode (OpenAI `response_format`, Anthropic `output_format`,
+    Gemini `responseJsonSchema`), each giving a validated `Post`, invoked and streamed."""
+    llm = CHAT_MODELS[provider](await start_sidecar(MOCK_ONLY))
+    structured = llm.with_structured_output(Post, method=method)
+    post = await structured.ainvoke(ASK)
+    assert isinstance(post, Post)
+    sensible(post)
+    streamed = [part async for part in structured.astream(ASK)]
+    assert isinstance(streamed[-1], Post)
+    sensible(streamed[-1])
 
 
-async def test_langchain_chat_anthropic_text_and_stream(start_sidecar: StartSidecar) -> None:
-    await langchain_text_and_stream(chat_anthropic(await start_sidecar(MOCK_ONLY)))
-
-
-async def test_langchain_chat_anthropic_structured_output(start_sidecar: StartSidecar) -> None:
-    """ChatAnthropic's methods: a forced tool (`function_calling`, its default) and
-    `json_schema` (Anthropic's structured outputs, `output_format`)."""
-    llm = chat_anthropic(await start_sidecar(MOCK_ONLY))
-    for method in ("function_calling", "json_schema"):
-        post = await llm.with_structured_output(Post, method=method).ainvoke(ASK)
-        assert isinstance(post, Post), method
-        sensible(post)
-
-
-async def test_langchain_chat_anthropic_tool_loop_ends_with_text(
-    start_sidecar: StartSidecar,
+@pytest.mark.parametrize("provider", CHAT_MODELS)
+async def test_langchain_tool_loop_ends_with_text(
+    start_sidecar: StartSidecar, provider: str
 ) -> None:
-    reply, calls = await langchain_tool_loop(chat_anthropic(await start_sidecar(MOCK_ONLY)))
+    reply, calls = await langchain_tool_loop(CHAT_MODELS[provider](await start_sidecar(MOCK_ONLY)))
     assert calls == 1
     assert reply.text.strip(), reply
 
