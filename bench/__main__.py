@@ -18,6 +18,7 @@ from bench import hotspots, machine, quality, ttfc
 from bench.load import BODY, PATH, STREAM_BODY, WrkResult, ensure_wrk, run_wrk
 from bench.procs import (
     ALL_CPUS,
+    CACHE_MAX_BYTES,
     FREE,
     ONE_CPU,
     PROVIDER,
@@ -229,24 +230,42 @@ def measure_cached(
     wrk: str, upstream: Upstream, workdir: Path, seconds: int, redis_url: str | None = None
 ) -> Cached:
     """1 and 8 clients again with the response cache on (in-process, or in `redis_url`):
-    the bench repeats one body, so every request is a hit."""
+    first repeating one body (every request a hit), then with no body repeated (every
+    request a miss: a lookup, the provider call, a store). The misses fill `maxBytes`
+    many times over: what the cache then holds, and the process's peak memory, show
+    the bound holding."""
     backend = "Redis" if redis_url else "in-process"
     config = write_config(workdir, upstream.port, cache=True, redis_url=redis_url)
     sidecar = Sidecar.start(config)
     try:
-        ONE_CPU.apply(sidecar, upstream)
-        run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up, fills the cache
-        one = run_wrk(wrk, sidecar.port, connections=1, seconds=seconds)
-        FREE.apply(sidecar, upstream)
-        before = cpu_seconds(sidecar.proc.pid)
-        eight = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
-        cpu_us = 1e6 * (cpu_seconds(sidecar.proc.pid) - before) / eight.requests
-        cached = Cached(backend, one.p50_ms, one.p99_ms, eight.rps, cpu_us)
+        runs = []
+        for unique in (False, True):
+            ONE_CPU.apply(sidecar, upstream)
+            run_wrk(wrk, sidecar.port, connections=8, seconds=2, unique=unique)  # warm-up
+            one = run_wrk(wrk, sidecar.port, connections=1, seconds=seconds, unique=unique)
+            FREE.apply(sidecar, upstream)
+            before = cpu_seconds(sidecar.proc.pid)
+            eight = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds, unique=unique)
+            cpu_us = 1e6 * (cpu_seconds(sidecar.proc.pid) - before) / eight.requests
+            runs.append((one, eight, cpu_us))
+        (one, eight, cpu_us), (miss_one, miss_eight, miss_cpu_us) = runs
+        held = metric(sidecar.admin_port, "llm_rollout_cache_bytes")
+        misses = metric(sidecar.admin_port, 'llm_rollout_cache_requests_total{result="miss"}')
+        cached = Cached(
+            backend, one.p50_ms, one.p99_ms, eight.rps, cpu_us,
+            miss_p50_ms=miss_one.p50_ms, miss_p99_ms=miss_one.p99_ms, miss_rps=miss_eight.rps,
+            miss_cpu_us=miss_cpu_us, held_mb=held / 2**20, max_mb=CACHE_MAX_BYTES / 2**20,
+            rss_mb=sidecar.memory_mb()["VmHWM"], misses=int(misses),
+        )  # fmt: skip
     finally:
         sidecar.stop()
     print(f"cache hits ({backend}): 1 client p50 {cached.p50_ms:.3f} ms, "
           f"p99 {cached.p99_ms:.3f} ms; 8 clients {cached.rps:,.0f} req/s, "
-          f"{cached.cpu_us:.0f} us CPU per request", flush=True)  # fmt: skip
+          f"{cached.cpu_us:.0f} us CPU per request; misses: p50 {cached.miss_p50_ms:.3f} ms, "
+          f"p99 {cached.miss_p99_ms:.3f} ms, {cached.miss_rps:,.0f} req/s, "
+          f"{cached.miss_cpu_us:.0f} us CPU; held {cached.held_mb:.2f} of "
+          f"{cached.max_mb:.0f} MiB after {cached.misses:,} misses, "
+          f"RSS peak {cached.rss_mb:.0f} MB", flush=True)  # fmt: skip
     return cached
 
 

@@ -10,6 +10,16 @@ for line in string.gmatch(os.getenv("BENCH_HEADERS") or "", "[^\n]+") do
   if name then wrk.headers[name] = value end
 end
 
+-- BENCH_UNIQUE: every request's body differs (a counter in "user"; wrk runs one thread),
+-- so none repeats one before it: with the response cache on, every request is a miss.
+if os.getenv("BENCH_UNIQUE") == "1" then
+  local count, rest = 0, string.sub(wrk.body, 2)
+  request = function()
+    count = count + 1
+    return wrk.format(nil, nil, nil, '{"user":"bench-' .. count .. '",' .. rest)
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

@@ -90,6 +90,11 @@ class Upstream:
         self.proc.wait(5)
 
 
+#: The bench's cache bound: small enough that the miss runs (~0.5 KB an entry, thousands
+#: of them) fill it several times over, so eviction is part of what is measured.
+CACHE_MAX_BYTES = 2**20
+
+
 def write_config(
     directory: Path,
     upstream_port: int,
@@ -106,7 +111,8 @@ def write_config(
     mock instead, that share of it copied to the upstream."""
     budget = f"  budget: {{dailyUSD: '{daily_cap_usd}'}}\n" if daily_cap_usd else ""
     redis = f", redis: {{url: '{redis_url}', timeoutMs: 200}}" if redis_url else ""
-    budget += f"  cache: {{enabled: true, when: always{redis}}}\n" if cache else ""
+    budget += (f"  cache: {{enabled: true, when: always, maxBytes: {CACHE_MAX_BYTES}{redis}}}\n"
+               if cache else "")  # fmt: skip
     traffic = "    realWeight: 100\n"
     name = "bench-capped" if daily_cap_usd else "bench-cached" if cache else "bench-rollout"
     name += "-redis" if redis_url else ""

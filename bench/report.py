@@ -91,13 +91,21 @@ class Capped:
 
 @dataclass(frozen=True)
 class Cached:
-    """The same loads with the response cache on and every request a hit."""
+    """The same loads with the response cache on: every request a hit, then every one a miss."""
 
     backend: str  # in-process | Redis
     p50_ms: float
     p99_ms: float
     rps: float
     cpu_us: float
+    miss_p50_ms: float
+    miss_p99_ms: float
+    miss_rps: float
+    miss_cpu_us: float
+    held_mb: float  # llm_rollout_cache_bytes after the misses (in-process; Redis: 0)
+    max_mb: float  # cache.maxBytes
+    rss_mb: float  # the sidecar's peak RSS (VmHWM) over both loads
+    misses: int  # answers stored during the miss runs (each one new)
 
 
 @dataclass(frozen=True)
@@ -216,20 +224,33 @@ class Run:
         ]  # fmt: skip
 
     def _cached_figures(self) -> list[Figure]:
-        """Hits, next to the passthrough figures above (what a miss costs, plus one lookup)."""
+        """Hits next to misses, both next to the direct baseline (and the cache-off
+        passthrough figures above); with the in-process cache, what it holds after the
+        misses against `maxBytes`, and the peak RSS against the cache-off run's."""
         direct = self.latency[ONE_CPU]["direct"]
         rows = []
         for c in self.cached:
-            rows += [
-                Figure(f"added latency p50, 1 client, one CPU, cache hit ({c.backend})", "ms",
-                       c.p50_ms - direct.p50_ms, direct.p50_ms, c.p50_ms),
-                Figure(f"added latency p99, 1 client, one CPU, cache hit ({c.backend})", "ms",
-                       c.p99_ms - direct.p99_ms, direct.p99_ms, c.p99_ms),
-                Figure(f"throughput, 8 clients, cache hit ({c.backend})", "req/s", c.rps,
-                       self.throughput["direct"].rps, c.rps, higher_is_better=True),
-                Figure(f"CPU per request, cache hit ({c.backend})", "us", c.cpu_us,
-                       sidecar=c.cpu_us),
-            ]  # fmt: skip
+            for kind, p50, p99, rps, cpu in (
+                ("hit", c.p50_ms, c.p99_ms, c.rps, c.cpu_us),
+                ("miss", c.miss_p50_ms, c.miss_p99_ms, c.miss_rps, c.miss_cpu_us),
+            ):
+                rows += [
+                    Figure(f"added latency p50, 1 client, one CPU, cache {kind} ({c.backend})",
+                           "ms", p50 - direct.p50_ms, direct.p50_ms, p50),
+                    Figure(f"added latency p99, 1 client, one CPU, cache {kind} ({c.backend})",
+                           "ms", p99 - direct.p99_ms, direct.p99_ms, p99),
+                    Figure(f"throughput, 8 clients, cache {kind} ({c.backend})", "req/s", rps,
+                           self.throughput["direct"].rps, rps, higher_is_better=True),
+                    Figure(f"CPU per request, cache {kind} ({c.backend})", "us", cpu,
+                           sidecar=cpu),
+                ]  # fmt: skip
+            if c.backend == "in-process":
+                rows += [
+                    Figure(f"cache MiB held after {c.misses:,} misses (in-process)", "MiB",
+                           c.held_mb, target=c.max_mb),
+                    Figure("sidecar RSS peak, cache on (in-process; sidecar column: cache off)",
+                           "MB", c.rss_mb, sidecar=self.memory_mb["load"]),
+                ]  # fmt: skip
         return rows
 
     def _shadow_figures(self) -> list[Figure]:

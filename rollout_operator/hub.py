@@ -53,6 +53,8 @@ class Live:
     judge_from: int = 0
     #: Bumped to have every sidecar half-open its open breakers (a retry after an outage).
     breaker_epoch: int = 0
+    #: Bumped by `cache-flush`; kept in status.cacheEpoch, since sidecars key entries by it.
+    cache_epoch: int = 0
     history: list[dict[str, object]] = field(default_factory=list)  # see reconcile.HISTORY_LENGTH
     heartbeat: float = float("-inf")  # when status.operatorHeartbeat was last moved on
 
@@ -143,12 +145,13 @@ class Hub:
             and live.effective.spec == effective_spec
             and live.effective.phase == live.state.phase
             and live.effective.breaker_epoch == live.breaker_epoch
+            and live.effective.cache_epoch == live.cache_epoch
         ):
             return False
         live.version += 1
         live.effective = EffectiveConfig(
             version=live.version, phase=live.state.phase, spec=effective_spec,
-            breaker_epoch=live.breaker_epoch,
+            breaker_epoch=live.breaker_epoch, cache_epoch=live.cache_epoch,
         )  # fmt: skip
         live.changed.set()
         live.changed = asyncio.Event()

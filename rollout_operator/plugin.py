@@ -35,6 +35,7 @@ NAMED = {
     "pause": "hold the rollout at its current weight",
     "resume": "continue after `pause` or `set-weight`",
     "set-weight": "set the real weight by hand (and pause)",
+    "cache-flush": "every sidecar stops serving the answers it cached (in memory and Redis)",
 }
 SHELLS = ("bash", "zsh")
 

@@ -23,7 +23,10 @@ from rollout_operator.ledger import Ledger
 from rollout_operator.steps import CommandRejected, RolloutState, Transition
 
 COMMAND_ANNOTATION = "llm-rollout.io/command"
-VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-weight")
+#: Steers no traffic: sidecars stop serving answers cached before it (`Live.cache_epoch`).
+CACHE_FLUSH = "cache-flush"
+VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-weight",
+         CACHE_FLUSH)  # fmt: skip
 LEASE_TTL_SECONDS = 60.0
 # status.history: the last analysis runs, each with the step and weight it judged, per-arm
 # values and thresholds of every metric, requests and spend: the dashboard's charts over the
@@ -53,6 +56,7 @@ def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen:
         state, transitions = persisted, [Transition("Resumed", "operator resumed this rollout")]
         observed = int(status.get("observedGeneration", gen))
     live = Live(spec=spec, state=state, ledger=ledger, generation=observed, version=version)
+    live.cache_epoch = int(status.get("cacheEpoch", 0))
     live.last_command = str((status.get("lastCommand") or {}).get("id", ""))
     live.command_record = status.get("lastCommand")
     live.history = list(status.get("history") or [])[-HISTORY_LENGTH:]
@@ -68,6 +72,12 @@ def _command(live: Live, annotation: str, now: float) -> tuple[dict[str, str], l
     try:
         if verb not in VERBS:
             raise CommandRejected(f"unknown command {verb!r}; known: {', '.join(VERBS)}")
+        if verb == CACHE_FLUSH:  # in any phase: a wrong cached answer is wrong in all of them
+            live.cache_epoch += 1
+            record["result"] = "done"
+            return record, [Transition(
+                "CacheFlushed", f"cache flush: sidecars stop serving answers cached before it "
+                f"(cache epoch {live.cache_epoch})")]  # fmt: skip
         weight = int(argument) if verb == "set-weight" and argument.strip().isdigit() else None
         state, transitions = steps.command(
             live.spec, live.state, cast(steps.Command, verb), now, weight
@@ -160,7 +170,8 @@ def tick(
         record, done = _command(live, annotation, now)
         live.command_record = record
         transitions += done
-        restart = restart or record.get("result") == "done"
+        # A flush moves no traffic: the analysis in progress still judges the same question.
+        restart = restart or (record.get("result") == "done" and record["verb"] != CACHE_FLUSH)
     transitions += _analyse(live, now, external or {})
     live.state, walked = steps.advance(live.spec, live.state, now)
     transitions += walked
@@ -208,6 +219,7 @@ def _status(hub: Hub, live: Live, command: Any, now: float) -> dict[str, Any]:
         ],
         "observedGeneration": live.generation,
         "lastCommand": command,
+        "cacheEpoch": live.cache_epoch,
         "history": live.history,
         "operatorHeartbeat": round(live.heartbeat, 3),
     }

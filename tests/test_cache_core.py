@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.cache.entry import Entry, EntryError, dumps, loads
-from proxy.cache.key import cache_key, canonical_body
+from proxy.cache.key import cache_key, canonical_body, epoch_key, epoch_prefix
 from proxy.cache.lru import ByteLRU
 from proxy.cache.rules import Decision, decide, is_deterministic
 from proxy.config import parse_spec
@@ -158,3 +158,16 @@ def test_cache_config_defaults_and_errors_name_the_field() -> None:
         parse_spec({"cache": {"scope": "global"}})
     with pytest.raises(ValueError, match=r"cache\.redis\.url"):
         parse_spec({"cache": {"redis": {"url": "http://x"}}})
+
+
+def test_a_new_cache_epoch_puts_every_earlier_entry_out_of_reach() -> None:
+    """`cache-flush` bumps the epoch: the same request's name changes, and the names of
+    every earlier epoch are told apart by their prefix (what `RedisStore.prune` deletes)."""
+    provider = Provider(name="p", type="openai", base_url="http://x/v1")
+    digest = cache_key(rollout="shop/m", tenant=None, dialect="openai", path="/v1/chat/completions",
+                       streamed=False, provider=provider, body={"model": "m"})  # fmt: skip
+    names = [epoch_key(epoch, digest) for epoch in (0, 1, 10)]
+    assert len(set(names)) == 3
+    assert names[1].startswith(epoch_prefix(1))
+    assert not names[0].startswith(epoch_prefix(1))
+    assert not names[2].startswith(epoch_prefix(1)), "epoch 1 is not a prefix of epoch 10"

@@ -223,3 +223,50 @@ async def test_admin_flush_empties_the_cache(
         assert await flushed.json() == {"flushed": 1}
     assert sidecar.runtime.cache.bytes._value.get() == 0
     assert await ask() == "miss"
+
+
+async def test_responses_api_and_streams_replay_the_first_answer_byte_for_byte(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    """The Responses API (plain and streamed) is cached like chat; a replayed stream is the
+    bytes the first client received, in each dialect, not just the same text."""
+    sidecar = await start_sidecar(real_spec(fake_openai, fake_anthropic, cache=CACHE))
+    client = openai_client(sidecar)
+    plain = [
+        await client.responses.with_raw_response.create(
+            model="gpt-4o-mini", input="Describe the blue mug", temperature=0
+        )
+        for _ in range(2)
+    ]
+    assert [r.headers["x-llm-cache"] for r in plain] == ["miss", "hit"]
+    assert plain[1].http_response.content == plain[0].http_response.content
+    assert plain[1].parse().output_text == "Real OpenAI answer."
+
+    async def streamed(open_stream: Any) -> tuple[str, bytes]:
+        async with open_stream() as response:
+            return response.headers["x-llm-cache"], b"".join(
+                [chunk async for chunk in response.iter_bytes()]
+            )
+
+    claude = anthropic_client(sidecar)
+    for open_stream in (
+        lambda: client.responses.with_streaming_response.create(
+            model="gpt-4o-mini", input="Describe the blue mug", temperature=0, stream=True
+        ),
+        lambda: client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=ASK, temperature=0, stream=True
+        ),
+        lambda: claude.messages.with_streaming_response.create(
+            model="claude-sonnet-5",
+            max_tokens=64,
+            messages=ASK,  # type: ignore[arg-type]
+            stream=True,
+            extra_body={"temperature": 0},
+        ),
+    ):
+        (first, sent), (second, replayed) = [await streamed(open_stream) for _ in range(2)]
+        assert (first, second) == ("miss", "hit")
+        assert replayed == sent, "the replayed stream is the first one's bytes"
+        assert b"Real " in sent, "a real answer, not an empty stream"
+    assert len(fake_openai.requests) == 3, "one Responses, one Responses stream, one chat stream"
+    assert len(fake_anthropic.requests) == 1

@@ -6,6 +6,11 @@ the client's dialect and path, the provider that would serve it together with a
 fingerprint of that provider's config (a changed base URL or type invalidates its
 entries; the model is part of the body), and the body's canonical JSON.
 
+Every key starts with the rollout's cache epoch (``epoch_key``), which `kubectl
+llmrollout cache-flush` bumps through the operator: an entry stored before a flush is
+out of reach the moment a sidecar takes the new epoch, in memory and in a shared
+Redis alike, before (and whether or not) anything is deleted.
+
 ``stream`` and ``stream_options`` are left out of the canonical body, but whether
 the client streams is keyed separately: a stored SSE stream is never turned into a
 plain body or the reverse, so a plain request and a stream request of the same
@@ -60,3 +65,13 @@ def cache_key(
         digest.update(b"\0")
     digest.update(canonical_body(body))
     return digest.hexdigest()
+
+
+def epoch_key(epoch: int, digest: str) -> str:
+    """The name an entry is stored under in cache epoch ``epoch`` (see the module's doc)."""
+    return f"{epoch}:{digest}"
+
+
+def epoch_prefix(epoch: int) -> str:
+    """What the names of epoch ``epoch``'s entries start with; other names are stale."""
+    return epoch_key(epoch, "")

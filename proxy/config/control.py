@@ -182,6 +182,12 @@ class EffectiveConfig(Model):
         description="bumps when the operator wants providers tried again (a retry after an "
         "outage): sidecars half-open every open circuit breaker",
     )
+    cache_epoch: int = Field(
+        default=0,
+        ge=0,
+        description="bumps on `kubectl llmrollout cache-flush`: cached answers stored under an "
+        "earlier epoch are never served again (the epoch is part of every cache key)",
+    )
     spec: LLMRolloutSpec = Field(
         description="the rollout's spec with traffic.realWeight set to the operator's current "
         "weight, forceMock set on abort, and each provider's rateLimit divided by the number "

@@ -107,7 +107,13 @@ async def cache_flush(request: web.Request) -> web.Response:
     """Drop every cached answer; only from inside the pod (the admin port is reachable outside)."""
     if not from_loopback(request):
         raise web.HTTPForbidden(text="cache flush is accepted from loopback only\n")
-    flushed = await request.app[ADMIN_RUNTIME].cache.flush()
+    cache = request.app[ADMIN_RUNTIME].cache
+    flushed = await cache.flush()
+    if flushed is None:
+        where = cache.redis.where if cache.redis is not None else "?"
+        return web.json_response(
+            {"error": f"Redis at {where} did not answer the flush; entries expire with "
+                      "cache.ttlSeconds, or try again"}, status=503)  # fmt: skip
     return web.json_response({"flushed": flushed})
 
 

@@ -15,15 +15,16 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from proxy.cache.entry import Entry, EntryError, dumps, loads
-from proxy.cache.key import cache_key
+from proxy.cache.key import cache_key, epoch_key
 from proxy.cache.lru import ByteLRU
 from proxy.cache.rules import Decision, decide
 from proxy.config.model import ApiKey, Cache, CacheRedis, Provider
@@ -62,6 +63,8 @@ class ResponseCache:
         self.clock = clock  # wall clock: an entry's age is shown to clients
         #: Keys name the rollout so that a shared store never mixes two rollouts' answers.
         self.rollout = "standalone"
+        #: The operator's cache epoch (standalone: 0); every key starts with it (`epoch_key`).
+        self.epoch = 0
         self.lru = ByteLRU(max_bytes=Cache().max_bytes, ttl_seconds=Cache().ttl_seconds)
         self.requests = Counter(
             "llm_rollout_cache_requests",
@@ -77,9 +80,22 @@ class ResponseCache:
         self.entries = Gauge("llm_rollout_cache_entries", "Entries held.", registry=registry)
         self.bytes = Gauge("llm_rollout_cache_bytes", "Bytes held (bounded by maxBytes).",
                            registry=registry)  # fmt: skip
+        self.flushes = Counter(
+            "llm_rollout_cache_flushes",
+            "Flushes this sidecar applied, by who asked: operator (kubectl llmrollout "
+            "cache-flush) or admin (POST /cache/flush).",
+            ["source"],
+            registry=registry,
+        )
+        self.epoch_gauge = Gauge(
+            "llm_rollout_cache_epoch",
+            "The cache epoch in force; equal to the rollout's status.cacheEpoch once this "
+            "sidecar has taken the last cache-flush.",
+            registry=registry,
+        )
         self.redis_errors = error_counter(registry)
         self.redis: RedisStore | None = None
-        self._closing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
 
     def configure(self, spec: Cache, keys: KeyStore) -> None:
         """Apply new bounds (entries over a smaller bound go at the next store) and backend."""
@@ -94,14 +110,44 @@ class ResponseCache:
             wanted, _password(wanted, keys), self.redis_errors
         )  # fmt: skip
 
-    async def flush(self) -> int:
-        """Drop this rollout's entries; how many there were."""
+    async def flush(self) -> int | None:
+        """Drop this rollout's entries (admin); how many there were, None if Redis failed."""
+        self.flushes.labels("admin").inc()
         if self.redis is not None:
             return await self.redis.flush(self.rollout)
-        flushed = len(self.lru)
+        return self._drop_local()
+
+    def new_epoch(self, epoch: int, joining: bool) -> None:
+        """Take the operator's cache epoch: entries of earlier ones are out of reach at once.
+
+        A running sidecar (a `kubectl llmrollout cache-flush`) also drops its in-process
+        entries and, with Redis, offers to delete the rollout's stale entries there (one
+        sidecar of the rollout does, `RedisStore.prune`). A sidecar joining (a start or a
+        restart) only takes the epoch and deletes nothing shared: a restart never empties
+        the cache the other pods use, and what a flush left behind expires with its TTL.
+        """
+        self.epoch = epoch
+        self.epoch_gauge.set(epoch)
+        dropped = self._drop_local()  # unreachable now; local, so no one else loses anything
+        if joining:
+            return
+        self.flushes.labels("operator").inc()
+        log.info("cache: flushed at the operator's request (cache epoch %d): %d in-process "
+                 "entries dropped", epoch, dropped)  # fmt: skip
+        if self.redis is not None:
+            self._spawn(self._prune(self.redis, epoch))
+
+    async def _prune(self, store: RedisStore, epoch: int) -> None:
+        removed = await store.prune(self.rollout, epoch, int(self.lru.ttl_seconds))
+        if removed is not None:
+            log.info("cache: deleted %d entries of earlier cache epochs of %s from Redis at %s",
+                     removed, self.rollout, store.where)  # fmt: skip
+
+    def _drop_local(self) -> int:
+        dropped = len(self.lru)
         self.lru.flush()
         self._gauge()
-        return flushed
+        return dropped
 
     async def lookup(
         self,
@@ -125,7 +171,7 @@ class ResponseCache:
         decision = decide(document, headers, spec.when)
         if decision is Decision.BYPASS:
             return self._count(BYPASS)
-        key = cache_key(
+        key = epoch_key(self.epoch, cache_key(
             rollout=self.rollout,
             tenant=tenant if spec.scope == "tenant" else None,
             dialect=dialect,
@@ -133,7 +179,7 @@ class ResponseCache:
             streamed=streamed,
             provider=provider,
             body=document,
-        )
+        ))  # fmt: skip
         entry = await self._get(key) if decision is Decision.LOOKUP else None
         if entry is not None:
             self.saved_usd.inc(float(entry.cost_usd))
@@ -200,12 +246,16 @@ class ResponseCache:
             return None  # not ours (or truncated): a miss, overwritten by the next store
 
     def _close(self, store: RedisStore) -> None:
+        self._spawn(store.close())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         try:
-            task = asyncio.get_running_loop().create_task(store.close())
+            task = asyncio.get_running_loop().create_task(work)
         except RuntimeError:
+            work.close()
             return  # no loop (start-up): nothing was ever opened
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _count(self, lookup: Lookup) -> Lookup:
         self.requests.labels(lookup.result).inc()

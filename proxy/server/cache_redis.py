@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from proxy.cache.key import epoch_prefix
 from proxy.config.model import CacheRedis
 
 log = logging.getLogger("llm_rollout.cache")
@@ -61,11 +62,45 @@ class RedisStore:
             return
         self._answered()
 
-    async def flush(self, rollout: str) -> int:
-        """Delete this rollout's entries (other rollouts sharing the Redis keep theirs)."""
-        removed = 0
-        async for name in self.client.scan_iter(match=self.name(rollout, "*"), count=500):
-            removed += int(await self.client.unlink(name))
+    async def flush(self, rollout: str) -> int | None:
+        """Delete this rollout's entries, of every cache epoch (other rollouts sharing the
+        Redis keep theirs); None if Redis failed first (what was left expires with its TTL)."""
+        return await self._unlink(rollout, keep=None)
+
+    async def prune(self, rollout: str, epoch: int, ttl_seconds: int) -> int | None:
+        """After `kubectl llmrollout cache-flush`: delete this rollout's entries of earlier
+        cache epochs, by one sidecar only. They are out of reach already (``epoch_key``), so
+        this only frees their memory before their TTL would; the first sidecar to claim the
+        epoch's marker does it, the others (None) need not scan the same keys again. The
+        marker lives as long as an entry does: past that, nothing stale is left to delete."""
+        marker = f"{self.spec.key_prefix}{rollout}#pruned:{epoch}"
+        try:
+            async with asyncio.timeout(self.timeout):
+                claimed = await self.client.set(marker, b"1", nx=True, ex=max(1, ttl_seconds))
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failed("set", error)
+            return None
+        self._answered()
+        return await self._unlink(rollout, keep=epoch_prefix(epoch)) if claimed else None
+
+    async def _unlink(self, rollout: str, keep: str | None) -> int | None:
+        """Delete the rollout's names, except those of the epoch `keep` names; each call to
+        Redis bounded by the socket timeout, a batch of names at a time."""
+        kept = self.name(rollout, keep).encode() if keep is not None else None
+        removed, batch = 0, []
+        try:
+            async for name in self.client.scan_iter(match=self.name(rollout, "*"), count=500):
+                if kept is None or not name.startswith(kept):
+                    batch.append(name)
+                if len(batch) >= 500:
+                    removed += int(await self.client.unlink(*batch))
+                    batch = []
+            if batch:
+                removed += int(await self.client.unlink(*batch))
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failed("delete", error)
+            return None
+        self._answered()
         return removed
 
     async def close(self) -> None:

@@ -182,6 +182,8 @@ class ControlClient:
                 self.runtime.apply(config.spec, f"operator v{config.version} ({config.phase})")
                 if config.breaker_epoch > self.breaker_epoch:
                     self._try_providers_again(config.breaker_epoch, joining)
+                if config.cache_epoch != self.runtime.cache.epoch:  # `kubectl ... cache-flush`
+                    self.runtime.cache.new_epoch(config.cache_epoch, joining)
                 self._reconfigured.set()
                 self.runtime.budget.wanted.set()  # a new cap: the keeper acts on it now
                 backoff = 0.5

@@ -131,7 +131,7 @@ async def events(request: web.Request) -> web.Response:
 
 
 async def act(request: web.Request) -> web.Response:
-    """promote | promote-full | abort | retry | pause | resume | set-weight, as the plugin."""
+    """Any of `reconcile.VERBS` (promote, abort, ..., cache-flush), as the plugin sends it."""
     if request.content_type != "application/json" or not _same_origin(request):
         return web.json_response({"ok": False, "text": "actions take JSON from this page"},
                                  status=403)  # fmt: skip

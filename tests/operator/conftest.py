@@ -43,11 +43,13 @@ class FakeOpenAI:
 
     def __init__(self) -> None:
         self.failing = False
+        self.calls = 0  # chat completions asked for, answered or failed
         self.port = 0
         self._runner: web.AppRunner | None = None
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
+        self.calls += 1
         if self.failing:
             error = {"error": {"message": "upstream overloaded", "type": "server_error",
                                "param": None, "code": None}}  # fmt: skip

@@ -212,3 +212,39 @@ def test_history_keeps_each_analysis_run_bounded_and_across_restarts() -> None:
     status, _ = run(Hub(), SPEC, now=100, status=status)
     assert len(status["history"]) == HISTORY_LENGTH
     assert status["operatorHeartbeat"] == 100
+
+
+def test_cache_flush_bumps_the_epoch_sidecars_follow_in_any_phase_and_keeps_it() -> None:
+    """`cache-flush` moves no traffic: the analysis under way keeps its windows; the epoch
+    survives an operator restart, since sidecars key their entries by it (a lost epoch
+    would bring flushed answers back)."""
+    hub = Hub()
+    status, _ = run(hub, SPEC, now=0)
+    live = hub.rollouts[KEY]
+    assert status["cacheEpoch"] == 0
+    assert live.effective is not None
+    assert live.effective.cache_epoch == 0
+    window = {"real": ArmWindow(requests=2, latency_buckets=[2] + [0] * 17)}
+    hub.report(live, WindowReport(sidecar="a", config_version=live.version, arms=window), 0.2)
+    version, judge_from = live.version, live.judge_from
+    status, reasons = run(hub, SPEC, now=0.5, command="c1 cache-flush", status=status)
+    assert reasons == ["CacheFlushed"]
+    assert status["lastCommand"] == {"id": "c1", "verb": "cache-flush", "result": "done"}
+    assert status["cacheEpoch"] == 1
+    assert (status["phase"], status["realWeight"]) == ("Paused", 20), "no traffic moved"
+    assert live.effective is not None
+    assert live.effective.cache_epoch == 1
+    assert live.version == version + 1, "a new config version wakes the sidecars' long-polls"
+    assert live.judge_from == judge_from, "analysis not restarted"
+    assert "a" in live.windows, "the window under way is kept"
+    # Aborted: a wrong cached answer is still wrong, the flush is not refused.
+    status, _ = run(hub, SPEC, now=1, command="c2 abort", status=status)
+    status, reasons = run(hub, SPEC, now=2, command="c3 cache-flush", status=status)
+    assert (reasons, status["cacheEpoch"], status["phase"]) == (["CacheFlushed"], 2, "Aborted")
+    # A new operator (empty hub) publishes the epoch it finds in status, not 0.
+    fresh = Hub()
+    status, _ = run(fresh, SPEC, now=3, command="c3 cache-flush", status=status)
+    assert status["cacheEpoch"] == 2, "the same command id is not run again"
+    effective = fresh.rollouts[KEY].effective
+    assert effective is not None
+    assert effective.cache_epoch == 2
