@@ -2,11 +2,11 @@
 
 Grouped by library: LangChain (`ChatOpenAI`, `ChatAnthropic`, `ChatGoogleGenerativeAI`),
 pydantic-ai (`Agent` over its OpenAI, Anthropic and Google models) and instructor (every
-mode that applies to the OpenAI, Anthropic and google-genai SDKs). Each is asked what an app asks: plain text, a stream,
-structured output in every way the library offers it, and a tool loop that must end
-with a text answer once the tool's result is in the conversation. Prompted JSON
-(schema in the prompt) is `tests/test_clients_prompted.py`. Versions are pinned in
-`pyproject.toml`; the README's mock section lists what is covered.
+mode that applies to the OpenAI, Anthropic and google-genai SDKs). Each is asked what an
+app asks: plain text, a stream, structured output in every way the library offers it,
+and a tool loop that must end with an answer once the tool's result is in the
+conversation. Prompted JSON (schema in the prompt) is `tests/test_clients_prompted.py`.
+Versions are pinned in `pyproject.toml`; the README's mock section lists what is covered.
 """
 
 from __future__ import annotations
