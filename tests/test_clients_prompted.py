@@ -2,10 +2,9 @@
 
 LangChain's `PydanticOutputParser` (format instructions in the human turn, parsed by
 the library) over `ChatOpenAI` and `ChatAnthropic`, streamed or not, and pydantic-ai's
-`PromptedOutput` over its OpenAI, Anthropic and Google models. instructor is not
-here: every instructor release pins `openai` below the 3.x this project tests with,
-so its `Mode.JSON` / `Mode.ANTHROPIC_JSON` requests are reproduced verbatim in
-`tests/test_sdk_prompted.py` instead.
+`PromptedOutput` over its OpenAI, Anthropic and Google models. instructor's
+prompted modes (`Mode.JSON`, `Mode.MD_JSON`, `Mode.ANTHROPIC_JSON`) run in
+`tests/test_clients.py` with the rest of its modes.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
+from proxy.mock.structured import Tool, Wanted, choose_tool, wanted
 from tests.conftest import StartSidecar, anthropic_client, openai_client
 
 MOCK_ONLY = {"mock": {"seed": 11}, "traffic": {"realWeight": 0}}
@@ -269,3 +270,67 @@ async def test_gemini_forced_function_call(start_sidecar: StartSidecar) -> None:
     call = response.function_calls[0]
     assert call.name == "get_weather"
     jsonschema.validate(call.args, parameters)
+
+
+#: pydantic-ai's output tool as it sends it: the app's answer arrives as this call.
+FINAL_RESULT = Tool(
+    "final_result", "The final response which ends this conversation", {"type": "object"}
+)
+PRICE_TOOL = Tool("get_price", "The current price of a product", {"type": "object"})
+
+
+def test_the_answer_tool_carries_the_answer_when_no_other_tool_is_asked_for() -> None:
+    """A real model answers through the output tool even when `tool_choice` is auto;
+    text would come back as a retry ("Please include your response in a tool call")."""
+    chosen = choose_tool([PRICE_TOOL, FINAL_RESULT], None, False, "Write a post on lattes")
+    assert chosen == Wanted("tool", FINAL_RESULT.schema, "final_result")
+
+
+def test_a_tool_loop_ends_once_the_result_is_in() -> None:
+    """After a tool's result the working tool is not called again: the answer tool if
+    there is one, a tool only when one is required, else text."""
+    tools = [PRICE_TOOL, FINAL_RESULT]
+    ask = "Use the get_price tool for a latte"
+    assert choose_tool(tools, None, True, ask) == Wanted("tool", PRICE_TOOL.schema, "get_price")
+    after = choose_tool(tools, None, True, ask, answered=True)
+    assert after == Wanted("tool", FINAL_RESULT.schema, "final_result")
+    assert choose_tool([PRICE_TOOL], None, False, ask, answered=True) is None
+    forced = choose_tool([PRICE_TOOL], "get_price", False, ask, answered=True)
+    assert forced == Wanted("tool", PRICE_TOOL.schema, "get_price")  # forced is forced
+
+
+def test_gemini_any_mode_with_several_allowed_functions_is_not_forcing_the_first() -> None:
+    payload = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "Use the get_price tool for a latte"}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "get_price", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_price"}}]},
+        ],
+        "tools": [{"functionDeclarations": [{"name": "get_price"}, {"name": "final_result"}]}],
+        "toolConfig": {
+            "functionCallingConfig": {
+                "mode": "ANY",
+                "allowedFunctionNames": ["get_price", "final_result"],
+            }
+        },
+    }
+    chosen = wanted("gemini.generate_content", payload, "")
+    assert chosen is not None
+    assert chosen.name == "final_result"
+
+
+def test_told_to_answer_by_tool_call_the_mock_calls_the_tool() -> None:
+    """instructor's thinking mode cannot force the tool, so it says so in the system prompt;
+    pydantic-ai's retry says it in the turn. A real model obeys either."""
+    payload = {
+        "system": [{"type": "text", "text": "Return only the tool call and no additional text."}],
+        "messages": [{"role": "user", "content": "Write a post about our latte"}],
+        "tools": [{"name": "PartialPost", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto"},
+    }
+    chosen = wanted("anthropic.messages", payload, "Write a post about our latte")
+    assert chosen is not None
+    assert chosen.name == "PartialPost"
+    retry = "Please include your response in a tool call."
+    assert choose_tool([PRICE_TOOL], None, False, retry) is not None
+    assert choose_tool([PRICE_TOOL], None, False, "Write a post about our latte") is None

@@ -3,9 +3,9 @@
 The requests are the ones instructor, LangChain and pydantic-ai send (their prompt
 templates reproduced verbatim below: instructor 1.x `Mode.JSON` and
 `Mode.ANTHROPIC_JSON`, langchain-core `PydanticOutputParser` format instructions,
-pydantic-ai `PromptedOutput`); the libraries themselves are not dependencies of
-this project. Each answer must parse into the app's pydantic model, as the
-library would parse it.
+pydantic-ai `PromptedOutput`), so the mock's reading of them is tested with the SDKs
+alone; the libraries themselves run in `tests/test_clients*.py`. Each answer must parse
+into the app's pydantic model, as the library would parse it.
 """
 
 from __future__ import annotations

@@ -46,25 +46,56 @@ _ASKS_FOR_TOOL = re.compile(
 )
 
 
+#: How libraries describe the tool that carries the app's final answer (pydantic-ai's
+#: `final_result`, "The final response which ends this conversation"): a model answers
+#: through it rather than in text, which such a library would send back as a retry.
+_ANSWER_TOOL = re.compile(r"\bfinal[ _](result|response|answer|output)\b", re.IGNORECASE)
+
+
+#: Instructions, in the system prompt or the turn, to answer by a tool call rather than in
+#: text (instructor's "Return only the tool call", pydantic-ai's retry "Please include
+#: your response in a tool call").
+_ANSWER_BY_TOOL = re.compile(r"\b(in|with|as|only) (a|the) (tool|function) call\b", re.IGNORECASE)
+
+
 def choose_tool(
-    tools: list[Tool], forced: str | None, required: bool, prompt: str
+    tools: list[Tool],
+    forced: str | None,
+    required: bool,
+    prompt: str,
+    answered: bool = False,
+    payload: dict[str, Any] | None = None,
 ) -> Wanted | None:
-    """The tool call to make: the forced one, else one the prompt names or asks for."""
+    """The tool call to make: the forced one, else one the prompt names or asks for, else
+    the answer tool. Once a tool's result is in the conversation (`answered`) the model
+    does not call a working tool again: it answers, through the answer tool when there is
+    one or a call is required, so a tool loop ends. The system prompt of `payload` is read
+    only when nothing before decided (the mock path stays as fast without tools)."""
     if not tools:
         return None
     by_name = {t.name: t for t in tools}
     if forced is not None:
         tool = by_name.get(forced)
         return Wanted("tool", tool.schema, tool.name) if tool else None
+    if answered:
+        pick = _answer_tool(tools) or (tools[0] if required else None)
+        return Wanted("tool", pick.schema, pick.name) if pick else None
     lowered = prompt.lower()
     named = [
         t for t in tools if t.name.lower() in lowered or t.name.replace("_", " ").lower() in lowered
     ]
     if named:
         return Wanted("tool", named[0].schema, named[0].name)
-    if required or _ASKS_FOR_TOOL.search(prompt):
+    if required or _ASKS_FOR_TOOL.search(prompt) or _ANSWER_BY_TOOL.search(prompt):
         return Wanted("tool", tools[0].schema, tools[0].name)
-    return None
+    if payload is not None and _ANSWER_BY_TOOL.search(system_text(payload)):
+        return Wanted("tool", tools[0].schema, tools[0].name)
+    pick = _answer_tool(tools)
+    return Wanted("tool", pick.schema, pick.name) if pick else None
+
+
+def _answer_tool(tools: list[Tool]) -> Tool | None:
+    return next((t for t in tools if _ANSWER_TOOL.search(f"{t.name} {t.description}")), None)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -95,9 +126,11 @@ def _openai_chat(payload: dict[str, Any], prompt: str) -> Wanted | None:
     after_tool_result = bool(messages) and _dict(messages[-1]).get("role") == "tool"
     tools = _openai_chat_tools(payload)
     choice = payload.get("tool_choice")
-    if choice != "none" and not after_tool_result:
+    if choice != "none":
         forced = _dict(_dict(choice).get("function")).get("name")
-        wanted = choose_tool(tools, forced, choice == "required", prompt)
+        wanted = choose_tool(
+            tools, forced, choice == "required", prompt, after_tool_result, payload
+        )
         if wanted:
             return wanted
     return _openai_format(_dict(payload.get("response_format")))
@@ -133,9 +166,11 @@ def _openai_responses(payload: dict[str, Any], prompt: str) -> Wanted | None:
     after_tool_result = bool(items) and _dict(items[-1]).get("type") == "function_call_output"
     tools = _openai_responses_tools(payload)
     choice = payload.get("tool_choice")
-    if choice != "none" and not after_tool_result:
+    if choice != "none":
         forced = _dict(choice).get("name") if _dict(choice).get("type") == "function" else None
-        wanted = choose_tool(tools, forced, choice == "required", prompt)
+        wanted = choose_tool(
+            tools, forced, choice == "required", prompt, after_tool_result, payload
+        )
         if wanted:
             return wanted
     return _openai_format(_dict(_dict(payload.get("text")).get("format")))
@@ -164,9 +199,16 @@ def _anthropic_messages(payload: dict[str, Any], prompt: str) -> Wanted | None:
     )
     tools = _anthropic_tools(payload)
     choice = _dict(payload.get("tool_choice"))
-    if choice.get("type") != "none" and not after_tool_result:
+    if choice.get("type") != "none":
         forced = choice.get("name") if choice.get("type") == "tool" else None
-        wanted = choose_tool(tools, forced, choice.get("type") == "any", prompt)
+        wanted = choose_tool(
+            tools,
+            forced,
+            choice.get("type") == "any",
+            prompt,
+            after_tool_result,
+            payload,
+        )
         if wanted:
             return wanted
     # `output_config.format` is the GA name; `output_format` the structured-outputs beta one.
@@ -214,10 +256,11 @@ def _gemini(payload: dict[str, Any], prompt: str) -> Wanted | None:
     tools = _gemini_tools(payload)
     calling = _dict(_field(_field(payload, "toolConfig"), "functionCallingConfig"))
     mode = str(calling.get("mode", "AUTO")).upper()
-    if mode != "NONE" and not after_tool_result:
+    if mode != "NONE":
         allowed = [n for n in _list(_field(calling, "allowedFunctionNames")) if isinstance(n, str)]
-        forced = allowed[0] if mode == "ANY" and allowed else None
-        wanted = choose_tool(tools, forced, mode == "ANY", prompt)
+        tools = [t for t in tools if t.name in allowed] or tools
+        forced = allowed[0] if mode == "ANY" and len(allowed) == 1 else None
+        wanted = choose_tool(tools, forced, mode == "ANY", prompt, after_tool_result, payload)
         if wanted:
             return wanted
     config = _dict(_field(payload, "generationConfig"))
