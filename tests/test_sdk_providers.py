@@ -152,6 +152,11 @@ def test_azure_settings_are_refused_on_other_provider_types() -> None:
                                   "azure": {"apiVersion": "latest"}}]}  # fmt: skip
     with pytest.raises(ConfigError, match="apiVersion"):
         parse_spec(bad_version)
+    judged = {"providers": [{"name": "az", "type": "azure-openai",
+                             "baseURL": "https://x.openai.azure.com", "apiKey": {"env": "K"}}],
+              "quality": {"judge": {"provider": "az", "model": "gpt-4o-mini"}}}  # fmt: skip
+    with pytest.raises(ConfigError, match="quality.judge.provider: 'az' is an azure-openai"):
+        parse_spec(judged)
 
 
 #: A Groq-style OpenAI-compatible server: its API below /openai/v1, its own model names

@@ -633,6 +633,12 @@ class LLMRolloutSpec(Model):
                 f"quality.judge.provider names unknown provider {judge.provider}; "
                 f"known: {', '.join(names) or 'none'}"
             )
+        judged_by = self.provider(judge.provider) if judge is not None else None
+        if judged_by is not None and judged_by.type == "azure-openai":
+            raise ValueError(
+                f"quality.judge.provider: '{judged_by.name}' is an azure-openai provider, "
+                "which cannot judge yet; name an openai, anthropic or gemini provider"
+            )
         return self
 
     def provider(self, name: str) -> Provider | None:
