@@ -8,6 +8,7 @@ price) whose configured prices are what the answer costs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import openai
 import pytest
 
-from proxy.config import ConfigError, parse_spec
+from proxy.config import ConfigError, load_text, parse_spec
 from tests.conftest import StartSidecar, anthropic_client, openai_client, wait_until
 from tests.fakes.azure import API_VERSION, FakeAzureOpenAI
 from tests.fakes.base import Fault
@@ -139,6 +140,19 @@ async def test_a_path_azure_does_not_serve_is_refused_naming_the_provider(
     assert "azure-east" in str(caught.value)
     assert "/responses" in str(caught.value)
     assert fake_azure.requests == []
+
+
+def test_the_readme_provider_examples_are_valid_configs() -> None:
+    """Each config the README shows for these providers loads as written."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("<!-- provider examples: start -->")[1].split("<!-- provider examples")[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    loaded = [load_text(block, "README.md") for block in blocks]
+    azure = loaded[0].providers[0]
+    assert azure.azure_settings is not None
+    assert azure.azure_settings.deployment_for("gpt-4o-mini") == "chat-prod"
+    assert [p.name for p in loaded[1].providers] == ["groq", "local-vllm"]
 
 
 def test_azure_settings_are_refused_on_other_provider_types() -> None:
