@@ -169,7 +169,7 @@ def test_azure_settings_are_refused_on_other_provider_types() -> None:
     judged = {"providers": [{"name": "az", "type": "azure-openai",
                              "baseURL": "https://x.openai.azure.com", "apiKey": {"env": "K"}}],
               "quality": {"judge": {"provider": "az", "model": "gpt-4o-mini"}}}  # fmt: skip
-    with pytest.raises(ConfigError, match="quality.judge.provider: 'az' is an azure-openai"):
+    with pytest.raises(ConfigError, match=r"quality\.judge\.provider: 'az' is an azure-openai"):
         parse_spec(judged)
 
 
