@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: crd demo demo-cluster test check lint typecheck layers pytest bench bench-peers soak fuzz lock clean k8s-bins manifests
+.PHONY: crd demo demo-cluster test check lint typecheck layers pytest bench bench-peers bench-fleet soak fuzz lock clean k8s-bins manifests
 
 # A virtual environment with exactly the pinned packages, rebuilt when the pins change.
 $(STAMP): requirements.lock pyproject.toml
@@ -63,6 +63,10 @@ bench: $(STAMP)
 ## The sidecar next to LiteLLM, Portkey and a bare aiohttp passthrough (installs them into .cache/peers/).
 bench-peers: $(STAMP)
 	$(BIN)/python -m bench.peers
+
+## One operator and 100, 1,000, 3,000 simulated sidecars on its control channel; writes docs/scaling.md.
+bench-fleet: $(STAMP)
+	$(BIN)/python -m bench.fleet
 
 ## Property-based fuzzing of every endpoint for MINUTES (a bounded run is part of `make test`).
 fuzz: $(STAMP)

@@ -8,8 +8,10 @@ method, so tests and other deployments can plug in their own.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from proxy.config import LabelSelector, selects
 from rollout_operator.kube import KubeClient, KubeError
@@ -18,6 +20,30 @@ from rollout_operator.kube import KubeClient, KubeError
 AUDIENCE = "llm-rollout"
 POD_NAME = "authentication.kubernetes.io/pod-name"
 POD_UID = "authentication.kubernetes.io/pod-uid"
+
+
+_T = TypeVar("_T")
+
+
+def _flight(
+    flights: dict[tuple[str, str], asyncio.Task[_T]],
+    key: tuple[str, str],
+    start: Callable[[], Coroutine[Any, Any, _T]],
+) -> asyncio.Task[_T]:
+    """The one call in flight for `key`, started if there is none (single flight)."""
+    task = flights.get(key)
+    if task is None:
+        task = flights[key] = asyncio.ensure_future(start())
+        task.add_done_callback(lambda done: _forget(flights, key, done))
+    return task
+
+
+def _forget(
+    flights: dict[tuple[str, str], Any], key: tuple[str, str], done: asyncio.Task[Any]
+) -> None:
+    flights.pop(key, None)
+    if not done.cancelled():
+        done.exception()  # retrieved: a read nobody awaited (run behind a call) logs nothing
 
 
 class Denied(Exception):
@@ -42,9 +68,16 @@ class TokenReviewAuthenticator:
     A token's review is cached for `cache_seconds` (every sidecar calls every few
     seconds; a TokenReview per call would load the API server for nothing), but the
     pod it names is read again once its last read is `pod_check_seconds` old: a token
-    outlives its pod by at most that long, and a pod whose labels changed is judged on
-    the new ones. A pod read that finds no pod, or one with another uid than the token
-    was issued to (deleted and recreated under the same name), drops the token.
+    outlives its pod by at most twice that long, and a pod whose labels changed is
+    judged on the new ones. A pod read that finds no pod, or one with another uid than
+    the token was issued to (deleted and recreated under the same name), drops the token.
+
+    At fleet scale (docs/scaling.md) the reads must not sit in the calls' path: a call
+    whose pod was read less than two periods ago is answered on that read while one
+    fresh read runs behind it, and concurrent calls of one pod (its long-poll, stats
+    and slice calls arrive together) share one read, as calls with one token share
+    one review. Before, every call past the period waited for its own pod GET, and at
+    1,000 sidecars the long-polls carrying a weight change queued behind them.
     """
 
     def __init__(
@@ -55,12 +88,19 @@ class TokenReviewAuthenticator:
         self.pod_check_seconds = pod_check_seconds
         self._cache: dict[tuple[str, str], tuple[float, str, str]] = {}  # -> until, pod, uid
         self._pods: dict[tuple[str, str], tuple[float, str, dict[str, str]]] = {}
+        # Reads in flight, shared by the calls that need them (single flight).
+        self._reviews: dict[tuple[str, str], asyncio.Task[tuple[str, str]]] = {}
+        self._reads: dict[tuple[str, str], asyncio.Task[dict[str, str]]] = {}
 
     async def authenticate(self, token: str, namespace: str, selector: LabelSelector | None) -> str:
         now = time.monotonic()
         cached = self._cache.get((token, namespace))
         if cached is None or cached[0] < now:
-            pod, uid = await self._review(token, namespace)
+            review = _flight(
+                self._reviews, (token, namespace), lambda: self._review(token, namespace)
+            )
+            pod, uid = await asyncio.shield(review)  # a caller leaving does not cancel the others'
+
             if len(self._cache) > 10_000:
                 self._cache.clear()  # bounded: tokens rotate, old ones must not pile up
             self._cache[(token, namespace)] = (now + self.cache_seconds, pod, uid)
@@ -80,10 +120,21 @@ class TokenReviewAuthenticator:
         return pod
 
     async def _labels(self, namespace: str, pod: str, uid: str, now: float) -> dict[str, str]:
-        """The pod's labels, read at most `pod_check_seconds` ago; Denied when it is gone."""
-        seen = self._pods.get((namespace, pod))
-        if seen is not None and seen[0] > now and (not uid or seen[1] == uid):
-            return seen[2]
+        """The pod's labels, read at most two `pod_check_seconds` ago; Denied when it is gone."""
+        key = (namespace, pod)
+        seen = self._pods.get(key)
+        if seen is not None and (not uid or seen[1] == uid):
+            if seen[0] > now:
+                return seen[2]
+            if seen[0] + self.pod_check_seconds > now:  # due: answer now, read behind it
+                _flight(self._reads, key, lambda: self._read(namespace, pod, uid))
+                return seen[2]
+        return await asyncio.shield(
+            _flight(self._reads, key, lambda: self._read(namespace, pod, uid))
+        )
+
+    async def _read(self, namespace: str, pod: str, uid: str) -> dict[str, str]:
+        """Read the pod now: its labels, cached for `pod_check_seconds`."""
         try:
             body = await self.client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")
         except KubeError as error:
@@ -96,7 +147,7 @@ class TokenReviewAuthenticator:
         if len(self._pods) > 10_000:
             self._pods.clear()
         labels = dict(metadata.get("labels") or {})
-        self._pods[(namespace, pod)] = (now + self.pod_check_seconds, actual, labels)
+        self._pods[(namespace, pod)] = (time.monotonic() + self.pod_check_seconds, actual, labels)
         return labels
 
     async def _review(self, token: str, namespace: str) -> tuple[str, str]:

@@ -28,6 +28,12 @@ from rollout_operator.metrics import add_metrics_route
 from rollout_operator.webhook import bootstrap
 from rollout_operator.webhook.server import WebhookSettings
 
+#: Connections the control channel's socket queues before it accepts them (the kernel caps
+#: it at net.core.somaxconn). aiohttp's default of 128 overflowed when a fleet connected at
+#: once: 1,000 sidecars starting together, or reconnecting after an operator restart, lost
+#: handshakes and waited for TCP's retransmits; 361 of them 20 s and more (bench/fleet.py).
+CONTROL_BACKLOG = 4096
+
 
 class Operator:
     """The operator in-process: kopf plus the control channel; tests run it against kmock."""
@@ -89,7 +95,8 @@ class Operator:
         add_metrics_route(app, self.hub)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.control_host, self.control_port, reuse_address=True)
+        site = web.TCPSite(self._runner, self.control_host, self.control_port,
+                           reuse_address=True, backlog=CONTROL_BACKLOG)  # fmt: skip
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
@@ -99,7 +106,7 @@ class Operator:
         )
         if self.webhook is not None:  # stateless: every replica serves it, paused or not
             self._client = self._client or await KubeClient.connect()
-            self._webhook_runner = await bootstrap.start(self._client, self.webhook)
+            self._webhook_runner = await bootstrap.start(self._client, self.webhook, self.hub.audit)
         if self.peering is not None:
             self._client = self._client or await KubeClient.connect()
             self._watcher = asyncio.create_task(self._watch_peering(self._client, self.peering))
@@ -232,7 +239,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--audit-log",
         metavar="PATH",
         help="append the security audit trail (JSON lines: refused control-channel calls "
-        f"with the caller) to PATH; default: stdout, or ${AUDIT_ENV}",
+        "with the caller, sidecar injections, rollout commands with the requesting user) "
+        f"to PATH; default: stdout, or ${AUDIT_ENV}",
     )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]

@@ -84,8 +84,9 @@ async def config(request: web.Request) -> web.StreamResponse:
     except ValueError:
         return _problem(400, "after must be an integer and timeout a number of seconds")
     live.seen[sidecar] = time.time()
-    if sidecar not in live.polling:
-        hub.publish(live)  # a new sidecar changes everyone's rate-limit share
+    # A new sidecar changes everyone's rate-limit share; the next tick publishes it, once
+    # for all who joined since (publishing per join would wake every long-poll per join:
+    # n joins, n x n answers; bench/fleet.py measured it).
     live.polling[sidecar] = live.polling.get(sidecar, 0) + 1
     try:
         if live.effective is None or live.effective.version == after:
@@ -99,7 +100,7 @@ async def config(request: web.Request) -> web.StreamResponse:
         return _problem(404, "the LLMRollout was deleted")
     if current.effective is None or current.effective.version == after:
         return web.Response(status=304)
-    return web.json_response(text=current.effective.model_dump_json(by_alias=True))
+    return web.Response(body=current.effective_json, content_type="application/json")
 
 
 async def stats(request: web.Request) -> web.Response:

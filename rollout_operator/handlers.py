@@ -1,11 +1,11 @@
 """The kopf handlers: thin. A timer per rollout drives `reconcile.tick` and writes status.
 
-Spec changes and analysis are picked up on the next tick (`--tick`, 1 s by default).
-A command from `kubectl llmrollout` (its annotation changing) runs a tick at once, so
-an abort reaches the sidecars' open long-polls within the watch's delay, not up to a
-tick later. Both handlers call the same synchronous `reconcile.tick`, which never
-awaits: two of them never interleave on a rollout's state, and the status each writes
-is the whole state at its moment.
+Analysis runs on the timer's tick (`--tick`, 1 s by default). A spec change (a new
+weight, the kill switch) and a command from `kubectl llmrollout` (its annotation
+changing) each run a tick at once, so they reach the sidecars' open long-polls within
+the watch's delay, not up to a tick later. All handlers call the same synchronous
+`reconcile.tick`, which never awaits: two of them never interleave on a rollout's
+state, and the status each writes is the whole state at its moment.
 
 Logs are for people: kopf's "Timer ... succeeded" line at every tick of every rollout
 is dropped (`QuietSuccesses`), and each transition is logged once, as its Event.
@@ -109,6 +109,14 @@ def register(
         """A `kubectl llmrollout` command: acted on now, not at the next tick."""
         if new:
             await run_tick(spec, meta, status, namespace, name, body, patch)
+
+    @kopf.on.field(GROUP, VERSION, PLURAL, field="spec", registry=registry)
+    async def spec_changed(
+        spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, namespace: str | None, name: str,
+        body: kopf.Body, patch: kopf.Patch, **_: Any,
+    ) -> None:  # fmt: skip
+        """A spec change (a new weight, the kill switch): published now, not at the next tick."""
+        await run_tick(spec, meta, status, namespace, name, body, patch)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
     def deleted(namespace: str | None, name: str, **_: Any) -> None:

@@ -35,6 +35,9 @@ class Live:
     generation: int
     version: int
     effective: EffectiveConfig | None = None
+    #: `effective` as JSON, encoded once per version: every long-poll a change wakes
+    #: answers with these same bytes (at 1,000 sidecars, one encoding instead of 1,000).
+    effective_json: bytes = b""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     seen: dict[str, float] = field(default_factory=dict)  # sidecar -> last contact
     polling: dict[str, int] = field(default_factory=dict)  # sidecar -> open long-polls
@@ -153,6 +156,7 @@ class Hub:
             version=live.version, phase=live.state.phase, spec=effective_spec,
             breaker_epoch=live.breaker_epoch, cache_epoch=live.cache_epoch,
         )  # fmt: skip
+        live.effective_json = live.effective.model_dump_json(by_alias=True).encode()
         live.changed.set()
         live.changed = asyncio.Event()
         return True

@@ -169,6 +169,12 @@ def tick(
         live.last_command = annotation.partition(" ")[0]
         record, done = _command(live, annotation, now)
         live.command_record = record
+        # Who asked is in the webhook's `rollout.command.requested` (same id): only the
+        # API server knows the requester; this says what came of it.
+        hub.audit.event(
+            "rollout.command", namespace=key[0], rollout=key[1], command_id=record["id"],
+            command=record["verb"], result=record["result"],
+        )  # fmt: skip
         transitions += done
         # A flush moves no traffic: the analysis in progress still judges the same question.
         restart = restart or (record.get("result") == "done" and record["verb"] != CACHE_FLUSH)

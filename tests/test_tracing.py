@@ -74,13 +74,17 @@ async def _anthropic(sidecar: Sidecar) -> Any:
     )  # fmt: skip
 
 
-async def _gemini(sidecar: Sidecar) -> Any:
-    client = genai.Client(
+def _gemini_client(sidecar: Sidecar) -> genai.Client:
+    return genai.Client(
         api_key=APP_KEY,
         http_options=types.HttpOptions(
             base_url=f"http://127.0.0.1:{sidecar.data_port}", headers={"traceparent": TRACEPARENT}
         ),
     )
+
+
+async def _gemini(sidecar: Sidecar) -> Any:
+    client = _gemini_client(sidecar)
     async with client.aio as aio:
         return await aio.models.generate_content(model="gemini-2.5-flash", contents=PROMPT)
 
@@ -95,17 +99,25 @@ DIALECTS = [
 ]
 
 
-@pytest.mark.parametrize("arm", ["real", "mock"])
-async def test_every_dialect_and_arm_exports_a_genai_span_in_the_apps_trace(
+@pytest.fixture(params=["real", "mock"])
+async def on_arm(
+    request: pytest.FixtureRequest,
     start_sidecar: StartSidecar,
     otlp: OTLPReceiver,
     fake_openai: FakeOpenAI,
     fake_anthropic: FakeAnthropic,
     fake_gemini: FakeGemini,
-    arm: str,
-) -> None:
+) -> tuple[Sidecar, str]:
+    """A traced sidecar sending every dialect to one arm: real (the fakes) or mock."""
+    arm = str(request.param)
     spec = real_spec(fake_openai, fake_anthropic, 100 if arm == "real" else 0, fake_gemini)
-    sidecar = await start_sidecar(spec)
+    return await start_sidecar(spec), arm
+
+
+async def test_every_dialect_and_arm_exports_a_genai_span_in_the_apps_trace(
+    on_arm: tuple[Sidecar, str], otlp: OTLPReceiver
+) -> None:
+    sidecar, arm = on_arm
     for call, *_ in DIALECTS:
         await call(sidecar)
     await exported(sidecar)
@@ -127,6 +139,10 @@ async def test_every_dialect_and_arm_exports_a_genai_span_in_the_apps_trace(
         assert attributes["llm_rollout.tenant"] == "none"
         assert len(attributes["llm_rollout.request_id"]) == 32
         assert attributes["http.response.status_code"] == 200
+        if finishes:  # scored once the app had the answer; the span waited for it
+            assert 0 <= attributes["llm_rollout.quality_score"] <= 5  # the rubric's scale
+        else:
+            assert "llm_rollout.quality_score" not in attributes, "an embedding is not scored"
         children = {child.name for child in otlp.children(span)}
         if arm == "real":
             assert attributes["llm_rollout.backend"].endswith("-primary")
@@ -196,3 +212,82 @@ async def test_no_endpoint_no_tracing(start_sidecar: StartSidecar) -> None:
     sidecar = await start_sidecar({"traffic": {"realWeight": 0}})
     assert sidecar.runtime.tracing is None, "off: the data path pays one check"
     assert (await _chat(sidecar)).choices[0].message.content
+
+
+Seen = tuple[str, list[str]]  # the answering model and finish reasons, as the app read them
+
+
+async def _chat_stream(sidecar: Sidecar) -> Seen:
+    stream = await openai_client(sidecar).chat.completions.create(
+        model="gpt-4o-mini", messages=ASK, stream=True,  # type: ignore[arg-type]
+        extra_headers={"traceparent": TRACEPARENT},
+    )  # fmt: skip
+    model, reasons = "", []
+    async for chunk in stream:
+        model = chunk.model or model
+        reasons += [c.finish_reason for c in chunk.choices if c.finish_reason]
+    return model, reasons
+
+
+async def _responses_stream(sidecar: Sidecar) -> Seen:
+    stream = await openai_client(sidecar).responses.create(
+        model="gpt-4o-mini", input=PROMPT, stream=True, extra_headers={"traceparent": TRACEPARENT}
+    )
+    seen: Seen = ("", [])
+    async for event in stream:
+        if event.type == "response.completed":
+            seen = (event.response.model, [str(event.response.status)])
+    return seen
+
+
+async def _anthropic_stream(sidecar: Sidecar) -> Seen:
+    async with anthropic_client(sidecar).messages.stream(
+        model="claude-sonnet-5", max_tokens=64, messages=ASK,  # type: ignore[arg-type]
+        extra_headers={"traceparent": TRACEPARENT},
+    ) as stream:  # fmt: skip
+        final = await stream.get_final_message()
+    return final.model, [str(final.stop_reason)]
+
+
+async def _gemini_stream(sidecar: Sidecar) -> Seen:
+    client = _gemini_client(sidecar)
+    model, reasons = "", []
+    async with client.aio as aio:
+        async for chunk in await aio.models.generate_content_stream(
+            model="gemini-2.5-flash", contents=PROMPT
+        ):
+            model = chunk.model_version or model
+            reasons += [c.finish_reason.value for c in chunk.candidates or () if c.finish_reason]
+    return model, reasons
+
+
+#: streamed call, and the model it asks for
+STREAMS = [
+    (_chat_stream, "gpt-4o-mini"),
+    (_responses_stream, "gpt-4o-mini"),
+    (_anthropic_stream, "claude-sonnet-5"),
+    (_gemini_stream, "gemini-2.5-flash"),
+]
+
+
+async def test_streamed_answers_carry_model_finish_reasons_and_usage_in_every_dialect(
+    on_arm: tuple[Sidecar, str], otlp: OTLPReceiver
+) -> None:
+    sidecar, arm = on_arm
+    seen = [await call(sidecar) for call, _ in STREAMS]
+    await exported(sidecar)
+    spans = otlp.requests()
+    assert len(spans) == len(STREAMS), [s.name for s in otlp.spans]
+    for span, (_, model), (answered_by, reasons) in zip(spans, STREAMS, seen, strict=True):
+        attributes = span.attributes
+        assert attributes["llm_rollout.stream"] is True
+        assert attributes["llm_rollout.arm"] == arm
+        assert attributes["gen_ai.request.model"] == model
+        # What the app read from the stream, in the span: the answering model and why it ended.
+        assert answered_by.startswith(model), (model, answered_by)
+        assert reasons, (model, "the app read no finish reason")
+        assert attributes["gen_ai.response.model"] == answered_by, attributes
+        assert attributes["gen_ai.response.finish_reasons"] == reasons, (model, attributes)
+        assert attributes["gen_ai.usage.input_tokens"] > 0, (model, attributes)
+        assert attributes["gen_ai.usage.output_tokens"] > 0, (model, attributes)
+        assert span.trace_id == APP_TRACE

@@ -9,7 +9,10 @@ apart and matches a provider console's "...abcd" without revealing the key.
 
 Events (``event`` field): ``key.loaded``, ``key.removed``, ``key.rotated``, ``key.problem``,
 ``key.rejected``, ``config.applied``, ``config.rejected``, ``killswitch.on`` / ``killswitch.off``,
-``budget.exhausted``; operator: ``control.auth_failed``.
+``budget.exhausted``; operator: ``control.auth_failed`` (with the caller's ServiceAccount),
+``webhook.injected`` (pod, rollout, the user the API server names), ``rollout.command.requested``
+(a `kubectl llmrollout` command and who sent it, from the admission webhook) and
+``rollout.command`` (the operator acting on it: same command id, its result).
 """
 
 from __future__ import annotations

@@ -266,6 +266,7 @@ class Handler:
                 status=answer.status, body=answer.body, content_type=answer.content_type,
                 headers=headers,
             )  # fmt: skip
+        tracing.note_events(request, answer.events)
         response = web.StreamResponse(status=answer.status, headers=headers)
         response.content_type = answer.content_type
         await response.prepare(request)

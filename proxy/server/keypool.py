@@ -104,8 +104,10 @@ class KeyPool:
             self.audit.event("key.removed", provider=provider, key=print_)
 
     def rotated(self, provider: str, old: str, new: str) -> None:
-        """A key file now holds `new` instead of `old`."""
-        self._forget(provider, fingerprint(provider, old))
+        """A key file now holds `new` instead of `old` (which another slot may still hold:
+        rotating a two-slot pool, docs/runbooks/key-rotation.md)."""
+        if old not in self.store.held(provider):
+            self._forget(provider, fingerprint(provider, old))
         self._set(provider, fingerprint(provider, new), "ok")
         self.audit.event("key.rotated", provider=provider, old=fingerprint(provider, old),
                          new=fingerprint(provider, new))  # fmt: skip

@@ -145,7 +145,15 @@ class KeyStore:
         if owner is not None and (reason := key_problem(owner[1], owner[2], value)) is not None:
             raise MissingKey(f"key file {path} of provider '{owner[0]}': {reason}")
         previous = self._files.get(path)
+        cached = self._files[path] = _Cached(stat.st_mtime_ns, value)
         if previous is not None and previous.value != value and owner is not None:
             self.on_rotated(owner[0], previous.value, value)
-        cached = self._files[path] = _Cached(stat.st_mtime_ns, value)
         return cached
+
+    def held(self, provider: str) -> set[str]:
+        """The keys `provider`'s key files hold now (a pool's old key may be in two slots)."""
+        return {
+            cached.value
+            for path, cached in self._files.items()
+            if (owner := self._owners.get(path)) is not None and owner[0] == provider
+        }

@@ -29,6 +29,7 @@ from proxy.quality import (
     from_body,
     score,
 )
+from proxy.server import tracing
 from proxy.sse import SSEParser
 
 if TYPE_CHECKING:  # the runtime builds the relay, which imports this module
@@ -116,10 +117,14 @@ def schedule(
     """Score a client's answer on a later loop turn: after its bytes are handed over."""
 
     def run() -> None:
+        score = None
         try:
-            record_quality(runtime, dialect, request, headers, seen.finished(dialect), arm,
-                           backend, judge=judge)  # fmt: skip
+            score = record_quality(runtime, dialect, request, headers, seen.finished(dialect),
+                                   arm, backend, judge=judge).score  # fmt: skip
         except Exception:  # a scorer bug must never touch serving; it is logged, not raised
             log.exception("quality scoring failed (%s, backend %s)", dialect, backend)
+        finally:
+            tracing.note_quality(score)  # run() has a copy of the request's context
 
+    tracing.score_pending()
     asyncio.get_running_loop().call_soon(run)

@@ -227,6 +227,7 @@ async def relay(
     if (tap := request.get(RECORD_TAP)) is not None:
         tap.begin(upstream.status, upstream_headers)
     cache_tap = request.get(CACHE_TAP)
+    traced = tracing.stream_trace(request)
     try:
         while chunk:
             if outcome.first_byte_at is None:
@@ -240,7 +241,7 @@ async def relay(
                     tap.chunk(sent)
                 if cache_tap is not None:
                     cache_tap.chunks.append(sent)
-            observe(parser.feed(chunk), dialect, outcome, answer)
+            observe(parser.feed(chunk), dialect, outcome, answer, traced)
             chunk = await upstream.content.readany()
         if not outcome.complete and upstream.status == 200:
             outcome.stream_error = "truncated"
@@ -275,11 +276,18 @@ async def relay(
 
 
 def observe(
-    events: Iterable[Event], dialect: Dialect, outcome: Outcome, answer: Accumulator | None = None
+    events: Iterable[Event],
+    dialect: Dialect,
+    outcome: Outcome,
+    answer: Accumulator | None = None,
+    traced: tracing.RequestTrace | None = None,
 ) -> None:
     """Note what a stream's events say: its end, a provider error event, usage; and keep
-    the answer's text and tool calls in `answer` (bounded) for the quality score."""
+    the answer's text and tool calls in `answer` (bounded) for the quality score, its
+    model and finish reasons for the request's span (`traced`, when tracing is on)."""
     for event in events:
+        if traced is not None:
+            traced.saw(event)
         if dialect.is_error_event(event):
             outcome.stream_error = PROVIDER_ERROR  # relayed as is: the SDK raises
             outcome.complete = True

@@ -2,7 +2,8 @@
 
 One SERVER span per request, named ``{operation} {model}`` with the GenAI semantic
 conventions' attributes and this project's own (``llm_rollout.*``); children for the
-budget hold, each upstream attempt (so retries and fallbacks show) and the mock.
+budget hold, each upstream attempt (so retries and fallbacks show) and the mock. A
+scored answer's span ends with its score, a loop turn after the answer went out.
 The app's W3C ``traceparent`` is continued, and each attempt sends its own to the
 provider.
 
@@ -18,7 +19,7 @@ Prompt and completion text are recorded only when
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
@@ -33,6 +34,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from proxy.config.telemetry import env_flag, provider_from_env
 from proxy.dialects import Dialect, ParsedRequest, Usage
+from proxy.sse import Event, SSEParser
 
 T = TypeVar("T")
 
@@ -76,8 +78,7 @@ class Tracing:
             raise
         finally:
             _CURRENT.reset(token)
-            span.set_attributes(traced.attributes)
-            span.end()
+            traced.done()
 
 
 class RequestTrace:
@@ -92,6 +93,31 @@ class RequestTrace:
         self.attempts = 0
         #: The upstream attempt in progress: its traceparent goes to the provider.
         self.attempt: Span | None = None
+        #: What a streamed answer's events said (a whole body is read in `answered`).
+        self.model: str | None = None
+        self.reasons: list[str] = []
+        #: What the span still waits for before it ends: the request, and its answer's
+        #: quality score when one is coming (`score_pending`).
+        self.pending = 1
+
+    def done(self) -> None:
+        """One of the things the span waits for is over; the last one ends it."""
+        self.pending -= 1
+        if self.pending == 0:
+            self.span.set_attributes(self.attributes)
+            self.span.end()
+
+    def saw(self, event: Event) -> None:
+        """One event of a streamed answer: its model and finish reasons, in any dialect."""
+        if event.data[:1] != "{":  # "[DONE]", keep-alives
+            return
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            return
+        model, reasons = answer_facts(payload)
+        self.model = model or self.model
+        self.reasons += reasons
 
     def parsed(self, parsed: ParsedRequest) -> None:
         self.span.update_name(f"{self.dialect.operation} {parsed.model}")
@@ -112,18 +138,22 @@ class RequestTrace:
             self.span.set_status(Status(StatusCode.ERROR))
             attributes["error.type"] = str(response.status)
         body = response.body if isinstance(response, web.Response) else None
-        if isinstance(body, bytes) and body[:1] == b"{":
+        if isinstance(body, bytes) and body[:1] in (b"{", b"["):  # "[": a Gemini JSON stream
             try:
                 payload = json.loads(body)
             except ValueError:
-                return
-            model, reasons = answer_facts(payload)
-            if model:
-                attributes["gen_ai.response.model"] = model
-            if reasons:
-                attributes["gen_ai.response.finish_reasons"] = reasons
+                payload = None
+            for part in payload if isinstance(payload, list) else [payload]:
+                if isinstance(part, Mapping):
+                    model, reasons = answer_facts(part)
+                    self.model = model or self.model
+                    self.reasons += reasons
             if self.tracing.capture_content and response.status == 200:
                 attributes["gen_ai.output.messages"] = body.decode(errors="replace")
+        if self.model:
+            attributes["gen_ai.response.model"] = self.model
+        if self.reasons:
+            attributes["gen_ai.response.finish_reasons"] = self.reasons
 
 
 #: Response headers the sidecar sets, and the span attribute each one becomes.
@@ -140,11 +170,17 @@ _HEADER_ATTRIBUTES = {
 _CURRENT: ContextVar[RequestTrace | None] = ContextVar("llm_rollout_trace", default=None)
 
 
+#: A Responses answer's statuses that end it (a stream's first events say "in_progress").
+_FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
+
+
 def answer_facts(payload: Mapping[str, Any]) -> tuple[str | None, list[str]]:
-    """The answering model and finish reasons of a whole answer, in any dialect."""
-    inner = payload.get("response")  # a Responses stream's completed event wraps it
-    if isinstance(inner, Mapping):
-        payload = inner
+    """The answering model and finish reasons of a whole answer or of one stream event,
+    in any dialect (a stream's chunks each carry some of them)."""
+    for wrapper in ("response", "message"):  # a Responses event; Anthropic's message_start
+        inner = payload.get(wrapper)
+        if isinstance(inner, Mapping):
+            payload = inner
     model = payload.get("model") or payload.get("modelVersion")
     reasons: list[str] = []
     for choice in payload.get("choices") or ():  # OpenAI chat
@@ -153,10 +189,13 @@ def answer_facts(payload: Mapping[str, Any]) -> tuple[str | None, list[str]]:
     for candidate in payload.get("candidates") or ():  # Gemini
         if isinstance(candidate, Mapping) and candidate.get("finishReason"):
             reasons.append(str(candidate["finishReason"]))
-    if payload.get("stop_reason"):  # Anthropic
-        reasons.append(str(payload["stop_reason"]))
-    if payload.get("object") == "response" and payload.get("status"):  # OpenAI Responses
-        reasons.append(str(payload["status"]))
+    delta = payload.get("delta")  # Anthropic's message_delta carries the stop reason
+    stop = payload.get("stop_reason") or (delta.get("stop_reason") if isinstance(delta, Mapping)
+                                          else None)  # fmt: skip
+    if stop:  # Anthropic
+        reasons.append(str(stop))
+    if payload.get("object") == "response" and payload.get("status") in _FINAL_STATUSES:
+        reasons.append(str(payload["status"]))  # OpenAI Responses
     return (str(model) if model else None), reasons
 
 
@@ -183,15 +222,41 @@ def note_usage(request: web.Request, usage: Usage) -> None:
         traced.attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
 
 
+def stream_trace(request: web.Request) -> RequestTrace | None:
+    """The trace a stream's events go to (`RequestTrace.saw`); None: tracing is off."""
+    return _trace(request)
+
+
+def note_events(request: web.Request, events: Iterable[bytes]) -> None:
+    """A streamed answer the sidecar wrote itself (the mock's): parsed only when traced."""
+    if (traced := _trace(request)) is not None:
+        parser = SSEParser()
+        for chunk in events:
+            for event in parser.feed(chunk):
+                traced.saw(event)
+
+
 def note_cost(request: web.Request, cost: Decimal | None) -> None:
     if cost is not None and (traced := _trace(request)) is not None:
         traced.attributes["llm_rollout.cost_usd"] = float(cost)
 
 
-def note_quality(request: web.Request, score: float) -> None:
-    """The hook for quality scoring: a judged answer's score on its request's span."""
-    if (traced := _trace(request)) is not None:
-        traced.attributes["llm_rollout.quality_score"] = score
+def score_pending() -> None:
+    """The request's answer is scored on a later loop turn (no answer waits for its
+    score): its span stays open until `note_quality` brings the score."""
+    if (traced := _CURRENT.get()) is not None:
+        traced.pending += 1
+
+
+def note_quality(score: float | None) -> None:
+    """The answer's score (None: scoring failed) on its request's span, which it ends.
+
+    Called from the scorer's callback, which runs in a copy of the request's context.
+    """
+    if (traced := _CURRENT.get()) is not None:
+        if score is not None:
+            traced.attributes["llm_rollout.quality_score"] = score
+        traced.done()
 
 
 def note_attempt_status(request: web.Request, status: int) -> None:

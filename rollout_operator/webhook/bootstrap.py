@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.config.audit import AuditLog
 from rollout_operator.kube import KubeClient, KubeError, rollout_path
 from rollout_operator.webhook import server, tls
 
@@ -100,7 +101,9 @@ def write_files(bundle: tls.CertBundle, cert_dir: Path) -> None:
         (cert_dir / name).write_bytes(data)
 
 
-async def start(client: KubeClient, settings: server.WebhookSettings) -> web.AppRunner:
+async def start(
+    client: KubeClient, settings: server.WebhookSettings, audit: AuditLog
+) -> web.AppRunner:
     """Certificates ready (self-signed mode), then the webhook served over TLS."""
     if settings.self_signed_secret:
         if not (settings.service and settings.configuration):
@@ -120,4 +123,4 @@ async def start(client: KubeClient, settings: server.WebhookSettings) -> web.App
         ]
         return items
 
-    return await server.start(settings, list_rollouts)
+    return await server.start(settings, list_rollouts, audit)

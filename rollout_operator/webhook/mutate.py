@@ -72,6 +72,8 @@ class Decision:
     patch: Patch
     reason: str
     warnings: tuple[str, ...] = ()
+    #: The LLMRollout the sidecar was injected for (empty: none injected).
+    rollout: str = ""
 
 
 def _escape(key: str) -> str:
@@ -308,4 +310,6 @@ def mutate(
         *env_patch,
     ]
     warnings += [f"llm-rollout: {w}" for w in env_warnings]
-    return Decision(patch, f"injected for LLMRollout {namespace}/{name} ({why})", tuple(warnings))
+    return Decision(
+        patch, f"injected for LLMRollout {namespace}/{name} ({why})", tuple(warnings), name
+    )

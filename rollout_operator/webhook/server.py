@@ -1,10 +1,19 @@
-"""The admission endpoint: AdmissionReview v1 in, AdmissionReview v1 out. Thin.
+"""The admission endpoints: AdmissionReview v1 in, AdmissionReview v1 out. Thin.
 
-Everything it decides comes from `mutate.mutate`; this module only reads the
-review, asks for the namespace's LLMRollouts, and encodes the JSONPatch. When the
-rollouts cannot be listed it answers 500, so the API server applies the webhook's
-`failurePolicy` (Ignore: the pod starts without a sidecar; Fail: it is refused)
-rather than this code guessing which of the two the cluster's owner wanted.
+`/mutate-pods`: everything it decides comes from `mutate.mutate`; this module only
+reads the review, asks for the namespace's LLMRollouts, and encodes the JSONPatch.
+When the rollouts cannot be listed it answers 500, so the API server applies the
+webhook's `failurePolicy` (Ignore: the pod starts without a sidecar; Fail: it is
+refused) rather than this code guessing which of the two the cluster's owner wanted.
+Each injection is an audit event (``webhook.injected``) with the user the API server
+names as the pod's creator.
+
+`/audit-commands`: sees each update of an LLMRollout and writes the audit event
+``rollout.command.requested`` when its command annotation (what `kubectl llmrollout`
+and the dashboard write) changes, with the requesting user *as the API server
+authenticated it*: the object itself does not say who wrote an annotation, and
+what a client writes about itself could be forged. It always allows; the operator's
+``rollout.command`` event (same command id) says what came of it.
 
 The operator starts it with `start(settings, list_rollouts)` next to the control
 channel; both replicas serve it (it holds no state).
@@ -26,6 +35,8 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.config.audit import AuditLog
+from rollout_operator.reconcile import COMMAND_ANNOTATION
 from rollout_operator.webhook.mutate import SidecarTemplate, mutate
 from rollout_operator.webhook.tls import CERT_KEY, KEY_KEY
 
@@ -34,9 +45,11 @@ log = logging.getLogger("llm_rollout.webhook")
 #: Lists the LLMRollout objects of a namespace (as the API returns them).
 RolloutLister = Callable[[str], Awaitable[list[dict[str, Any]]]]
 PATH = "/mutate-pods"
+COMMANDS_PATH = "/audit-commands"
 
 TEMPLATE = web.AppKey("template", SidecarTemplate)
 LISTER: web.AppKey[RolloutLister] = web.AppKey("lister")
+AUDIT = web.AppKey("audit", AuditLog)
 
 
 @dataclass(frozen=True)
@@ -113,14 +126,57 @@ async def review(request: web.Request) -> web.Response:
         "generateName", "?"
     )
     log.info("pod %s/%s: %s", namespace, pod_name, decision.reason)
+    if decision.patch:
+        request.app[AUDIT].event(
+            "webhook.injected", namespace=namespace, pod=pod_name, rollout=decision.rollout,
+            user=_user(req),
+        )  # fmt: skip
     return web.json_response(_response(uid, decision.patch, decision.warnings))
 
 
-def build_app(template: SidecarTemplate, list_rollouts: RolloutLister) -> web.Application:
+def _user(req: Mapping[str, Any]) -> str:
+    """Who the API server says made the request (``system:serviceaccount:ns:name`` for a pod's)."""
+    return str((req.get("userInfo") or {}).get("username") or "?")
+
+
+def _command(obj: Any) -> str:
+    annotations = ((obj or {}).get("metadata") or {}).get("annotations") or {}
+    return str(annotations.get(COMMAND_ANNOTATION) or "")
+
+
+async def review_command(request: web.Request) -> web.Response:
+    """Audit a new command on an LLMRollout with its requester; never refuses anything."""
+    try:
+        body = await request.json()
+        req = body["request"]
+        uid, obj = req["uid"], req["object"]
+    except (ValueError, KeyError, TypeError):
+        return web.json_response(
+            {"error": "expected an admission.k8s.io/v1 AdmissionReview with request.uid and "
+             "request.object (an LLMRollout)"},
+            status=400,
+        )  # fmt: skip
+    command = _command(obj)
+    if command and command != _command(req.get("oldObject")):
+        command_id, _, verb = command.partition(" ")
+        request.app[AUDIT].event(
+            "rollout.command.requested", namespace=req.get("namespace", ""),
+            rollout=req.get("name") or (obj.get("metadata") or {}).get("name", ""),
+            command_id=command_id, command=verb, user=_user(req),
+            groups=list((req.get("userInfo") or {}).get("groups") or []),
+        )  # fmt: skip
+    return web.json_response(_response(uid, [], ()))
+
+
+def build_app(
+    template: SidecarTemplate, list_rollouts: RolloutLister, audit: AuditLog
+) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[TEMPLATE] = template
     app[LISTER] = list_rollouts
+    app[AUDIT] = audit
     app.router.add_post(PATH, review)
+    app.router.add_post(COMMANDS_PATH, review_command)
     return app
 
 
@@ -162,10 +218,14 @@ async def reload_certificates(context: ssl.SSLContext, cert_dir: Path, interval:
 
 
 async def start(
-    settings: WebhookSettings, list_rollouts: RolloutLister, *, reload_interval: float = 60.0
+    settings: WebhookSettings,
+    list_rollouts: RolloutLister,
+    audit: AuditLog,
+    *,
+    reload_interval: float = 60.0,
 ) -> web.AppRunner:
     """Serve the webhook over TLS from `settings.cert_dir`; the caller cleans up the runner."""
-    app = build_app(settings.template, list_rollouts)
+    app = build_app(settings.template, list_rollouts, audit)
     context = ssl_context(settings.cert_dir)
 
     async def reloading(app: web.Application) -> AsyncIterator[None]:

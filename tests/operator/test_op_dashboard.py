@@ -110,8 +110,10 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
             )
             await page.click("#confirm-ok")
             await cluster.wait_weights(0, within=20)
-            status = await cluster.status("marketing-content")
-            assert status["phase"] == "Aborted"
+            # The sidecars hear of the abort before kopf has written the status (a loaded
+            # machine showed 'Progressing' for a moment): wait for the write.
+            status = await cluster.wait_status("marketing-content",
+                                               lambda s: s["phase"] == "Aborted")  # fmt: skip
             assert status["lastCommand"]["verb"] == "abort"
             await page.wait("document.querySelector('#toast').textContent.includes('abort: done')")
             await page.wait("document.querySelector('#phase').textContent === 'Aborted'")

@@ -97,6 +97,27 @@ def test_rate_limits_are_shared_among_connected_sidecars() -> None:
     assert limit.requests_per_minute == 1000
 
 
+def test_sidecars_joining_between_ticks_make_one_new_version_encoded_once() -> None:
+    """500 sidecars joining within a tick change everyone's rate-limit share once, at the
+    tick: one new version (one wake-up of every long-poll), not one per join; and every
+    long-poll answers with the same bytes, encoded once for that version."""
+    hub = Hub()
+    run(hub, SPEC, now=0)
+    live = hub.rollouts[KEY]
+    before = live.version
+    for index in range(500):
+        live.seen[f"app-{index}"] = 10**10
+    run(hub, SPEC, now=0.25)
+    assert live.version == before + 1
+    assert live.effective is not None
+    assert live.effective_json == live.effective.model_dump_json(by_alias=True).encode()
+    limit = live.effective.spec.providers[0].rate_limit
+    assert limit is not None
+    assert limit.requests_per_minute == 6  # 3000 / 500
+    run(hub, SPEC, now=0.5)
+    assert live.version == before + 1  # nothing changed: no new version, nobody woken
+
+
 SHADOW_SPEC: dict[str, Any] = {
     "providers": SPEC["providers"],
     "traffic": {"shadow": {"percent": 0, "maxConcurrent": 3}},

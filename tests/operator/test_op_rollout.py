@@ -160,6 +160,29 @@ async def test_sidecar_of_an_unselected_pod_is_refused(cluster: Cluster) -> None
     assert token.read_text().strip() not in audit.getvalue(), "never the token"
 
 
+async def test_plugin_commands_are_audited_with_their_id_and_outcome(cluster: Cluster) -> None:
+    """The operator's half of a command's audit trail; the webhook's half names the user
+    (`test_webhook_server`), and the command id joins the two."""
+    operator = await cluster.start_operator()
+    audit = io.StringIO()
+    operator.hub.audit = AuditLog(audit, "operator")
+    steps = {"steps": [{"setWeight": 5}, {"pause": {}}, {"setWeight": 100}]}
+    await cluster.apply("marketing", provider_spec(cluster, strategy=steps))
+    await cluster.wait_status("marketing", lambda s: s.get("phase") == "Paused")
+    assert await cluster.plugin("set-weight", "marketing", "40") == 0
+    first = (await cluster.status("marketing"))["lastCommand"]["id"]
+    assert await cluster.plugin("pause", "marketing") == 1, "already paused by set-weight"
+    second = (await cluster.status("marketing"))["lastCommand"]["id"]
+    commands = [json.loads(line) for line in audit.getvalue().splitlines()]
+    assert [(e["event"], e["command_id"], e["command"]) for e in commands] == [
+        ("rollout.command", first, "set-weight"),
+        ("rollout.command", second, "pause"),
+    ]
+    assert commands[0]["result"] == "done"
+    assert commands[1]["result"] == "rejected: the rollout is already paused"
+    assert (commands[0]["namespace"], commands[0]["rollout"]) == (NS, "marketing")
+
+
 async def test_reconciles_that_change_something_are_traced(
     cluster: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

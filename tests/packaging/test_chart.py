@@ -173,7 +173,13 @@ def test_namespace_scope_watches_only_the_listed_namespaces(all_on: list[dict[st
 
 
 def test_webhook_defaults_never_block_pod_creation(default: list[dict[str, Any]]) -> None:
-    (hook,) = one(default, "MutatingWebhookConfiguration")["webhooks"]
+    hook, audit = one(default, "MutatingWebhookConfiguration")["webhooks"]
+    # The audit hook only watches commands: it never blocks one, whatever failurePolicy says.
+    assert audit["failurePolicy"] == "Ignore"
+    assert audit["clientConfig"]["service"]["path"] == "/audit-commands"
+    assert audit["rules"] == [{"apiGroups": ["llm-rollout.io"], "apiVersions": ["*"],
+                               "operations": ["UPDATE"], "resources": ["llmrollouts"],
+                               "scope": "Namespaced"}]  # fmt: skip
     assert hook["failurePolicy"] == "Ignore"
     assert hook["timeoutSeconds"] == 5
     assert hook["namespaceSelector"] == {"matchLabels": {"llm-rollout.io/injection": "enabled"}}

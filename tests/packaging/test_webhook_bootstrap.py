@@ -23,6 +23,7 @@ import kmock
 import pytest
 import yaml
 
+from proxy.config.audit import AuditLog
 from rollout_operator.kube import KubeClient, rollout_path
 from rollout_operator.webhook import bootstrap, server
 from tests.packaging.conftest import ROOT
@@ -90,9 +91,11 @@ async def test_replicas_share_one_certificate_and_its_ca_reaches_the_configurati
     assert await bootstrap.shared_certificate(*args) == first  # a restart reuses it
     await bootstrap.patch_ca_bundle(api, settings.configuration, first.ca_pem)
     config = await api.request("GET", f"{WEBHOOKS}/{settings.configuration}")
-    (hook,) = config["webhooks"]
-    assert base64.b64decode(hook["clientConfig"]["caBundle"]) == first.ca_pem
-    assert hook["failurePolicy"] == "Ignore"  # the rest of the chart's object untouched
+    hooks = config["webhooks"]
+    assert [h["name"] for h in hooks] == ["inject.llm-rollout.io", "audit-commands.llm-rollout.io"]
+    for hook in hooks:  # the audit hook is served by the same server: the same CA
+        assert base64.b64decode(hook["clientConfig"]["caBundle"]) == first.ca_pem
+        assert hook["failurePolicy"] == "Ignore"  # the rest of the chart's object untouched
 
 
 async def test_operator_started_webhook_injects_over_tls_trusted_by_the_ca_bundle(
@@ -101,10 +104,10 @@ async def test_operator_started_webhook_injects_over_tls_trusted_by_the_ca_bundl
     marketing = rollout("marketing", {"app": "marketing-api"}, ("llm-keys", "openai"))
     await api.request("POST", rollout_path(NAMESPACE), marketing)
     settings = chart_settings(tmp_path)
-    runner = await bootstrap.start(api, settings)
+    runner = await bootstrap.start(api, settings, AuditLog(None, "operator"))
     try:
         config = await api.request("GET", f"{WEBHOOKS}/{settings.configuration}")
-        (hook,) = config["webhooks"]
+        hook = config["webhooks"][0]
         trusted = ssl.create_default_context(
             cadata=base64.b64decode(hook["clientConfig"]["caBundle"]).decode()
         )

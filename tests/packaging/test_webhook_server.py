@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ import aiohttp
 import jsonpatch
 import pytest
 
+from proxy.config.audit import AuditLog
+from rollout_operator.reconcile import COMMAND_ANNOTATION
 from rollout_operator.webhook import bootstrap, server, tls
 from rollout_operator.webhook.mutate import SIDECAR_NAME, SidecarTemplate
 from tests.packaging.pods import NAMESPACE, pod, rollout
@@ -45,12 +48,21 @@ def review(subject: dict[str, Any], namespace: str = NAMESPACE) -> dict[str, Any
 
 
 @pytest.fixture
-async def webhook(tmp_path: Path) -> AsyncIterator[tuple[str, ssl.SSLContext]]:
+def audit() -> io.StringIO:
+    return io.StringIO()
+
+
+def audited(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+@pytest.fixture
+async def webhook(tmp_path: Path, audit: io.StringIO) -> AsyncIterator[tuple[str, ssl.SSLContext]]:
     bundle = tls.generate(SERVICE, OPERATOR_NS)
     bootstrap.write_files(bundle, tmp_path)
     settings = server.WebhookSettings(host="127.0.0.1", port=0, cert_dir=tmp_path,
                                       template=TEMPLATE)  # fmt: skip
-    runner = await server.start(settings, list_rollouts)
+    runner = await server.start(settings, list_rollouts, AuditLog(audit, "operator"))
     port = runner.addresses[0][1]
     client_ssl = ssl.create_default_context(cadata=bundle.ca_pem.decode())  # the caBundle
     yield f"https://127.0.0.1:{port}{server.PATH}", client_ssl
@@ -85,11 +97,73 @@ async def test_review_returns_a_base64_jsonpatch_the_api_server_can_apply(
     assert injected["spec"]["initContainers"][0]["name"] == SIDECAR_NAME
 
 
-async def test_opted_out_pod_is_admitted_unchanged(webhook: tuple[str, ssl.SSLContext]) -> None:
+async def test_an_injection_is_audited_with_the_user_the_api_server_names(
+    webhook: tuple[str, ssl.SSLContext], audit: io.StringIO
+) -> None:
+    creator = "system:serviceaccount:kube-system:replicaset-controller"
+    request = review(pod())
+    request["request"]["userInfo"] = {"username": creator, "groups": ["system:serviceaccounts"]}
+    await post(webhook, request)
+    (event,) = audited(audit)
+    assert event["event"] == "webhook.injected"
+    assert event["component"] == "operator"
+    assert event["audit"] is True
+    assert (event["namespace"], event["rollout"], event["user"]) == (NAMESPACE, "marketing",
+                                                                     creator)  # fmt: skip
+    assert event["pod"] == "marketing-api-7d9f8b6c5-", "a Deployment's pod: its generateName"
+
+
+async def test_opted_out_pod_is_admitted_unchanged(
+    webhook: tuple[str, ssl.SSLContext], audit: io.StringIO
+) -> None:
     status, body = await post(webhook, review(pod(annotations={"llm-rollout.io/inject": "false"})))
     assert status == 200
     assert body["response"]["allowed"] is True
     assert "patch" not in body["response"]
+    assert audited(audit) == [], "nothing injected, nothing audited"
+
+
+def command_review(old: str, new: str) -> dict[str, Any]:
+    """An LLMRollout UPDATE as the API server sends it to the audit hook."""
+
+    def obj(command: str) -> dict[str, Any]:
+        subject = rollout("marketing", {"app": "marketing-api"})
+        if command:
+            subject["metadata"]["annotations"] = {COMMAND_ANNOTATION: command}
+        return subject
+
+    return {
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "c0ffee", "namespace": NAMESPACE, "name": "marketing", "operation": "UPDATE",
+            "kind": {"group": "llm-rollout.io", "version": "v1alpha1", "kind": "LLMRollout"},
+            "userInfo": {"username": "alice@example.com",
+                         "groups": ["platform-oncall", "system:authenticated"]},
+            "object": obj(new), "oldObject": obj(old),
+        },
+    }  # fmt: skip
+
+
+async def test_a_command_is_audited_with_its_requester_and_never_refused(
+    webhook: tuple[str, ssl.SSLContext], audit: io.StringIO
+) -> None:
+    commands = (webhook[0].replace(server.PATH, server.COMMANDS_PATH), webhook[1])
+    status, body = await post(commands, command_review("17 pause", "18 abort"))
+    assert status == 200
+    assert body["response"] == {"uid": "c0ffee", "allowed": True}
+    # Other updates (status, kopf's annotations, the same command again) are not commands.
+    for old, new in (("18 abort", "18 abort"), ("", "")):
+        assert (await post(commands, command_review(old, new)))[1]["response"]["allowed"]
+    (event,) = audited(audit)
+    assert event["event"] == "rollout.command.requested"
+    assert (event["namespace"], event["rollout"], event["command_id"], event["command"]) == (
+        NAMESPACE, "marketing", "18", "abort",
+    )  # fmt: skip
+    assert event["user"] == "alice@example.com"
+    assert event["groups"] == ["platform-oncall", "system:authenticated"]
+    status, body = await post(commands, {"kind": "LLMRollout"})
+    assert status == 400
+    assert "AdmissionReview" in body["error"]
 
 
 async def test_unselected_pod_is_admitted_with_a_warning_for_kubectl(
@@ -149,7 +223,9 @@ async def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path)
     bootstrap.write_files(first, tmp_path)
     settings = server.WebhookSettings(host="127.0.0.1", port=0, cert_dir=tmp_path,
                                       template=TEMPLATE)  # fmt: skip
-    runner = await server.start(settings, list_rollouts, reload_interval=0.05)
+    runner = await server.start(
+        settings, list_rollouts, AuditLog(None, "operator"), reload_interval=0.05
+    )
     url = f"https://127.0.0.1:{runner.addresses[0][1]}{server.PATH}"
     trusts_renewed = ssl.create_default_context(cadata=renewed.ca_pem.decode())
     try:
