@@ -32,7 +32,9 @@ from proxy.dialects import Usage
 from proxy.dialects.limits import OUTPUT_LIMITS
 
 MILLION = Decimal(1_000_000)
-#: genai-prices' provider id for each provider type.
+#: genai-prices' provider id for each dialect. An azure-openai provider is priced as
+#: OpenAI (`Provider.dialect_type`): Azure's global deployments charge OpenAI's prices,
+#: and genai-prices' own 'azure' entry lists only a few models (no gpt-4o family).
 _GENAI_PROVIDER: dict[ProviderType, str] = {
     "openai": "openai",
     "anthropic": "anthropic",
