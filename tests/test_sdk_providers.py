@@ -127,7 +127,22 @@ async def test_an_azure_error_reaches_the_openai_sdk_as_its_status(
     client = openai_client(sidecar)
     with pytest.raises(openai.RateLimitError) as caught:
         await client.chat.completions.create(model="gpt-4o-mini", messages=ASK)  # type: ignore[arg-type]
-    assert caught.value.body is not None
+    assert caught.value.body == {"code": "429", "message": "scripted 429"}, "Azure's own body"
+    assert caught.value.response.headers["retry-after"] == "7"
+
+
+async def test_embeddings_go_to_the_models_deployment(
+    start_sidecar: StartSidecar, fake_azure: FakeAzureOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_AZURE_KEY", AZURE_KEY)
+    sidecar = await start_sidecar(azure_spec(fake_azure, deployments={"default": "embed"}))
+    result = await openai_client(sidecar).embeddings.create(
+        model="text-embedding-3-small", input="Hello"
+    )
+    assert len(result.data) == 1 and result.data[0].embedding
+    seen = fake_azure.requests[-1]
+    assert seen.path == "/openai/deployments/embed/embeddings"
+    assert seen.query == {"api-version": API_VERSION}
 
 
 async def test_a_path_azure_does_not_serve_is_refused_naming_the_provider(
