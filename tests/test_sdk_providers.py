@@ -139,7 +139,8 @@ async def test_embeddings_go_to_the_models_deployment(
     result = await openai_client(sidecar).embeddings.create(
         model="text-embedding-3-small", input="Hello"
     )
-    assert len(result.data) == 1 and result.data[0].embedding
+    assert len(result.data) == 1
+    assert result.data[0].embedding
     seen = fake_azure.requests[-1]
     assert seen.path == "/openai/deployments/embed/embeddings"
     assert seen.query == {"api-version": API_VERSION}
