@@ -54,6 +54,7 @@ from bench.fleet_report import plot, table
 from bench.procs import cpu_seconds, free_port
 from bench.sections import replace_section
 from rollout_operator.kube import rollout_path
+from rollout_operator.reconcile import COMMAND_ANNOTATION
 
 NAME = "fleet"
 LABELS = {"app": "fleet"}
@@ -86,6 +87,7 @@ class Result:
     got_nothing: int = 0
     granted_total: float = 0.0
     versions_at_join: int = 0
+    abort: list[float] = field(default_factory=list)  # per sidecar: abort until weight 0
     missed: int = 0  # (sidecar, change) pairs that did not get the change within --timeout
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -310,6 +312,8 @@ async def measure(size: int, args: argparse.Namespace) -> Result:
                 result.propagation += times
                 result.to_all.append(max(times))
                 result.change_cpu.append(fleet.cpu() - cpu0)
+            await asyncio.sleep(1.0)
+            result.abort = await _abort(fleet, sims, args.timeout)
             assert fleet.operator is not None
             result.rss_mb, result.hwm_mb = memory_mb(fleet.operator.pid)
         finally:
@@ -326,6 +330,20 @@ async def measure(size: int, args: argparse.Namespace) -> Result:
     result.errors = {"poll": counters.poll_errors, "push": counters.push_failures,
                      "allowance": counters.allowance_failures}  # fmt: skip
     return result
+
+
+async def _abort(fleet: Fleet, sims: list[SimSidecar], within: float) -> list[float]:
+    """Seconds from `kubectl llmrollout abort`'s annotation (what `steer.command` writes)
+    until each sidecar holds weight 0 (all of its traffic to the mock)."""
+    for sim in sims:
+        sim.weight_at.pop(0, None)  # 0 was the weight at join: time its return
+    patched = time.monotonic()
+    annotation = {COMMAND_ANNOTATION: f"{time.time_ns()} abort"}
+    await fleet.api("PATCH", rollout_path(NS, NAME), {"metadata": {"annotations": annotation}},
+                    "application/merge-patch+json")  # fmt: skip
+    with contextlib.suppress(RuntimeError):  # a sidecar that never got it counts at timeout
+        await fleet.until(lambda: _all_at(sims, 0), within, "the abort at every sidecar")
+    return [sim.weight_at.get(0, patched + within) - patched for sim in sims]
 
 
 async def _all_at(sims: list[SimSidecar], weight: int) -> bool:
@@ -353,7 +371,9 @@ def line(result: Result) -> str:
         f"p50 {result.push_p50_ms:.0f} ms p99 {result.push_p99_ms:.0f} ms | fairness "
         f"Jain {result.jain:.2f}, nothing {result.got_nothing}, granted "
         f"{result.granted_total:.0f}/{DAILY_CAP} USD | errors {result.errors}, "
-        f"changes missed {result.missed}"
+        f"changes missed {result.missed} | abort p50 "
+        f"{result.quantile(result.abort, 0.5) * 1000:.0f} ms p99 "
+        f"{result.quantile(result.abort, 0.99) * 1000:.0f} ms"
     )
 
 

@@ -23,7 +23,8 @@ def table(results: list[Result], cap: str) -> str:
             "| operator CPU, steady (% of a core) | stats pushes/s | operator CPU per push (ms) "
             "| push latency p50 / p99 (ms) | operator RSS end / peak (MB) | slices: Jain index "
             "| sidecars granted nothing | granted of the cap (USD) | failed calls "
-            "| changes not seen within the timeout |")  # fmt: skip
+            "| changes not seen within the timeout "
+            "| abort to weight 0, p50 / p99 (ms) |")  # fmt: skip
     rows = [head, "|" + "---:|" * (head.count("|") - 1)]
     for r in results:
         rows.append(
@@ -33,7 +34,8 @@ def table(results: list[Result], cap: str) -> str:
             f"| {r.steady_pushes_per_second:.0f} | {r.push_cpu_ms:.2f} "
             f"| {r.push_p50_ms:.0f} / {r.push_p99_ms:.0f} | {r.rss_mb:.0f} / {r.hwm_mb:.0f} "
             f"| {r.jain:.2f} | {r.got_nothing} | {r.granted_total:.0f} of {cap} "
-            f"| {sum(r.errors.values())} | {r.missed} |"
+            f"| {sum(r.errors.values())} | {r.missed} "
+            f"| {r.quantile(r.abort, 0.5) * 1000:.0f} / {r.quantile(r.abort, 0.99) * 1000:.0f} |"
         )
     return "\n".join(rows)
 

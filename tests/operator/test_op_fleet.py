@@ -29,4 +29,7 @@ async def test_fifty_simulated_sidecars_follow_the_real_operator() -> None:
     assert result.got_nothing < 50
     assert result.errors == {"poll": 0, "push": 0, "allowance": 0}
     assert result.missed == 0
+    abort_p99 = result.quantile(result.abort, 0.99)
+    assert len(result.abort) == 50
+    assert abort_p99 < 5.0, f"abort reached every sidecar at p99 {abort_p99:.2f} s (target 1 s)"
     assert 0 < result.hwm_mb < 300
