@@ -56,8 +56,8 @@ def candidates(
     ordered = [p for n in spec.fallback if n != MOCK and (p := spec.provider(n)) is not None]
     ordered += [p for p in spec.providers if p not in ordered]
     ordered = [p for p in ordered if p.enabled]
-    own = [p for p in ordered if p.type == provider_type]
-    return own + [p for p in ordered if p.type != provider_type] if cross else own
+    own = [p for p in ordered if p.dialect_type == provider_type]
+    return own + [p for p in ordered if p.dialect_type != provider_type] if cross else own
 
 
 def decide(

@@ -27,7 +27,7 @@ def test_a_bad_file_names_every_bad_field_and_why() -> None:
     text = str(raised.value)
     assert text.startswith("invalid config rollout.yaml:")
     for expected in (
-        "providers[0].type: Input should be 'openai', 'anthropic' or 'gemini'",
+        "providers[0].type: Input should be 'openai', 'anthropic', 'gemini' or 'azure-openai'",
         "providers[0].baseURL: String should match pattern '^https?://'",
         "providers[0].apiKey: set exactly one of env, file or secretRef",
         "traffic.realWeight: Input should be less than or equal to 100",

@@ -32,7 +32,9 @@ from proxy.dialects import Usage
 from proxy.dialects.limits import OUTPUT_LIMITS
 
 MILLION = Decimal(1_000_000)
-#: genai-prices' provider id for each provider type.
+#: genai-prices' provider id for each dialect. An azure-openai provider is priced as
+#: OpenAI (`Provider.dialect_type`): Azure's global deployments charge OpenAI's prices,
+#: and genai-prices' own 'azure' entry lists only a few models (no gpt-4o family).
 _GENAI_PROVIDER: dict[ProviderType, str] = {
     "openai": "openai",
     "anthropic": "anthropic",
@@ -232,7 +234,7 @@ class PriceBook:
         override = self._override(provider, model)
         if override is not None:
             return _override_cost(override, counts)
-        cost = _genai_cost(provider.type, model, counts)
+        cost = _genai_cost(provider.dialect_type, model, counts)
         if cost is None:
             raise UnknownPrice(provider.name, model)
         return cost
@@ -240,7 +242,9 @@ class PriceBook:
     def cost(self, provider: Provider, model: str, usage: Usage) -> Decimal:
         """USD of one answer's usage, `model` as requested: priced as the model the provider
         ran for it (`Provider.models`). Raises `UnknownPrice`."""
-        return self._price(provider, provider.model_for(model), _normalised(provider.type, usage))
+        return self._price(
+            provider, provider.model_for(model), _normalised(provider.dialect_type, usage)
+        )
 
     def output_limit(self, provider: Provider, model: str, input_tokens: int) -> int:
         """The most output tokens the model the provider runs for a request naming `model`
@@ -258,7 +262,7 @@ class PriceBook:
             return override.max_output_tokens
         name = model.lower()
         listed = next((n for prefix, n in OUTPUT_LIMITS if name.startswith(prefix)), None)
-        info = _genai_model(provider.type, model)
+        info = _genai_model(provider.dialect_type, model)
         window = getattr(info, "context_window", None)
         if isinstance(window, int):
             room = max(window - input_tokens, 1)
@@ -280,7 +284,7 @@ class PriceBook:
         )
         n = input_tokens
         variants = [Counts(n, output)]
-        writes, writes_1h = _cache_write_priced(provider.type, model)
+        writes, writes_1h = _cache_write_priced(provider.dialect_type, model)
         if writes or self._override(provider, model) is not None:
             variants.append(Counts(n, output, cache_write_tokens=n))
         if writes_1h:

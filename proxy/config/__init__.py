@@ -14,10 +14,12 @@ from proxy.config.loader import ConfigError, load_file, load_text, parse_spec
 from proxy.config.model import (
     MOCK,
     ApiKey,
+    Azure,
     LabelSelector,
     LLMRollout,
     LLMRolloutSpec,
     Provider,
+    ProviderKind,
     ProviderType,
     parse_duration,
 )
@@ -30,6 +32,7 @@ __all__ = [
     "ApiKey",
     "Arm",
     "ArmWindow",
+    "Azure",
     "ConfigError",
     "EffectiveConfig",
     "Grant",
@@ -37,6 +40,7 @@ __all__ = [
     "LLMRolloutSpec",
     "LabelSelector",
     "Provider",
+    "ProviderKind",
     "ProviderType",
     "QualityWindow",
     "WindowReport",

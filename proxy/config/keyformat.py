@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from proxy.config.model import ApiKey, ProviderType
+from proxy.config.model import ApiKey, ProviderKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,9 @@ class KeyShape:
 
 
 #: Published shapes: OpenAI ``sk-...`` / ``sk-proj-...``, Anthropic ``sk-ant-...``,
-#: Google AI Studio ``AIza`` + 35 characters.
-SHAPES: dict[ProviderType, KeyShape] = {
+#: Google AI Studio ``AIza`` + 35 characters. Azure OpenAI has none to check: its
+#: keys (32 hex or 84 characters) and Entra tokens (JWTs) share no prefix.
+SHAPES: dict[ProviderKind, KeyShape] = {
     "openai": KeyShape("sk-", 20, 512, "sk-... or sk-proj-..."),
     "anthropic": KeyShape("sk-ant-", 24, 512, "sk-ant-..."),
     "gemini": KeyShape("AIza", 39, 39, "AIza followed by 35 characters"),
@@ -33,15 +34,15 @@ SHAPES: dict[ProviderType, KeyShape] = {
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.~+/=]+")
 
 
-def key_problem(provider_type: ProviderType, source: ApiKey, key: str) -> str | None:
+def key_problem(provider_type: ProviderKind, source: ApiKey, key: str) -> str | None:
     """Why `key` cannot be a key of `provider_type`, or None when it may be."""
     if not key:
         return "the key is empty"
     if any(c.isspace() for c in key):
         return "the key has whitespace or a line break inside (copied with extra text?)"
-    if source.format == "any":
+    shape = SHAPES.get(provider_type)
+    if source.format == "any" or shape is None:
         return None
-    shape = SHAPES[provider_type]
     if not key.startswith(shape.prefix):
         return (
             f"{provider_type} keys start with '{shape.prefix}' ({shape.example}); this one "

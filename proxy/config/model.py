@@ -27,7 +27,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+#: The API families (dialects) a provider can speak.
 ProviderType = Literal["openai", "anthropic", "gemini"]
+#: What `providers[].type` may say: a dialect, or a hosting of one with its own
+#: paths and credentials (Azure OpenAI speaks OpenAI chat under deployment paths).
+ProviderKind = Literal["openai", "anthropic", "gemini", "azure-openai"]
 
 #: The one name in `fallback` that is not a provider.
 MOCK = "mock"
@@ -142,9 +146,40 @@ ProviderModel = Annotated[
 _GEMINI_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
+class Azure(Model):
+    """How an `azure-openai` provider is addressed: Azure's deployment paths.
+
+    Azure OpenAI serves ``/openai/deployments/{deployment}/chat/completions
+    ?api-version=...`` and takes the key in an ``api-key`` header, or a Microsoft
+    Entra access token as ``Authorization: Bearer`` (credential ``entra-token``:
+    the provider's key source then holds the token, a file re-read as it rotates).
+    """
+
+    api_version: str = Field(
+        default="2024-10-21",
+        pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
+        description="the api-version query parameter Azure requires on every call",
+    )
+    credential: Literal["api-key", "entra-token"] = Field(
+        default="api-key",
+        description="api-key: the key goes in the api-key header; entra-token: the key "
+        "source holds a Microsoft Entra access token, sent as Authorization: Bearer",
+    )
+    deployments: dict[str, ProviderModel] = Field(
+        default={},
+        max_length=256,
+        description="model -> Azure deployment name, with 'default' for any other; an "
+        "unmapped model is a deployment of the same name. Prices follow the model",
+    )
+
+    def deployment_for(self, model: str) -> str:
+        """The deployment that serves `model` (see `deployments`)."""
+        return self.deployments.get(model) or self.deployments.get("default") or model
+
+
 class Provider(Model):
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    type: ProviderType
+    type: ProviderKind
     base_url: str = Field(alias="baseURL", pattern=r"^https?://")
     api_key: ApiKey | None = None
     api_keys: list[ApiKey] = Field(
@@ -171,6 +206,29 @@ class Provider(Model):
         "named for another provider's models (fallback, provider weights); unmapped names "
         "pass as they are",
     )
+
+    azure: Azure | None = Field(
+        default=None,
+        description="Azure OpenAI addressing (type azure-openai only; defaults apply when unset)",
+    )
+
+    @model_validator(mode="after")
+    def _azure_only_for_azure(self) -> Provider:
+        if self.azure is not None and self.type != "azure-openai":
+            raise ValueError("azure: is for providers of type azure-openai only")
+        return self
+
+    @property
+    def dialect_type(self) -> ProviderType:
+        """The API family this provider speaks (Azure OpenAI speaks OpenAI's)."""
+        return "openai" if self.type == "azure-openai" else self.type
+
+    @property
+    def azure_settings(self) -> Azure | None:
+        """Azure addressing for an `azure-openai` provider (defaults when unset), else None."""
+        if self.type != "azure-openai":
+            return None
+        return self.azure or Azure()
 
     @model_validator(mode="after")
     def _one_key_field(self) -> Provider:
@@ -574,6 +632,12 @@ class LLMRolloutSpec(Model):
             raise ValueError(
                 f"quality.judge.provider names unknown provider {judge.provider}; "
                 f"known: {', '.join(names) or 'none'}"
+            )
+        judged_by = self.provider(judge.provider) if judge is not None else None
+        if judged_by is not None and judged_by.type == "azure-openai":
+            raise ValueError(
+                f"quality.judge.provider: '{judged_by.name}' is an azure-openai provider, "
+                "which cannot judge yet; name an openai, anthropic or gemini provider"
             )
         return self
 

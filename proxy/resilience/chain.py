@@ -84,7 +84,7 @@ def fallback_chain(
         if (
             provider is not None
             and provider.enabled
-            and (cross or provider.type == first.type)
+            and (cross or provider.dialect_type == first.dialect_type)
             and provider.name != first.name
         ):
             entries.append(provider)

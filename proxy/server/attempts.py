@@ -26,6 +26,7 @@ from aiohttp import web
 
 from proxy.config import LLMRolloutSpec, Provider
 from proxy.dialects import BadRequest, Dialect, ErrorKind, ParsedRequest, Usage
+from proxy.dialects.azure import azure_target
 from proxy.dialects.base import StreamFilter, dumps
 from proxy.redact import Redactor
 from proxy.resilience import retry
@@ -282,10 +283,35 @@ class _Walk:
         (`proxy.translate`) when the provider speaks another dialect. Raises
         `BadRequest` when the provider cannot express the request.
         """
+        translation, target, body, stream_filter = self._outbound_body(provider)
+        if (azure := provider.azure_settings) is None:
+            return translation, target, body, stream_filter
+        request = self.request
+        path = (
+            target.path
+            if target is not None
+            else self.dialect.upstream_target(
+                request.rel_url.raw_path, request.rel_url.raw_query_string
+            )
+        )
+        model = provider.model_for(self.parsed.model)
+        headers = target.headers if target is not None else {}
+        turn = target.turn if target is not None else 0
+        return (
+            translation,
+            Upstream(azure_target(path, model, azure), headers, body, turn),
+            body,
+            stream_filter,
+        )
+
+    def _outbound_body(
+        self, provider: Provider
+    ) -> tuple[Translation | None, Upstream | None, bytes, StreamFilter | None]:
+        """`_outbound` below the provider's base URL as OpenAI-style APIs address it."""
         parsed, dialect = self.parsed, self.dialect
         model = provider.model_for(parsed.model)
-        if provider.type != dialect.provider_type:
-            translation = Translation(dialect, provider.type, parsed)
+        if provider.dialect_type != dialect.provider_type:
+            translation = Translation(dialect, provider.dialect_type, parsed)
             sent = translation.request(model)
             return translation, sent, sent.body, None
         if model == parsed.model:

@@ -86,7 +86,7 @@ class Judge:
         spec = runtime.snapshot.spec
         provider = spec.provider(judge.provider)
         assert provider is not None  # the config validates quality.judge.provider
-        call = judge_request(provider.type, judge.model, question, answer)
+        call = judge_request(provider.dialect_type, judge.model, question, answer)
         try:
             parsed = call.dialect.parse(call.body, path_model=judge.model)
             key = runtime.keys.get(provider.api_key) if provider.api_key else ""
@@ -119,7 +119,7 @@ class Judge:
             usage = call.dialect.usage_from_body(body)
         finally:
             runtime.budget.settle(admitted, usage)
-        score = parse_score(reply_text(provider.type, body))
+        score = parse_score(reply_text(provider.dialect_type, body))
         if score is None:
             raise JudgeFailed("no-score", f"reply of {len(body)} bytes held no 1-5 score")
         return score

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy.config import ApiKey, LLMRolloutSpec, ProviderType
+from proxy.config import ApiKey, LLMRolloutSpec, ProviderKind
 from proxy.config.keyformat import key_problem
 
 #: Where the injected sidecar finds mounted Secrets: ``<dir>/<secret name>/<key>``.
@@ -44,7 +44,7 @@ class KeyStore:
     ) -> None:
         self._files: dict[Path, _Cached] = {}
         #: Which provider each key file belongs to (its type decides the key's shape).
-        self._owners: dict[Path, tuple[str, ProviderType, ApiKey]] = {}
+        self._owners: dict[Path, tuple[str, ProviderKind, ApiKey]] = {}
         #: The keys the last `check` found well-formed, by provider (for the audit trail).
         self.loaded: dict[str, list[str]] = {}
         #: Called with (provider, reason) when a key file goes bad; the old key stays.

@@ -30,7 +30,7 @@ def record_shadow_cost(runtime: Runtime, dialect: Dialect, model: str, usage: Us
     if not (usage.input_tokens or usage.output_tokens):
         return
     spec = runtime.snapshot.spec
-    provider = next((p for p in spec.providers if p.type == dialect.provider_type), None)
+    provider = next((p for p in spec.providers if p.dialect_type == dialect.provider_type), None)
     if provider is None:
         provider = Provider.model_validate(
             {"name": dialect.provider_type, "type": dialect.provider_type,

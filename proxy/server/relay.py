@@ -22,6 +22,7 @@ from yarl import URL
 
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
+from proxy.dialects.azure import azure_auth
 from proxy.dialects.base import StreamFilter
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
@@ -131,7 +132,12 @@ async def open_upstream(
         headers = upstream_headers(request.headers, dialect.auth_headers(key))
     else:
         url = URL(provider.base_url.rstrip("/") + target.path, encoded=True)
-        auth = PROVIDER_DIALECTS[provider.type].auth_headers(key)
+        azure = provider.azure_settings
+        auth = (
+            azure_auth(key, azure)
+            if azure is not None
+            else PROVIDER_DIALECTS[provider.dialect_type].auth_headers(key)
+        )
         headers = upstream_headers(request.headers, auth | target.headers)
     tracing.propagate(request, headers)
     try:

@@ -21,12 +21,18 @@ class FakeOpenAI(FakeProvider):
     #: What a Responses call asking for JSON (`text.format` json_schema) gets; tests set it.
     json_answer = '{"answer": "Real OpenAI JSON."}'
 
-    def __init__(self, key: str = "sk-real-openai-test-0000000000") -> None:
+    def __init__(
+        self, key: str = "sk-real-openai-test-0000000000", prefix: str | None = "/v1"
+    ) -> None:
+        """`prefix`: where the API lives (an OpenAI-compatible server's base path; None:
+        a subclass routes its own paths)."""
         super().__init__(key)
-        self.route("/v1/chat/completions", self.chat)
-        self.route("/v1/responses", self.responses)
-        self.route("/v1/embeddings", self.embeddings)
         self._count = 0
+        if prefix is None:
+            return
+        self.route(f"{prefix}/chat/completions", self.chat)
+        self.route(f"{prefix}/responses", self.responses)
+        self.route(f"{prefix}/embeddings", self.embeddings)
 
     def key_of(self, request: web.Request) -> str | None:
         auth = request.headers.get("Authorization", "")
