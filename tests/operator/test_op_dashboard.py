@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 from browser import open_page
 from conftest import NS, Cluster, provider_spec
+from k8s_emulator import kubeconfig as k8s_kubeconfig
 
 from rollout_operator.dashboard import server
 from rollout_operator.kube import KubeClient, rollout_path
@@ -41,7 +42,11 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
     await cluster.apply("marketing-content", spec)
     await cluster.apply("search-answers", provider_spec(cluster))
     await cluster.start_sidecars("marketing-content", 3)
-    client = await KubeClient.connect(str(cluster.kubeconfig))
+    # The dashboard logs in as its own user, so that the API server can refuse it alone
+    # below (refusing the operator's token too would stop the operator mid-test).
+    own = tmp_path / "dashboard-kubeconfig"
+    own.write_text(k8s_kubeconfig(str(cluster.server.url), "you", "dashboard-token", NS))
+    client = await KubeClient.connect(str(own))
     runner, url, poller = await server.start(client, NS, "127.0.0.1", 0)
     try:
         async with cluster.traffic(rps=30), open_page(url) as page:
@@ -119,7 +124,7 @@ async def test_dashboard_in_a_browser_lists_charts_and_aborts(
             await page.wait("document.querySelector('#phase').textContent === 'Aborted'")
 
             # The API server refuses the dashboard's credentials: the page says so.
-            cluster.k8s.tokens = {"someone-else": 200}
+            cluster.k8s.tokens = {"operator-token": 200}
             await page.wait("!document.querySelector('#banner').hidden")
             banner = await page.js("document.querySelector('#banner').innerText")
             assert "API server unreachable since" in banner
