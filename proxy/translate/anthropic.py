@@ -17,6 +17,7 @@ from proxy.dialects.base import BadRequest, ErrorKind
 from proxy.dialects.limits import OUTPUT_LIMITS
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
+    TRANSLATABLE_FIELDS,
     Untranslatable,
     data_url,
     hub_usage,
@@ -196,32 +197,8 @@ def _tool_to_hub(tool: Any, field: str) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-#: Hub (OpenAI chat) request fields Anthropic can express; `user`, `store`, `seed`,
-#: `metadata` and `service_tier` do not change what the answer says and are dropped.
-_HUB_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "_top_k",
-        "stop",
-        "stream",
-        "stream_options",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "user",
-        "store",
-        "seed",
-        "metadata",
-        "service_tier",
-        "n",
-    }
-)
+#: Hub (OpenAI chat) request fields Anthropic can express: those every target takes.
+_HUB_FIELDS = TRANSLATABLE_FIELDS
 
 
 def request_from_hub(hub: dict[str, Any], model: str) -> dict[str, Any]:

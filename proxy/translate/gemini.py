@@ -17,6 +17,7 @@ from proxy.dialects.base import BadRequest
 from proxy.dialects.gemini import read_usage
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
+    TRANSLATABLE_FIELDS,
     Untranslatable,
     data_url,
     hub_usage,
@@ -249,34 +250,9 @@ def json_schema(schema: Any) -> Any:
     return out
 
 
-#: Hub (OpenAI chat) request fields Gemini can express; `user`, `store`, `metadata` and
-#: `service_tier` do not change what the answer says and are dropped.
-_HUB_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "_top_k",
-        "stop",
-        "stream",
-        "stream_options",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "user",
-        "store",
-        "seed",
-        "metadata",
-        "service_tier",
-        "n",
-        "presence_penalty",
-        "frequency_penalty",
-    }
-)
+#: Hub (OpenAI chat) request fields Gemini can express: those every target takes, and
+#: the penalties (`presencePenalty`, `frequencyPenalty`).
+_HUB_FIELDS = TRANSLATABLE_FIELDS | {"presence_penalty", "frequency_penalty"}
 
 
 def request_from_hub(hub: dict[str, Any]) -> dict[str, Any]:

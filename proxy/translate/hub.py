@@ -36,6 +36,35 @@ class Untranslatable(BadRequest):
         self.field = field
 
 
+#: Hub (OpenAI chat) request fields every target dialect can express; `user`, `store`,
+#: `seed`, `metadata` and `service_tier` do not change what the answer says and are
+#: dropped where a target has no place for them.
+TRANSLATABLE_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "_top_k",
+        "stop",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "user",
+        "store",
+        "seed",
+        "metadata",
+        "service_tier",
+        "n",
+    }
+)
+
+
 def refuse_unknown(payload: dict[str, Any], known: frozenset[str], where: str, target: str) -> None:
     """Refuse the first field the translation does not know: never a silent drop."""
     for name in payload:
