@@ -90,8 +90,9 @@ async def config(request: web.Request) -> web.StreamResponse:
     live.polling[sidecar] = live.polling.get(sidecar, 0) + 1
     try:
         if live.effective is None or live.effective.version == after:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(live.changed.wait(), timeout)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                async with asyncio.timeout(timeout):
+                    await live.changed.wait()
     finally:
         live.polling[sidecar] -= 1
         live.seen[sidecar] = time.time()

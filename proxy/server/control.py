@@ -123,7 +123,8 @@ class ControlClient:
             if await self._allowance_calls(asks):
                 backoff = tick
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(gate.wanted.wait(), tick)
+                    async with asyncio.timeout(tick):  # not wait_for: see _report
+                        await gate.wanted.wait()
             else:  # operator away: back off, but well within a lease's renewal margin
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -212,8 +213,12 @@ class ControlClient:
     async def _report(self) -> None:
         assert self._session is not None
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when
+            # the event is set in the loop turn that cancels it (cpython gh-86296), so a
+            # new config arriving as the sidecar stops swallowed the stop and hung it.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconfigured.wait(), self.stats_interval)
+                async with asyncio.timeout(self.stats_interval):
+                    await self._reconfigured.wait()
             self._reconfigured.clear()
             for arm, window in self.runtime.stats.drain().items():
                 kept = self._unsent.get(arm)

@@ -100,8 +100,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         while events.is_connected():
             async with board.changed:
                 if board.version == seen:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(board.changed.wait(), timeout=5)
+                    with contextlib.suppress(TimeoutError):  # not wait_for: it can eat a cancel
+                        async with asyncio.timeout(5):
+                            await board.changed.wait()
                 seen = board.version
                 payload = json.dumps(board.state)
             try:
