@@ -485,8 +485,13 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
         ],
         "usageMetadata": _usage_from_hub(hub.get("usage")),
         "modelVersion": hub.get("model"),
-        "responseId": str(hub.get("id")),
+        "responseId": _response_id(hub.get("id")),
     }
+
+
+def _response_id(hub_id: Any) -> str:
+    """Gemini's response ids have no prefix: the hub's ``chatcmpl-`` is dropped."""
+    return str(hub_id).removeprefix("chatcmpl-")
 
 
 def _loads_object(arguments: Any) -> dict[str, Any]:
@@ -547,7 +552,7 @@ class StreamFromHub:
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
         self.model = chunk.get("model") or self.model
-        self.id = str(chunk.get("id") or self.id)
+        self.id = _response_id(chunk.get("id") or self.id)
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         out: list[bytes] = []
@@ -569,7 +574,9 @@ class StreamFromHub:
             {"functionCall": {"name": c["name"], "args": _loads_object(c["arguments"])}}
             for _, c in sorted(self.calls.items())
         ]
-        return self._chunk(parts, final=True)
+        # The last chunk carries a part, as Gemini's do, so that an SDK's `chunk.text` of
+        # every chunk is a string.
+        return self._chunk(parts or [{"text": ""}], final=True)
 
     def _chunk(self, parts: list[dict[str, Any]], final: bool = False) -> bytes:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}

@@ -65,6 +65,15 @@ TRANSLATABLE_FIELDS = frozenset(
 )
 
 
+def dialect_id(ident: Any, hub_prefix: str, prefix: str) -> str:
+    """A hub id in a client dialect's own form (``chatcmpl-X`` -> ``msg_X``, ``call_X`` ->
+    ``toolu_X``): SDK users and their logs see ids shaped as their provider's, and an id
+    the client sends back in a later turn still names the same call, since every
+    reference to it is rewritten alike. An id already in that form is kept."""
+    text = str(ident)
+    return text if text.startswith(prefix) else prefix + text.removeprefix(hub_prefix)
+
+
 def refuse_unknown(payload: dict[str, Any], known: frozenset[str], where: str, target: str) -> None:
     """Refuse the first field the translation does not know: never a silent drop."""
     for name in payload:
