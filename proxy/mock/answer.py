@@ -40,6 +40,9 @@ from proxy.tokens import count_request, count_text
 from proxy.translate import client_answer, client_stream
 
 _BY_NAME = {dialect.name: dialect for _, dialect in ROUTES}
+#: Words (or bits of JSON) per streamed chunk where a provider sends more than about one
+#: token at a time: Gemini streams a few words per chunk.
+_PIECES = {"gemini.generate_content": 4}
 #: Dialects that answer with vectors, not generated text: they produce no output tokens.
 _NO_OUTPUT = frozenset({"openai.embeddings"})
 
@@ -95,7 +98,8 @@ def _render(dialect: str, request: ParsedRequest, draft: Draft) -> tuple[bytes, 
     if not request.stream:
         return dumps(client_answer(dialect, hub.answer(request, draft), request.payload)), []
     stream = client_stream(dialect, request.payload)
-    events = [stream.feed(chunk) for chunk in hub.chunks(request, draft)]
+    pieces = _PIECES.get(dialect, 1)
+    events = [stream.feed(chunk) for chunk in hub.chunks(request, draft, pieces)]
     events.append(stream.close())
     return b"", [event for event in events if event]
 

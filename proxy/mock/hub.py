@@ -56,10 +56,10 @@ def answer(request: ParsedRequest, draft: Draft) -> dict[str, Any]:
     }
 
 
-def chunks(request: ParsedRequest, draft: Draft) -> list[dict[str, Any]]:
-    """The stream's chunks, a word (or a few characters of JSON) each, ending with the
-    usage chunk: every dialect's stream reports usage, an OpenAI client's drops it
-    unless it asked (``stream_options.include_usage``)."""
+def chunks(request: ParsedRequest, draft: Draft, pieces: int = 1) -> list[dict[str, Any]]:
+    """The stream's chunks, `pieces` words (or bits of JSON a few characters long) each,
+    ending with the usage chunk: every dialect's stream reports usage, an OpenAI
+    client's drops it unless it asked (``stream_options.include_usage``)."""
     head = _head(request, draft) | {"object": "chat.completion.chunk"}
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
@@ -78,9 +78,9 @@ def chunks(request: ParsedRequest, draft: Draft) -> list[dict[str, Any]]:
             ]
     else:
         out.append(chunk({"role": "assistant", "content": ""}))
+        split = split_for_stream(draft.text, structured=draft.structured)
         out += [
-            chunk({"content": piece})
-            for piece in split_for_stream(draft.text, structured=draft.structured)
+            chunk({"content": "".join(split[i : i + pieces])}) for i in range(0, len(split), pieces)
         ]
     out.append(chunk({}, _finish(draft)))
     out.append(head | {"choices": [], "usage": _usage(draft)})

@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.dialects import ErrorKind, Usage
+from proxy.dialects.gemini import JsonArrayStream
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
 from proxy.server.cache import CACHE_TAP
@@ -37,6 +38,13 @@ log = logging.getLogger("llm_rollout.translated")
 
 #: Provider headers that describe the provider's own body, not the translated one.
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def gemini_json_stream(request: web.Request) -> bool:
+    """``streamGenerateContent`` without ``?alt=sse``: Gemini answers one JSON array."""
+    return request.match_info.get("method") == "streamGenerateContent" and (
+        request.query.get("alt") != "sse"
+    )
 
 
 async def relay_translated(
@@ -80,13 +88,17 @@ async def relay_translated(
         ), outcome
 
     chunk = await first_chunk(upstream)
-    headers["Content-Type"] = "text/event-stream"
+    # A Gemini client that did not ask for ?alt=sse gets the events' chunks as one JSON
+    # array, written as they arrive like the events would be. Such an answer is not
+    # cached: the cache's key does not tell it from the same request's event stream.
+    array = JsonArrayStream() if gemini_json_stream(request) else None
+    headers["Content-Type"] = "text/event-stream" if array is None else "application/json"
     response = web.StreamResponse(status=200, headers=headers)
     await response.prepare(request)
     stream = translation.stream(sent.turn)
     parser, echo = SSEParser(), SSEParser()
     answer = Accumulator(client.name) if extractable(client.name) else None
-    cache_tap = request.get(CACHE_TAP)
+    cache_tap = request.get(CACHE_TAP) if array is None else None
     try:
         while chunk:
             if outcome.first_byte_at is None:
@@ -95,7 +107,7 @@ async def relay_translated(
             observe(events, provider, outcome)
             sent_now = redactor.feed(b"".join(stream.feed(event) for event in events))
             if sent_now:
-                await response.write(sent_now)
+                await response.write(sent_now if array is None else array.feed(sent_now))
                 if cache_tap is not None:
                     cache_tap.chunks.append(sent_now)
                 if answer is not None:
@@ -116,8 +128,6 @@ async def relay_translated(
         upstream.release()
     try:
         rest = redactor.close()
-        if rest:
-            await response.write(rest)
         if cache_tap is not None:
             cache_tap.chunks.append(rest)
             cache_tap.complete = outcome.complete and not outcome.stream_error
@@ -125,7 +135,11 @@ async def relay_translated(
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
             message = f"upstream stream {outcome.stream_error} before completion"
             log.warning("%s via %s: %s", client.name, translation.provider, message)
-            await response.write(client.stream_error(ErrorKind.UPSTREAM, message))
+            rest += client.stream_error(ErrorKind.UPSTREAM, message)
+        if array is not None:
+            rest = array.feed(rest) + array.close()
+        if rest:
+            await response.write(rest)
         await response.write_eof()
     except ConnectionResetError:
         pass  # the app went away while the stream ended: nobody to tell

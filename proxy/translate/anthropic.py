@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from proxy.dialects.anthropic_messages import AnthropicMessages
-from proxy.dialects.base import BadRequest, ErrorKind
+from proxy.dialects.base import BadRequest, ErrorKind, compact
 from proxy.dialects.limits import OUTPUT_LIMITS
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
@@ -624,7 +624,7 @@ class StreamFromHub:
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
-    return encode(json.dumps(data, separators=(",", ":")), event=name)
+    return encode(compact(data), event=name)
 
 
 def error_kind(event: Event) -> ErrorKind:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy.dialects.base import BadRequest
+from proxy.dialects.base import BadRequest, compact
 from proxy.dialects.gemini import read_usage
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
@@ -588,4 +588,4 @@ class StreamFromHub:
         if final:
             candidate["finishReason"] = self.finish
             chunk["usageMetadata"] = _usage_from_hub(self.usage)
-        return encode(json.dumps(chunk, separators=(",", ":")))
+        return encode(compact(chunk))

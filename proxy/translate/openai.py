@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from proxy.dialects.base import compact
 from proxy.sse import Event, encode
 from proxy.translate.hub import CACHE_WRITE, Untranslatable
 
@@ -58,7 +59,7 @@ class StreamFromHub:
         if "usage" in chunk and not chunk.get("choices") and not self.include_usage:
             return b""
         chunk = answer_from_hub(chunk)
-        return encode(json.dumps(chunk, separators=(",", ":")))
+        return encode(compact(chunk))
 
     def close(self) -> bytes:
         return encode("[DONE]")

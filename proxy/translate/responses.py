@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from proxy.dialects.base import BadRequest
+from proxy.dialects.base import BadRequest, compact
 from proxy.sse import encode
 from proxy.translate.hub import Untranslatable, dialect_id, neutral_usage, refuse_unknown
 
@@ -386,4 +386,4 @@ class StreamFromHub:
     def _emit(self, name: str, body: dict[str, Any]) -> bytes:
         event = {"type": name} | body | {"sequence_number": self.sequence}
         self.sequence += 1
-        return encode(json.dumps(event, separators=(",", ":")), event=name)
+        return encode(compact(event), event=name)
