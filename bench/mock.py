@@ -126,7 +126,8 @@ def section(figures: dict[str, dict[str, float]], before: str, rounds: int) -> s
         f"alternating rounds, *before* the tree at {before} ({commit}), *after* this one, "
         "each round a fresh process. Since the mock writes only OpenAI chat and has "
         "`proxy.translate` write the other dialects, an Anthropic or Gemini answer costs "
-        "the OpenAI chat answer plus its translation (last column).",
+        "the OpenAI chat answer plus its translation (last column; a Gemini stream has "
+        "fewer chunks, a few words each, as Gemini sends them).",
         "",
         table(figures, before),
     ])  # fmt: skip
