@@ -9,6 +9,7 @@ from typing import Any
 
 from proxy.dialects.anthropic_messages import AnthropicMessages
 from proxy.dialects.gemini import Gemini, JsonArrayStream
+from proxy.dialects.openai_chat import OpenAIChat
 from proxy.dialects.openai_responses import OpenAIResponses
 from proxy.sse import encode
 from proxy.translate import Translation
@@ -165,3 +166,35 @@ def test_a_json_array_stream_is_written_as_its_chunks_arrive() -> None:
     assert json.loads(written) == chunks
     empty = JsonArrayStream()
     assert json.loads(empty.feed(b"") + empty.close()) == []
+
+
+def gemini_chunk(text: str, usage: dict[str, int], finish: str | None = None) -> bytes:
+    candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+    if finish:
+        candidate["finishReason"] = finish
+    return encode(json.dumps({"candidates": [candidate], "modelVersion": "gemini-2.5-flash",
+                              "usageMetadata": usage}))  # fmt: skip
+
+
+def test_a_prompt_count_known_up_front_reaches_anthropics_message_start() -> None:
+    """Gemini counts the prompt in its first chunk; Anthropic's message_start reports it
+    (uncached), and an OpenAI client, whose stream has no such place, never sees it."""
+    first = {"promptTokenCount": 12, "cachedContentTokenCount": 4}
+    last = first | {"candidatesTokenCount": 3, "totalTokenCount": 15}
+    stream = [gemini_chunk("Hi", first), gemini_chunk(" there", last, "STOP")]
+    client = AnthropicMessages()
+    to_anthropic = Translation(client, "gemini", parsed(client, ANTHROPIC_ASK | {"stream": True}))
+    got = events(b"".join(run_stream(to_anthropic, stream)))
+    assert got[0][1]["message"]["usage"] == {
+        "input_tokens": 8,
+        "output_tokens": 0,
+        "cache_read_input_tokens": 4,
+        "cache_creation_input_tokens": 0,
+    }
+    assert got[-2][1]["usage"]["input_tokens"] == 8, "and message_delta the same"
+
+    openai_ask = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    to_openai = Translation(OpenAIChat(), "gemini", parsed(OpenAIChat(), openai_ask))
+    raw = b"".join(run_stream(to_openai, stream))
+    assert b"_usage_so_far" not in raw
+    assert b"Hi" in raw

@@ -12,6 +12,7 @@ from typing import Any
 from proxy.dialects import ParsedRequest
 from proxy.mock.draft import Draft
 from proxy.mock.text import split_for_stream
+from proxy.translate.hub import USAGE_SO_FAR
 
 
 def _usage(draft: Draft) -> dict[str, int]:
@@ -84,4 +85,9 @@ def chunks(request: ParsedRequest, draft: Draft, pieces: int = 1) -> list[dict[s
         ]
     out.append(chunk({}, _finish(draft)))
     out.append(head | {"choices": [], "usage": _usage(draft)})
+    # The prompt's count is known from the start, as Anthropic's message_start reports it.
+    out[0][USAGE_SO_FAR] = _usage(draft) | {
+        "completion_tokens": 0,
+        "total_tokens": draft.input_tokens,
+    }
     return out

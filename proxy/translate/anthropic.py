@@ -18,6 +18,7 @@ from proxy.dialects.limits import OUTPUT_LIMITS
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
     TRANSLATABLE_FIELDS,
+    USAGE_SO_FAR,
     Untranslatable,
     data_url,
     dialect_id,
@@ -545,7 +546,7 @@ class StreamFromHub:
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
+                "usage": _usage_from_hub(chunk.get(USAGE_SO_FAR)),
             }
             out.append(_event("message_start", {"type": "message_start", "message": message}))
             out.append(_event("ping", {"type": "ping"}))  # as Anthropic sends after the start

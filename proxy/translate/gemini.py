@@ -18,6 +18,7 @@ from proxy.dialects.gemini import read_usage
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
     TRANSLATABLE_FIELDS,
+    USAGE_SO_FAR,
     Untranslatable,
     data_url,
     hub_usage,
@@ -532,6 +533,8 @@ class StreamToHub:
             "model": data.get("modelVersion"),
         }
         chunks = [base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}]
+        if "role" in delta and data.get("usageMetadata"):  # the prompt's count, up front
+            chunks[0][USAGE_SO_FAR] = _usage_to_hub(data["usageMetadata"])
         finish = _finish(candidate, self.calls)
         if finish is not None:
             chunks.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})

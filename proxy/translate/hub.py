@@ -17,6 +17,12 @@ from proxy.dialects.base import BadRequest, ErrorKind, Usage
 #: Hub-only usage key: tokens written to a prompt cache (Anthropic bills them apart).
 CACHE_WRITE = "_cache_write_tokens"
 
+#: Hub-only chunk key: the usage known before the stream's end (hub usage, as in the last
+#: chunk), from a provider that reports its prompt's tokens up front (Gemini in every
+#: chunk, the mock), so that Anthropic's ``message_start`` can report them as Anthropic's
+#: does; OpenAI reports usage only at the end and leaves it out.
+USAGE_SO_FAR = "_usage_so_far"
+
 #: Hub finish reasons (OpenAI's): stop, length, tool_calls, content_filter.
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
