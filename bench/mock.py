@@ -125,9 +125,12 @@ def section(figures: dict[str, dict[str, float]], before: str, rounds: int) -> s
         f"`proxy.mock.answer`, as CPU microseconds in one process; median of {rounds} "
         f"alternating rounds, *before* the tree at {before} ({commit}), *after* this one, "
         "each round a fresh process. Since the mock writes only OpenAI chat and has "
-        "`proxy.translate` write the other dialects, an Anthropic or Gemini answer costs "
-        "the OpenAI chat answer plus its translation (last column; a Gemini stream has "
-        "fewer chunks, a few words each, as Gemini sends them).",
+        "`proxy.translate` write the other dialects, an Anthropic or Gemini answer is "
+        "the OpenAI chat answer plus its translation; the last column sets it beside "
+        "OpenAI chat's answer to the same prompt, which also differs in reading and "
+        "counting each dialect's request (a Gemini stream has fewer chunks, a few words "
+        "each, as Gemini sends them). Rounds of the same figure vary by about 5 % on "
+        "this shared machine.",
         "",
         table(figures, before),
     ])  # fmt: skip
