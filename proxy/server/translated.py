@@ -89,8 +89,7 @@ async def relay_translated(
 
     chunk = await first_chunk(upstream)
     # A Gemini client that did not ask for ?alt=sse gets the events' chunks as one JSON
-    # array, written as they arrive like the events would be. Such an answer is not
-    # cached: the cache's key does not tell it from the same request's event stream.
+    # array, written as they arrive like the events would be.
     array = JsonArrayStream() if gemini_json_stream(request) else None
     headers["Content-Type"] = "text/event-stream" if array is None else "application/json"
     response = web.StreamResponse(status=200, headers=headers)
@@ -98,7 +97,7 @@ async def relay_translated(
     stream = translation.stream(sent.turn)
     parser, echo = SSEParser(), SSEParser()
     answer = Accumulator(client.name) if extractable(client.name) else None
-    cache_tap = request.get(CACHE_TAP) if array is None else None
+    cache_tap = request.get(CACHE_TAP)
     try:
         while chunk:
             if outcome.first_byte_at is None:
@@ -107,9 +106,10 @@ async def relay_translated(
             observe(events, provider, outcome)
             sent_now = redactor.feed(b"".join(stream.feed(event) for event in events))
             if sent_now:
-                await response.write(sent_now if array is None else array.feed(sent_now))
+                written = sent_now if array is None else array.feed(sent_now)
+                await response.write(written)
                 if cache_tap is not None:
-                    cache_tap.chunks.append(sent_now)
+                    cache_tap.chunks.append(written)
                 if answer is not None:
                     for event in echo.feed(sent_now):
                         answer.feed(event)
@@ -128,16 +128,16 @@ async def relay_translated(
         upstream.release()
     try:
         rest = redactor.close()
-        if cache_tap is not None:
-            cache_tap.chunks.append(rest)
-            cache_tap.complete = outcome.complete and not outcome.stream_error
-            cache_tap.content_type = "text/event-stream"
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
             message = f"upstream stream {outcome.stream_error} before completion"
             log.warning("%s via %s: %s", client.name, translation.provider, message)
             rest += client.stream_error(ErrorKind.UPSTREAM, message)
         if array is not None:
             rest = array.feed(rest) + array.close()
+        if cache_tap is not None:
+            cache_tap.chunks.append(rest)
+            cache_tap.complete = outcome.complete and not outcome.stream_error
+            cache_tap.content_type = "text/event-stream" if array is None else "application/json"
         if rest:
             await response.write(rest)
         await response.write_eof()
