@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from proxy.config import ConfigError, LLMRolloutSpec, parse_duration, parse_spec
 from rollout_operator import steps
-from rollout_operator.analysis import judge, merge
+from rollout_operator.analysis import judge, merge, merge_providers
 from rollout_operator.hub import Hub, Key, Live
 from rollout_operator.ledger import Ledger
 from rollout_operator.steps import CommandRejected, RolloutState, Transition
@@ -142,7 +142,11 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
     windows, live.windows = list(live.windows.values()), {}
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
-    live.judgement = judge(strategy.analysis, merge(windows), external)
+    arms, providers = (
+        merge([w.arms for w in windows]),
+        merge_providers([w.providers for w in windows]),
+    )
+    live.judgement = judge(strategy.analysis, arms, external, providers)
     judged = live.state
     live.state, transitions = steps.judged(
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now

@@ -181,11 +181,14 @@ class Handler:
             dialect.operation, dialect.otel_provider, parsed.model, backend
         ).observe(elapsed := loop.time() - started)
         arm, status = _analysis_view(decision, backend, response.status)
+        routed = decision.provider.name if decision.provider is not None else None
         runtime.stats.record(
             arm,
             status,
             elapsed,
             float(ticket.cost) if ticket is not None and ticket.cost is not None else 0.0,
+            provider=routed,
+            fell_back=backend != routed,
         )
         seen = request.get(ANSWER)
         if seen is not None and status < 400:  # a fallback's mock answer is a real-arm failure

@@ -131,7 +131,18 @@ function timeline(obj) {
     return `<li class="${cls}" data-step="${i}">${i}: ${esc(stepText(step))}${why}</li>`;
   });
   const verdict = s.analysis ? `<p>Last analysis: <b>${esc(s.analysis.verdict)}</b> — ${esc(s.analysis.detail)}</p>` : "";
-  return `<ol class="steps" id="timeline">${items.join("")}</ol>${verdict}`;
+  return `<ol class="steps" id="timeline">${items.join("")}</ol>${verdict}${providerTable(s.analysis)}`;
+}
+
+// The real arm provider by provider (traffic.providers), each judged like the arm.
+function providerTable(analysis) {
+  const rows = (analysis?.providers || []).map((p) => {
+    const cells = p.judged
+      ? p.metrics.map((m) => `<span class="${m.ok === false ? "fail" : ""}">${esc(m.name)} ${fmt(m.real)}${m.ok === false ? " ✗" : ""}</span>`).join(" · ")
+      : '<span class="muted">fewer than minRequests: not judged</span>';
+    return `<tr data-provider="${esc(p.name)}"><td>${esc(p.name)}</td><td>${p.requests}</td><td>${cells}</td></tr>`;
+  }).join("");
+  return rows ? `<table id="providers"><thead><tr><th>Provider</th><th>Requests</th><th>Last window (real arm)</th></tr></thead><tbody>${rows}</tbody></table>` : "";
 }
 
 function chart(spec) {
