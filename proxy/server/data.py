@@ -35,11 +35,12 @@ from proxy.quality import extractable
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
 from proxy.server import tracing
-from proxy.server.attempts import REQUEST_ID, error_response, serve_real, settle
+from proxy.server.attempts import error_response, serve_real, settle
 from proxy.server.budget import Ticket, cost_header
 from proxy.server.judge import Judge
 from proxy.server.mock_cost import record_shadow_cost
 from proxy.server.quality import ANSWER, Seen, schedule
+from proxy.server.relay import REQUEST_ID
 from proxy.server.replay import (
     CASSETTES,
     CassetteStore,

@@ -37,9 +37,9 @@ from proxy.config import Provider
 from proxy.dialects import Dialect, ParsedRequest
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, shadow_target
-from proxy.server.attempts import REQUEST_ID, serve_real, settle
+from proxy.server.attempts import serve_real, settle
 from proxy.server.quality import answer_of, record_quality
-from proxy.server.relay import consume
+from proxy.server.relay import REQUEST_ID, consume
 from proxy.server.runtime import Runtime, Snapshot
 from proxy.server.tasks import cancel_and_wait
 

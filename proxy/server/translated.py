@@ -27,6 +27,7 @@ from proxy.server.relay import (
     Outcome,
     UpstreamFailure,
     client_headers,
+    cut_short,
     first_chunk,
     observe,
 )
@@ -123,7 +124,7 @@ async def relay_translated(
             cache_tap.complete = outcome.complete and not outcome.stream_error
             cache_tap.content_type = "text/event-stream"
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-            message = f"upstream stream {outcome.stream_error} before completion"
+            message = cut_short(outcome.stream_error, extra_headers)
             log.warning("%s via %s: %s", client.name, translation.provider, message)
             await response.write(client.stream_error(ErrorKind.UPSTREAM, message))
         await response.write_eof()
