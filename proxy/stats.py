@@ -11,7 +11,9 @@ next provider or to the mock), it counts as an error of the routed provider -- t
 client was served, but not by the provider being judged -- with the whole request's
 latency and cost. Answer quality (scorer, judge) counts for the provider that *wrote*
 the answer: a score judges the text, not the routing. Cached answers call no provider
-and count for the real arm only. The added cost is one dict lookup per request.
+and count for the real arm only. The added cost is one more set of counters per real
+request: `record` went from 0.47 to 0.83 us (measured side by side), next to some
+450 us of CPU per request through the sidecar.
 """
 
 from __future__ import annotations
