@@ -241,8 +241,8 @@ async def test_a_provider_failing_mid_stream_ends_the_anthropic_sdks_stream_with
         )
     else:  # the provider's own error, relayed in the client's dialect
         assert error["error"]["message"] == (
-            f"provider ({provider_kind}) failed mid-stream: The server had an error while "
-            "processing your request."
+            f"provider '{provider_kind}-only' ({provider_kind}) failed mid-stream: The server "
+            "had an error while processing your request."
         )
 
 

@@ -313,7 +313,7 @@ class _Walk:
         parsed, dialect = self.parsed, self.dialect
         model = provider.model_for(parsed.model)
         if provider.dialect_type != dialect.provider_type:
-            translation = Translation(dialect, provider.dialect_type, parsed)
+            translation = Translation(dialect, provider.dialect_type, parsed, provider.name)
             sent = translation.request(model)
             return translation, sent, sent.body, None
         if model == parsed.model:
