@@ -14,6 +14,7 @@ from proxy.config import ArmWindow, QualityWindow, WindowReport
 from proxy.config.model import Analysis
 from proxy.stats import WindowStats
 from rollout_operator.analysis import Windows, judge, merge, merge_providers
+from rollout_operator.plugin import render
 
 ANALYSIS = Analysis.model_validate(
     {
@@ -162,3 +163,17 @@ def test_judge_scores_count_for_the_real_provider_only() -> None:
     assert stats.drain_providers() == {
         "anthropic-backup": ArmWindow(quality=QualityWindow(judged=1, judge_sum=4.0))
     }
+
+
+def test_get_shows_each_provider_judged_or_not() -> None:
+    arms, providers = split_window(40, 15, anthropic_falls_back=True)
+    providers["gemini-spare"] = ArmWindow()  # in the split, no request routed to it yet
+    status = judge(ANALYSIS, merge([arms]), providers=providers).to_status()
+    shown = render({"metadata": {"namespace": "shop", "name": "marketing"},
+                    "status": {"analysis": status}})  # fmt: skip
+    assert (
+        "Providers: (real arm by routed provider, last window)\n"
+        "  anthropic-backup           15 requests  error-rate 1 FAIL, latency-p95-ms 200 ok\n"
+        "  gemini-spare                0 requests  (fewer than minRequests: not judged)\n"
+        "  openai-primary             40 requests  error-rate 0 ok, latency-p95-ms 50 ok\n"
+    ) in shown
