@@ -3,17 +3,19 @@
 Shared by the sidecar (request spans) and the operator (reconcile and analysis
 spans), so both turn on, sample, label and export the same way: on only when an
 OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``..._TRACES_ENDPOINT``)
-and ``OTEL_SDK_DISABLED`` is not true; exported over OTLP/HTTP in batches.
+and ``OTEL_SDK_DISABLED`` is not true; exported over OTLP/HTTP in batches
+(`proxy.config.otlp_export`: the stock exporter with a cheaper encoding).
 """
 
 from __future__ import annotations
 
 import os
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from proxy.config.otlp_export import CachingOTLPSpanExporter
 
 _ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -31,5 +33,5 @@ def provider_from_env(service: str) -> TracerProvider | None:
     # reads the endpoint, headers, timeout and compression variables.
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(CachingOTLPSpanExporter()))
     return provider
