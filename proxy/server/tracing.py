@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Awaitable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -33,10 +34,16 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from opentelemetry import trace
+from opentelemetry.sdk.trace import Event as SpanEvent
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace import Span as SDKSpan
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.semconv.attributes.exception_attributes import (
+    EXCEPTION_ESCAPED,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+)
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -133,22 +140,27 @@ class Tracing:
     ) -> None:  # fmt: skip
         """A recorded span is over: to the processor, which batches it for export.
 
-        With an `error`, the SDK's own `Span` records it (its ``exception`` event)."""
-        if error is None:
-            span = ReadableSpan(
-                name, context, parent, self.resource, attributes, kind=kind, status=status,
-                start_time=started, end_time=time.time_ns(), instrumentation_scope=self.scope,
-            )  # fmt: skip
-            self.processor.on_end(span)
-            return
-        sdk_span = SDKSpan(
-            name, context, parent, resource=self.resource, attributes=attributes, kind=kind,
-            span_processor=self.processor, instrumentation_scope=self.scope,
+        An `error` becomes the ``exception`` event the SDK's `Span.record_exception`
+        would add."""
+        events = () if error is None else (_exception_event(error),)
+        span = ReadableSpan(
+            name, context, parent, self.resource, attributes, events, kind=kind, status=status,
+            start_time=started, end_time=time.time_ns(), instrumentation_scope=self.scope,
         )  # fmt: skip
-        sdk_span.start(started)
-        sdk_span.record_exception(error)
-        sdk_span.set_status(status)
-        sdk_span.end()
+        self.processor.on_end(span)
+
+
+def _exception_event(error: BaseException) -> SpanEvent:
+    """What `opentelemetry.sdk.trace.Span.record_exception` records (SDK 1.45)."""
+    kind = type(error)
+    module = kind.__module__
+    return SpanEvent("exception", {
+        EXCEPTION_TYPE: f"{module}.{kind.__qualname__}" if module and module != "builtins"
+                        else kind.__qualname__,
+        EXCEPTION_MESSAGE: str(error),
+        EXCEPTION_STACKTRACE: "".join(traceback.format_exception(error)),
+        EXCEPTION_ESCAPED: "False",
+    })  # fmt: skip
 
 
 _UNSET = Status(StatusCode.UNSET)
