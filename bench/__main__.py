@@ -6,6 +6,7 @@ See bench/README.md for the method. Prints a table and writes docs/benchmarks.md
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -270,26 +271,44 @@ def measure_cached(
     return cached
 
 
+#: The traced runs' sidecars: name -> the ``OTEL_*`` variables it starts with ("{sink}":
+#: the fake upstream, which accepts OTLP exports as a collector would). "no endpoint"
+#: sets what a deployment sets besides the endpoint (name, resource, sampler, headers):
+#: tracing must then stay off and cost nothing.
+TRACED_SIDECARS: dict[str, dict[str, str]] = {
+    "absent": {},
+    "no endpoint": {
+        "OTEL_SERVICE_NAME": "bench", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=bench",
+        "OTEL_TRACES_SAMPLER": "always_on", "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=bench",
+    },
+    "100 %": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}", "OTEL_TRACES_SAMPLER": "always_on"},
+    "10 %": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}", "OTEL_TRACES_SAMPLER": "traceidratio",
+             "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+}  # fmt: skip
+
+
 def measure_traced(
     wrk: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int
 ) -> Traced:
-    """CPU per request with tracing off and on (100 % sampled), side by side.
-
-    Two sidecars with the same config, one with an OTLP endpoint (the fake upstream
-    accepts the exports, as a collector would) and ``OTEL_TRACES_SAMPLER=always_on``;
-    the same 8-client load alternates between them, `rounds` times; medians.
-    """
+    """CPU per request and throughput of four sidecars with the same config, side by
+    side (`TRACED_SIDECARS`): no ``OTEL_*`` variables, all but an endpoint, exporting
+    every request's spans, and a tenth of them. The same 8-client load goes to each in
+    turn, `rounds` times; medians. The load average is read before each round."""
     config = write_config(workdir, upstream.port)
-    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{upstream.port}",
-            "OTEL_TRACES_SAMPLER": "always_on"}  # fmt: skip
-    sidecars = {"off": Sidecar.start(config), "on": Sidecar.start(config, extra_env=otel)}
-    cpu_us: dict[str, list[float]] = {"off": [], "on": []}
-    rps: dict[str, list[float]] = {"off": [], "on": []}
+    sink = f"http://127.0.0.1:{upstream.port}"
+    sidecars = {
+        name: Sidecar.start(config, extra_env={k: v.format(sink=sink) for k, v in env.items()})
+        for name, env in TRACED_SIDECARS.items()
+    }
+    cpu_us: dict[str, list[float]] = {name: [] for name in sidecars}
+    rps: dict[str, list[float]] = {name: [] for name in sidecars}
+    loads: list[float] = []
     try:
         for sidecar in sidecars.values():
             FREE.apply(sidecar, upstream)
             run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up
         for _ in range(rounds):
+            loads.append(os.getloadavg()[0])
             for name, sidecar in sidecars.items():
                 before = cpu_seconds(sidecar.proc.pid)
                 result = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
@@ -301,11 +320,13 @@ def measure_traced(
         for sidecar in sidecars.values():
             sidecar.stop()
     traced = Traced(
-        *(statistics.median(cpu_us[n]) for n in ("off", "on")),
-        *(statistics.median(rps[n]) for n in ("off", "on")),
+        cpu_us={name: statistics.median(v) for name, v in cpu_us.items()},
+        rps={name: statistics.median(v) for name, v in rps.items()},
+        load_averages=loads,
     )
-    print(f"tracing off / on (100 %), 8 clients: {traced.cpu_us_off:.0f} / "
-          f"{traced.cpu_us_on:.0f} us CPU per request", flush=True)  # fmt: skip
+    print(f"tracing, 8 clients, us CPU per request (load average {traced.load_text()}): "
+          + ", ".join(f"{n} {traced.cpu_us[n]:.0f} ({traced.ratio(n):.2f}x)" for n in sidecars),
+          flush=True)  # fmt: skip
     return traced
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -167,6 +168,12 @@ async def run(args: argparse.Namespace) -> None:
         audit=AuditLog.open(args.audit_log, "sidecar"),
     )
     await sidecar.start()
+    # What start-up built (config, SDK and library modules) lives as long as the process:
+    # frozen, the garbage collector no longer scans it. Spans waiting for export survive
+    # young collections and so trigger older ones, which scanned all of it: ~60 us CPU
+    # per request with tracing at 100 % (`make bench`); no effect when nothing waits.
+    gc.collect()
+    gc.freeze()
     client = None
     if args.control_url:
         client = ControlClient(

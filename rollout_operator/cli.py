@@ -61,7 +61,8 @@ class Operator:
         self.hub = Hub(sidecar_ttl=sidecar_ttl)
         if audit is not None:
             self.hub.audit = audit
-        self.tracing = provider_from_env("llm-rollout-operator")
+        exporting = provider_from_env("llm-rollout-operator")
+        self.tracing = None if exporting is None else exporting[0]
         if self.tracing is not None:
             self.hub.tracer = self.tracing.get_tracer("llm-rollout-operator")
         self.authenticator = authenticator

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
 from google import genai
 from google.genai import types
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from proxy.server.serve import Sidecar
+from proxy.server.tracing import Tracing
 from tests.conftest import (
     APP_KEY,
     StartSidecar,
@@ -291,3 +296,54 @@ async def test_streamed_answers_carry_model_finish_reasons_and_usage_in_every_di
         assert attributes["gen_ai.usage.input_tokens"] > 0, (model, attributes)
         assert attributes["gen_ai.usage.output_tokens"] > 0, (model, attributes)
         assert span.trace_id == APP_TRACE
+
+
+async def test_an_unsampled_request_exports_nothing_and_the_provider_still_gets_its_trace(
+    start_sidecar: StartSidecar, otlp: OTLPReceiver, fake_openai: FakeOpenAI
+) -> None:
+    """The app decided not to sample (flags 00): the default parent-based sampler
+    follows it; the provider still sees the app's trace, not sampled."""
+    sidecar = await start_sidecar(real_spec(fake_openai))
+    await openai_client(sidecar).chat.completions.create(
+        model="gpt-4o-mini", messages=ASK,  # type: ignore[arg-type]
+        extra_headers={"traceparent": f"00-{APP_TRACE}-b7ad6b7169203331-00"},
+    )  # fmt: skip
+    await _chat(sidecar)  # sampled: exported
+    await exported(sidecar)
+    (span,) = otlp.requests()
+    unsampled, sampled = (r.headers["traceparent"] for r in fake_openai.requests[-2:])
+    assert unsampled.startswith(f"00-{APP_TRACE}-"), unsampled
+    assert unsampled.endswith("-00"), "the provider is told the trace is not sampled"
+    assert "b7ad6b7169203331" not in unsampled, "its parent is the sidecar's span, not the app's"
+    assert sampled == f"00-{APP_TRACE}-{otlp.children(span)[0].span_id}-01"
+
+
+def test_a_failed_request_records_the_exception_as_the_sdk_would() -> None:
+    """A request span ending in an exception carries the SDK's own ``exception`` event
+    (`Tracing.end` builds it without the SDK's Span)."""
+    kept: list[ReadableSpan] = []
+
+    class Keep(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            kept.extend(spans)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    processor = SimpleSpanProcessor(Keep())
+    provider.add_span_processor(processor)
+    try:
+        raise TimeoutError("upstream took too long")
+    except TimeoutError as error:
+        sdk_span = provider.get_tracer("t").start_span("chat")
+        sdk_span.record_exception(error)
+        sdk_span.end()
+        context = SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(1))
+        Tracing(provider, processor, "t").end(
+            "chat", context, None, SpanKind.SERVER, {}, time.time_ns(),
+            Status(StatusCode.ERROR, "TimeoutError"), error,
+        )  # fmt: skip
+    stock, ours = kept
+    assert [(e.name, dict(e.attributes or {})) for e in ours.events] == [
+        (e.name, dict(e.attributes or {})) for e in stock.events
+    ]
+    assert ours.status.status_code is StatusCode.ERROR

@@ -3,17 +3,19 @@
 Shared by the sidecar (request spans) and the operator (reconcile and analysis
 spans), so both turn on, sample, label and export the same way: on only when an
 OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``..._TRACES_ENDPOINT``)
-and ``OTEL_SDK_DISABLED`` is not true; exported over OTLP/HTTP in batches.
+and ``OTEL_SDK_DISABLED`` is not true; exported over OTLP/HTTP in batches
+(`proxy.config.otlp_export`: the stock exporter with a cheaper encoding).
 """
 
 from __future__ import annotations
 
 import os
 
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from proxy.config.otlp_export import CachingOTLPSpanExporter
 
 _ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
@@ -22,8 +24,9 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def provider_from_env(service: str) -> TracerProvider | None:
-    """A provider exporting to the configured endpoint, or None: tracing is off."""
+def provider_from_env(service: str) -> tuple[TracerProvider, SpanProcessor] | None:
+    """A provider exporting to the configured endpoint and its exporting processor (the
+    sidecar hands its spans to it directly), or None: tracing is off."""
     if env_flag("OTEL_SDK_DISABLED") or not any(os.environ.get(n) for n in _ENDPOINT_ENVS):
         return None
     # The detector reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME (which win over
@@ -31,5 +34,6 @@ def provider_from_env(service: str) -> TracerProvider | None:
     # reads the endpoint, headers, timeout and compression variables.
     resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return provider
+    processor = BatchSpanProcessor(CachingOTLPSpanExporter())
+    provider.add_span_processor(processor)
+    return provider, processor

@@ -1,0 +1,83 @@
+"""The sidecar's OTLP encoding sends a collector exactly what the stock encoder sends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as stock_encode
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from proxy.config import otlp_export
+from proxy.config.otlp_export import AttributeCache, encode_spans
+
+
+class Keep(SpanExporter):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += spans
+        return SpanExportResult.SUCCESS
+
+
+def _spans(requests: int) -> list[ReadableSpan]:
+    """Spans shaped like the sidecar's, from two tracers and two resources: a request
+    continuing an app's trace, an attempt that failed, one that answered; one span
+    with an exception event, as `in_span` records on an error."""
+    kept = Keep()
+    for service in ("sidecar-a", "sidecar-b"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(kept))
+        for scope in ("llm-rollout-proxy", "other"):
+            tracer = provider.get_tracer(scope, "1.0", schema_url="https://example/schema")
+            for number in range(requests):
+                app = TraceContextTextMapPropagator().extract({
+                    "traceparent": f"00-{number + 1:032x}-{number + 7:016x}-01",
+                    "tracestate": "vendor=value",
+                })  # fmt: skip
+                span = tracer.start_span("chat", app, SpanKind.SERVER)
+                parent = set_span_in_context(span)
+                failed = tracer.start_span("attempt", parent, SpanKind.CLIENT, {"a": 1})
+                failed.set_status(Status(StatusCode.ERROR, "429"))
+                failed.end()
+                answered = tracer.start_span("attempt", parent, SpanKind.CLIENT, {"a": 2})
+                answered.set_attribute("http.response.status_code", 200)
+                answered.end()
+                if number == 1:
+                    span.record_exception(TimeoutError("upstream"))
+                span.set_attributes({
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.request.model": f"model-{number % 3}",
+                    "gen_ai.response.finish_reasons": ["stop", "length"],
+                    "gen_ai.usage.input_tokens": number,
+                    "llm_rollout.cost_usd": number / 7,
+                    "llm_rollout.stream": number % 2 == 0,
+                    "llm_rollout.request_id": f"req-{number}",
+                })  # fmt: skip
+                span.end()
+    return kept.spans
+
+
+def test_the_encoding_decodes_to_what_the_stock_encoder_sends() -> None:
+    spans = _spans(6)
+    cache = AttributeCache()
+    for _ in range(2):  # the second time from the cache
+        ours = ExportTraceServiceRequest.FromString(encode_spans(spans, cache))
+        assert ours == stock_encode(spans)
+
+
+def test_the_attribute_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    spans = _spans(40)
+    cache = AttributeCache()
+    monkeypatch.setattr(otlp_export, "CACHE_ENTRIES", 16)
+    for _ in range(3):
+        assert ExportTraceServiceRequest.FromString(encode_spans(spans, cache)) == (
+            stock_encode(spans)
+        )
+        assert len(cache._encoded) <= 16
