@@ -81,3 +81,17 @@ def test_the_attribute_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
             stock_encode(spans)
         )
         assert len(cache._encoded) <= 16
+
+
+def test_a_batch_over_the_request_size_limit_is_dropped_not_sent(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the stock exporter does: a batch too large for the collector is dropped with a
+    warning saying so, never sent (the endpoint here has nobody listening)."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:9/v1/traces")
+    exporter = otlp_export.CachingOTLPSpanExporter()
+    exporter._max_request_size = 64
+    spans = _spans(2)
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+    assert "over the 64-byte limit; dropped" in caplog.text
+    exporter.shutdown()

@@ -19,6 +19,7 @@ stay `OTLPSpanExporter`'s; only `export`'s encoding step is replaced.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,12 +34,19 @@ from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import (
     _encode_trace_state,
     _span_flags,
 )
+from opentelemetry.exporter.otlp.proto.http._common import (
+    RequestPayloadTooLargeError,
+    _is_request_too_large,
+)
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+
+log = logging.getLogger(__name__)
 
 #: Encoded attributes kept; past this the cache starts again (unique values such as
 #: request ids would otherwise grow it for ever).
@@ -129,11 +137,31 @@ class CachingOTLPSpanExporter(OTLPSpanExporter):
         self._attribute_cache = AttributeCache()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """The stock `export` with `encode_spans` as its encoding step; the rest as it does:
+        an encoding failure or a batch over the exporter's request-size limit is dropped
+        with a log line, and a failed send is reported with its HTTP status."""
         if self._shutdown:
+            log.warning("OTLP span exporter already shut down: %d spans dropped", len(spans))
             return SpanExportResult.FAILURE
         with self._metrics.export_operation(len(spans)) as result:
-            sent = self._client.export(encode_spans(spans, self._attribute_cache))
+            try:
+                body = encode_spans(spans, self._attribute_cache)
+            except Exception as error:  # the stock exporter's rule: log, drop, go on
+                log.error("OTLP span export: encoding a batch failed: %s", error)
+                result.error = error
+                return SpanExportResult.FAILURE
+            if _is_request_too_large(body, self._max_request_size):
+                log.warning("OTLP span export: a batch of %d bytes is over the %d-byte "
+                            "limit; dropped", len(body), self._max_request_size)  # fmt: skip
+                result.error = RequestPayloadTooLargeError(
+                    f"serialized span request of {len(body)} bytes exceeds max_request_size "
+                    f"{self._max_request_size} bytes"
+                )
+                return SpanExportResult.FAILURE
+            sent = self._client.export(body)
             if not sent.success:
                 result.error = sent.error
+                if sent.status_code is not None:
+                    result.error_attrs = {HTTP_RESPONSE_STATUS_CODE: sent.status_code}
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
