@@ -36,10 +36,10 @@ from proxy.routing import Decision
 from proxy.server import tracing
 from proxy.server.budget import BudgetGate, Ticket, billed_usage
 from proxy.server.keys import MissingKey
+from proxy.server.outcome import Outcome
 from proxy.server.relay import (
     REQUEST_ID,
     Deliver,
-    Outcome,
     UpstreamFailure,
     open_upstream,
     relay,

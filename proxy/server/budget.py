@@ -46,7 +46,7 @@ from proxy.config import LLMRolloutSpec, Provider
 from proxy.config.audit import AuditLog
 from proxy.dialects import Dialect, ParsedRequest, Usage
 from proxy.server.metrics import Metrics
-from proxy.server.relay import Outcome
+from proxy.server.outcome import Outcome
 from proxy.tokens import bound_tokens, reservation_tokens
 
 log = logging.getLogger("llm_rollout.budget")

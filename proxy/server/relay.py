@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +27,7 @@ from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
 from proxy.server import tracing
 from proxy.server.cache import CACHE_TAP
+from proxy.server.outcome import Outcome
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
 from proxy.sse import Event, SSEParser
@@ -78,18 +78,6 @@ class UpstreamFailure(Exception):
     def may_have_run(self) -> bool:
         """Whether the provider may have processed (and billed) the request."""
         return self.outcome in ("timeout", "disconnected", "cut")
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What the relay learned while copying an answer."""
-
-    status: int
-    usage: Usage = field(default_factory=Usage)
-    first_byte_at: float | None = None
-    stream_error: str | None = None
-    #: The whole answer arrived (a body read in full, or a stream's terminal event).
-    complete: bool = False
 
 
 #: What takes a provider's final answer: `relay` (to the client) or `consume` (to nobody).

@@ -22,10 +22,10 @@ from proxy.dialects.gemini import JsonArrayStream
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
 from proxy.server.cache import CACHE_TAP
+from proxy.server.outcome import Outcome
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.relay import (
     PROVIDER_ERROR,
-    Outcome,
     UpstreamFailure,
     client_headers,
     cut_short,
