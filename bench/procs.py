@@ -180,22 +180,33 @@ class Sidecar:
 
     @classmethod
     def start(
-        cls, config: Path, deadline: float = 10.0, extra_env: dict[str, str] | None = None
+        cls,
+        config: Path,
+        deadline: float = 10.0,
+        extra_env: dict[str, str] | None = None,
+        tree: Path | None = None,
     ) -> Sidecar:
         """Spawn the sidecar and return once `/readyz` answers 200, timing spawn to ready.
 
-        `extra_env`: more variables for the sidecar (the traced run's ``OTEL_*``)."""
+        `extra_env`: more variables for the sidecar (the traced run's ``OTEL_*``).
+        `tree`: a directory holding another version's `proxy` package, run instead of the
+        installed one (``python -m proxy`` with that directory first on the path)."""
         port, admin_port = free_port(), free_port()
         log = Path(tempfile.mkstemp(prefix="bench-sidecar-", suffix=".log")[1])
+        program = [sidecar_command()] if tree is None else [sys.executable, "-m", "proxy"]
         cmd = [
-            sidecar_command(), "--config", str(config), "--log-level", "WARNING",
+            *program, "--config", str(config), "--log-level", "WARNING",
             "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin_port}",
         ]  # fmt: skip
         env = {**os.environ, KEY_ENV: "sk-bench-upstream-key", **(extra_env or {})}
         env.pop("LLM_ROLLOUT_FORCE_MOCK", None)
+        if tree is not None:
+            env["PYTHONPATH"] = str(tree)
         with log.open("wb") as out:
             started = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tree or Path.cwd()
+            )
         while time.perf_counter() - started < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"sidecar exited with {proc.returncode}: {log.read_text()}")

@@ -12,8 +12,10 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -94,8 +96,9 @@ async def open_page(url: str) -> AsyncIterator[Page]:
     with tempfile.TemporaryDirectory(prefix="llm-rollout-chromium-") as profile:
         command = [chromium(), *FLAGS, f"--user-data-dir={profile}", url]
         process = subprocess.Popen(  # noqa: ASYNC220 (its stderr is read line by line below)
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # its own process group: its helpers end with it
+        )  # fmt: skip
         try:
             assert process.stderr is not None
             port = None
@@ -122,3 +125,14 @@ async def open_page(url: str) -> AsyncIterator[Page]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 await asyncio.to_thread(process.wait, 10)
+            await _end_group(process.pid)
+
+
+async def _end_group(group: int) -> None:
+    """Chromium's helpers (crashpad, zygote) can outlive it for a moment, still writing to
+    the profile; one CI run failed removing it ("Directory not empty"). End them all first."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+        for _ in range(100):
+            os.killpg(group, 0)  # raises ProcessLookupError once none is left
+            await asyncio.sleep(0.05)
