@@ -99,7 +99,8 @@ def table(measured: Rounds, ref: str) -> str:
     lines = [f"| passthrough | before ({ref}) | after | after / before |", "|---|---:|---:|---:|"]
     for figure in FIGURES:
         old, new = measured.median("before", figure), measured.median("after", figure)
-        lines.append(f"| {figure} | {old:,.3f} | {new:,.3f} | {new / old:.2f} |")
+        digits = 3 if figure.endswith("ms") else 0
+        lines.append(f"| {figure} | {old:,.{digits}f} | {new:,.{digits}f} | {new / old:.2f} |")
     return "\n".join(lines)
 
 
