@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,9 @@ class Hub:
         #: Whether this replica is the active one (`rollout_operator.peering`); a standby
         #: refuses the control channel and is not ready, so the Service avoids it.
         self.active = True
+        #: Told each rollout's namespace when the hub first holds the rollout: the operator
+        #: opens that namespace's pod watch then, before the rollout's sidecars call.
+        self.on_namespace: Callable[[str], object] = lambda namespace: None
 
     def stand_by(self) -> None:
         """Forget every rollout: this replica lost the election.

@@ -8,7 +8,11 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from conftest import NS, Cluster, provider_spec
+
+from rollout_operator.kube import KubeClient
+from rollout_operator.pods import PodCache, PodUnknown
 
 BUCKETS = 18  # len(LATENCY_BOUNDS_MS) + 1
 
@@ -157,11 +161,63 @@ async def test_a_deleted_pods_token_stops_working_within_seconds(cluster: Cluste
     assert (await cluster.call("app-0", "marketing", "allowance", body))[0] == 200
     await cluster.api("DELETE", f"/api/v1/namespaces/{NS}/pods/app-0")
     deleted = time.monotonic()
-    # Refused within two pod-check periods (2 s each: a call in the second is answered on
-    # the last read while a fresh one runs behind it), not the token cache's 60 s.
+    # Refused as soon as the pod watch reports the deletion, not after the token cache's 60 s.
     while (status := (await cluster.call("app-0", "marketing", "allowance", body))[0]) == 200:
         assert time.monotonic() - deleted < 4.5, "the deleted pod's token still works"
         await asyncio.sleep(0.1)
     status, error = await cluster.call("app-0", "marketing", "allowance", body)
     assert status == 401
     assert "gone" in error["error"], error
+
+
+async def test_the_pod_watch_sees_a_new_pod_and_a_relabelled_one_at_once(cluster: Cluster) -> None:
+    await cluster.start_operator()
+    await cluster.apply("marketing", provider_spec(cluster))
+    await cluster.wait_status("marketing", lambda s: s.get("phase") == "Healthy")
+    body = {"sidecar": "web", "wantSlice": False}
+    await cluster.add_pod("web", {"app": "search-api"})
+    status, error = await cluster.call("web", "marketing", "allowance", body)
+    assert (status, "not selected" in error["error"]) == (403, True), error
+    # Relabelled into the rollout: admitted on its new labels, without waiting for a
+    # token or pod cache to expire.
+    await cluster.api("PATCH", f"/api/v1/namespaces/{NS}/pods/web",
+                      {"metadata": {"labels": {"app": "marketing-api"}}},
+                      "application/merge-patch+json")  # fmt: skip
+    relabelled = time.monotonic()
+    while (status := (await cluster.call("web", "marketing", "allowance", body))[0]) != 200:
+        assert status == 403
+        assert time.monotonic() - relabelled < 2.5, "the relabelled pod is still refused"
+        await asyncio.sleep(0.05)
+    # A pod created now is admitted on its very first call.
+    for pod in ("app-1", "app-2", "app-3"):
+        await cluster.add_pod(pod, {"app": "marketing-api"})
+        assert (await cluster.call(pod, "marketing", "allowance", {"sidecar": pod}))[0] == 200
+    # And no call read its pod: one list and one watch of the namespace serve them all.
+    reads = [r.url for r in cluster.k8s if r.method == "GET" and r.name in ("web", "app-1")]
+    assert reads == [], reads
+
+
+async def test_a_recreated_pods_old_token_is_refused(cluster: Cluster) -> None:
+    """A pod deleted and created again under its name is another pod (another uid): the
+    token issued to the first one does not inherit the second one's standing."""
+    client = await KubeClient.connect(str(cluster.kubeconfig))
+    pods = PodCache(client, wait_seconds=1.0)
+    try:
+        await cluster.add_pod("app-0", {"app": "marketing-api"})
+        first = (await cluster.api("GET", f"/api/v1/namespaces/{NS}/pods/app-0"))["metadata"]
+        assert await pods.labels(NS, "app-0", first["uid"]) == {"app": "marketing-api"}
+        await cluster.api("DELETE", f"/api/v1/namespaces/{NS}/pods/app-0")
+        await cluster.add_pod("app-0", {"app": "marketing-api"})
+        second = (await cluster.api("GET", f"/api/v1/namespaces/{NS}/pods/app-0"))["metadata"]
+        assert second["uid"] != first["uid"]
+        recreated = time.monotonic()
+        with pytest.raises(PodUnknown, match="recreated"):  # once the watch has told
+            while time.monotonic() - recreated < 2.0:
+                await pods.labels(NS, "app-0", first["uid"])
+                await asyncio.sleep(0.05)
+        assert await pods.labels(NS, "app-0", second["uid"]) == {"app": "marketing-api"}
+        with pytest.raises(PodUnknown, match="is gone"):
+            await pods.labels(NS, "never-created", "")
+    finally:
+        await pods.close()
+        await client.close()
