@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,10 +123,13 @@ class KubeClient:
                 raise OSError(str(error.reason)) from error
             raise KubeError(int(error.status), _message(error)) from error
 
-    async def watch(self, path: str, resource_version: str) -> AsyncIterator[dict[str, Any]]:
+    async def watch(
+        self, path: str, resource_version: str, opened: Callable[[], None]
+    ) -> AsyncIterator[dict[str, Any]]:
         """The events of one watch of `path` from `resource_version`, as dicts, until the
-        server ends the stream. An ERROR event raises KubeError with its code (410: the
-        version is too old; list again).
+        server ends the stream; `opened()` is called once the server has accepted it. An
+        ERROR event raises KubeError with its code (410: the version is too old; list
+        again); a connection lost raises OSError.
 
         Not kubernetes_asyncio's `Watch`: it deserializes every event into its generated
         models (the operator needs three fields of a pod) and answers a 410 by watching
@@ -146,14 +149,18 @@ class KubeClient:
         async with response:
             if response.status != 200:
                 raise KubeError(response.status, (await response.text())[:300])
-            async for line in response.content:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    raise KubeError(int(status.get("code") or 0), str(status.get("message")))
-                yield event
+            opened()
+            try:
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise KubeError(int(status.get("code") or 0), str(status.get("message")))
+                    yield event
+            except aiohttp.ClientError as error:  # the stream cut mid-way
+                raise OSError(str(error)) from error
 
     async def close(self) -> None:
         await self.api.close()

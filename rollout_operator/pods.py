@@ -116,9 +116,8 @@ class PodCache:
             try:
                 if not version:
                     version = await self._list(path, space)
-                space.trusted_until = float("inf")
-                space.touch()
-                async for event in self.client.watch(path, version):
+                    self._trust(space)  # a fresh list: complete until now
+                async for event in self.client.watch(path, version, lambda: self._trust(space)):
                     version = self._apply(space, event) or version
                     pause = 0.5
             except KubeError as error:
@@ -132,6 +131,12 @@ class PodCache:
                 continue
             await asyncio.sleep(pause)
             pause = min(pause * 2, 10.0)
+
+    @staticmethod
+    def _trust(space: _Namespace) -> None:
+        """The cache is complete: just listed, or a watch resumes from its last version."""
+        space.trusted_until = float("inf")
+        space.touch()
 
     def _lost(self, namespace: str, space: _Namespace, error: str) -> None:
         if space.trusted_until == float("inf"):

@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NS, Cluster, provider_spec
+from aiohttp import web
+from conftest import LABELS, NS, Cluster, provider_spec
+from k8s_emulator import kubeconfig as k8s_kubeconfig
 
 from rollout_operator.kube import KubeClient
 from rollout_operator.pods import PodCache, PodUnknown
@@ -218,6 +221,55 @@ async def test_a_recreated_pods_old_token_is_refused(cluster: Cluster) -> None:
         assert await pods.labels(NS, "app-0", second["uid"]) == {"app": "marketing-api"}
         with pytest.raises(PodUnknown, match="is gone"):
             await pods.labels(NS, "never-created", "")
+    finally:
+        await pods.close()
+        await client.close()
+
+
+async def test_without_the_api_server_pods_are_vouched_for_only_briefly(tmp_path: Path) -> None:
+    """A cache that may be missing a deletion must not admit the deleted pod for long:
+    once the pod watch is lost, its pods are vouched for `stale_seconds` more, then
+    every call is refused (saying what is wrong) until the namespace is listed again.
+
+    The API server here is a minimal one that lists one pod and holds the watch open,
+    so that it can go away at once (kmock's server waits a minute for open watches).
+    """
+    pod = {"metadata": {"name": "app-0", "namespace": NS, "uid": "u-1", "labels": LABELS}}
+
+    async def pods_api(request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch") != "true":
+            return web.json_response({"metadata": {"resourceVersion": "1"}, "items": [pod]})
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await asyncio.Event().wait()  # open until the server goes
+        return response
+
+    app = web.Application()
+    app.router.add_get(f"/api/v1/namespaces/{NS}/pods", pods_api)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(k8s_kubeconfig(f"http://127.0.0.1:{port}", "operator", "token", NS))
+    client = await KubeClient.connect(str(kubeconfig))
+    pods = PodCache(client, stale_seconds=1.0, wait_seconds=0.2)
+    try:
+        assert await pods.labels(NS, "app-0", "u-1") == LABELS
+        await asyncio.sleep(0.2)  # the watch is open
+        await runner.cleanup()  # the API server is gone, and the watch with it
+        lost = time.monotonic()
+        refused = None
+        while refused is None and time.monotonic() - lost < 5.0:
+            try:
+                assert await pods.labels(NS, "app-0", "u-1") == LABELS
+                assert time.monotonic() - lost < 1.0 + 0.5, "vouched for past stale_seconds"
+            except PodUnknown as error:
+                refused = str(error)
+            await asyncio.sleep(0.05)
+        assert refused is not None, "still vouched for 5 s after the API server went away"
+        assert f"cannot check pods in {NS}" in refused, refused
     finally:
         await pods.close()
         await client.close()
