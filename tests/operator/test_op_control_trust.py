@@ -9,11 +9,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import kmock
 import pytest
 from aiohttp import web
 from conftest import LABELS, NS, Cluster, provider_spec
+from k8s_emulator import Emulator, declare
 from k8s_emulator import kubeconfig as k8s_kubeconfig
 
+from proxy.config import LabelSelector
+from rollout_operator.auth import Denied, TokenReviewAuthenticator
 from rollout_operator.kube import KubeClient
 from rollout_operator.pods import PodCache, PodUnknown
 
@@ -273,3 +277,55 @@ async def test_without_the_api_server_pods_are_vouched_for_only_briefly(tmp_path
     finally:
         await pods.close()
         await client.close()
+
+
+async def test_a_token_is_reviewed_again_behind_its_calls_and_refused_once_invalid(
+    tmp_path: Path,
+) -> None:
+    """A busy sidecar's calls do not wait for its token's next TokenReview (it runs
+    behind them, before the cached one expires), and a token the API server stops
+    vouching for is still refused within the cache's lifetime."""
+    selector = LabelSelector(match_labels=LABELS)
+    reviews = 0
+    valid = True
+
+    async def review(request: Any) -> dict[str, Any]:
+        nonlocal reviews
+        reviews += 1
+        await asyncio.sleep(0.3)  # a slow API server: a call waiting for it would show
+        if not valid:
+            return {"status": {"authenticated": False, "error": "token revoked"}}
+        return {"status": {"authenticated": True, "user": {
+            "username": f"system:serviceaccount:{NS}:app",
+            "extra": {"authentication.kubernetes.io/pod-name": ["app-0"]}}}}  # fmt: skip
+
+    async with Emulator() as k8s, kmock.Server(k8s) as server:
+        declare(k8s)
+        k8s["post /apis/authentication.k8s.io/v1/tokenreviews"] << review
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(k8s_kubeconfig(str(server.url), "operator", "token", NS))
+        client = await KubeClient.connect(str(kubeconfig))
+        reviewer = TokenReviewAuthenticator(client, cache_seconds=1.0)
+        try:
+            body = {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "app-0", "namespace": NS, "labels": LABELS}}  # fmt: skip
+            await client.request("POST", f"/api/v1/namespaces/{NS}/pods", body)
+            assert await reviewer.authenticate("token-app-0", NS, selector) == "app-0"
+            started, slowest = time.monotonic(), 0.0
+            while time.monotonic() - started < 2.5:  # two and a half review lifetimes
+                call = time.monotonic()
+                assert await reviewer.authenticate("token-app-0", NS, selector) == "app-0"
+                slowest = max(slowest, time.monotonic() - call)
+                await asyncio.sleep(0.02)
+            assert reviews >= 3, "the token was not reviewed again"
+            assert slowest < 0.2, f"a call waited {slowest:.2f} s for a TokenReview"
+            valid = False
+            revoked = time.monotonic()
+            with pytest.raises(Denied, match="token revoked"):
+                while time.monotonic() - revoked < 3.0:
+                    await reviewer.authenticate("token-app-0", NS, selector)
+                    await asyncio.sleep(0.02)
+            assert time.monotonic() - revoked < 1.0 + 0.5, "refused only after the cache lifetime"
+        finally:
+            await reviewer.close()  # its pod watch: the emulator waits for open streams
+            await client.close()
