@@ -280,10 +280,11 @@ class Run:
                 Figure(f"mock latency p99 added by shadow 100 %, 1 client, {placement.name}",
                        "ms", on.p99_ms - off.p99_ms, off.p99_ms, on.p99_ms),
             ]  # fmt: skip
-        off, on = sh.paced_ms["off"], sh.paced_ms["100 %"]
+        paced_off, paced_on = sh.paced_ms["off"], sh.paced_ms["100 %"]
         for q in ("p50", "p99"):
             rows.append(Figure(f"mock stream first chunk {q} added by shadow 100 %, paced, "
-                               "one CPU", "ms", on[q] - off[q], off[q], on[q]))  # fmt: skip
+                               "one CPU", "ms", paced_on[q] - paced_off[q], paced_off[q],
+                               paced_on[q]))  # fmt: skip
         sent = sh.copies.get("sent", 0.0)
         rows.append(Figure("shadow copies sent per client answer", "copies",
                            sent / sh.answered if sh.answered else 0.0))  # fmt: skip

@@ -4,7 +4,9 @@ operator cannot take a window (a small fake operator on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,31 @@ from aiohttp import web
 from proxy.config import parse_spec
 from proxy.server.control import MAX_STATS_INTERVAL, ControlClient, stats_cadence
 from proxy.server.serve import Address, Sidecar
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def fake_operator(
+    tmp_path: Path, *, stats: Handler, config: Handler, allowance: Handler
+) -> AsyncIterator[str]:
+    """The operator's control endpoints for rollout shop/r on loopback, and the sidecar's
+    token file in `tmp_path`; yields the control URL."""
+    app = web.Application()
+    base = "/v1/namespaces/shop/llmrollouts/r"
+    app.router.add_post(base + "/stats", stats)
+    app.router.add_get(base + "/config", config)
+    app.router.add_post(base + "/allowance", allowance)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    (tmp_path / "token").write_text("t")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @pytest.mark.parametrize(
@@ -48,38 +75,26 @@ async def test_a_window_the_operator_could_not_take_is_sent_with_the_next(
         await asyncio.sleep(0.5)  # a long-poll that times out: no new config
         return web.Response(status=304)
 
-    app = web.Application()
-    base = "/v1/namespaces/shop/llmrollouts/r"
-    app.router.add_post(base + "/stats", stats)
-    app.router.add_get(base + "/config", config)
-    app.router.add_post(base + "/allowance", config)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    token = tmp_path / "token"
-    token.write_text("t")
     every_second = {"strategy": {"steps": [{"setWeight": 5}], "analysis": {"interval": "1s"}}}
     sidecar = Sidecar(parse_spec(every_second), None, listen=Address("127.0.0.1", 0),
                       admin_listen=Address("127.0.0.1", 0))  # fmt: skip
-    client = ControlClient(sidecar.runtime, f"http://127.0.0.1:{port}", "shop/r", token,
-                           sidecar="pod-a", min_stats_interval=0.1)  # fmt: skip
-    try:
-        await client.start()
-        sidecar.runtime.stats.record("mock", 200, 0.01)
-        for _ in range(100):
-            if len(pushes) >= 1:
-                break
-            await asyncio.sleep(0.05)
-        sidecar.runtime.stats.record("mock", 200, 0.01)
-        for _ in range(100):
-            if len(pushes) >= 3:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await client.stop()
-        await runner.cleanup()
+    async with fake_operator(tmp_path, stats=stats, config=config, allowance=config) as url:
+        client = ControlClient(sidecar.runtime, url, "shop/r", tmp_path / "token",
+                               sidecar="pod-a", min_stats_interval=0.1)  # fmt: skip
+        try:
+            await client.start()
+            sidecar.runtime.stats.record("mock", 200, 0.01)
+            for _ in range(100):
+                if len(pushes) >= 1:
+                    break
+                await asyncio.sleep(0.05)
+            sidecar.runtime.stats.record("mock", 200, 0.01)
+            for _ in range(100):
+                if len(pushes) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await client.stop()
     counts = [p["arms"].get("mock", {}).get("requests", 0) for p in pushes[:3]]
     assert counts[0] >= 1, f"the first window, refused with {refusal}"
     if kept:
@@ -104,24 +119,12 @@ async def test_stopping_while_new_configs_arrive_always_stops(tmp_path: Path) ->
         await request.read()
         return web.Response(status=204)
 
-    app = web.Application()
-    base = "/v1/namespaces/shop/llmrollouts/r"
-    app.router.add_get(base + "/config", config)
-    app.router.add_post(base + "/stats", taken)
-    app.router.add_post(base + "/allowance", taken)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    token = tmp_path / "token"
-    token.write_text("t")
     sidecar = Sidecar(parse_spec({}), None, listen=Address("127.0.0.1", 0),
                       admin_listen=Address("127.0.0.1", 0))  # fmt: skip
     hung = 0
-    try:
+    async with fake_operator(tmp_path, stats=taken, config=config, allowance=taken) as url:
         for attempt in range(60):
-            client = ControlClient(sidecar.runtime, f"http://127.0.0.1:{port}", "shop/r", token,
+            client = ControlClient(sidecar.runtime, url, "shop/r", tmp_path / "token",
                                    sidecar="pod-a", min_stats_interval=0.01)  # fmt: skip
             await client.start()
             await asyncio.sleep(0.002 * (attempt % 20))
@@ -132,6 +135,4 @@ async def test_stopping_while_new_configs_arrive_always_stops(tmp_path: Path) ->
                 for task in client._tasks:  # cancel again so the test can clean up
                     task.cancel()
                 await stopping
-    finally:
-        await runner.cleanup()
     assert hung == 0, f"{hung} of 60 stops hung while configs arrived"

@@ -31,9 +31,10 @@ ASK = [{"role": "user", "content": "hi"}]
 
 
 #: The slowest /healthz answer allowed while the worst request is served. The target is
-#: 100 ms (seen: 20-60 ms on a quiet machine); shared CI machines stall whole processes
-#: for longer, and the blocking this catches was seconds long.
-HEALTHZ_BOUND = 0.25
+#: 100 ms (seen: 20-60 ms on a quiet machine); a loaded 2-core machine answered in 0.26,
+#: 0.35 and once 1.7 s, with the work off the loop. The blocking this catches was seconds
+#: long or for ever; the largest valid request is held to a bound relative to its own time.
+HEALTHZ_BOUND = 2.0
 
 
 class Watch:
@@ -94,12 +95,16 @@ async def test_huge_embeddings_are_refused_as_openai_would(mock_sidecar: Sidecar
             await client.embeddings.create(model="text-embedding-ada-002", input="w",
                                            dimensions=8)  # fmt: skip
         assert time.monotonic() - started < 2.0
-        # The largest valid request is served without starving the event loop.
+        # The largest valid request (about a second of work) is served without starving
+        # the event loop: work on the loop would hold /healthz for that whole second.
+        watch.slowest = 0.0
+        started = time.monotonic()
         largest = await client.embeddings.create(
             model="text-embedding-3-large", input=["word"] * 2048, encoding_format="base64"
         )
+        took = time.monotonic() - started
     assert len(largest.data) == 2048
-    assert watch.slowest < HEALTHZ_BOUND, f"/healthz took {watch.slowest * 1000:.0f} ms"
+    assert watch.slowest < took / 2, f"/healthz took {watch.slowest:.2f} s of the {took:.2f} s"
     assert rss_mb() - before < 400
 
 

@@ -58,6 +58,8 @@ class Emulator(kmock.KubernetesEmulator):
         return await super()._handle(request)
 
     def _stamp_update(self, request: rendering.Request) -> None:
+        if request.resource is None or request.name is None:
+            return  # not an object's URL: the base class answers it
         key = (request.resource, request.namespace, request.name)
         if key not in self.objects or self.objects[key].deleted:
             return  # the base class answers 404
