@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     text = run.markdown()
     old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
-    for name in ("peers",):  # sections other commands own stay as they were
+    for name in ("peers", "mock"):  # sections other commands own stay as they were
         kept = section(old, name)
         if kept is not None:
             text = text.rstrip() + "\n\n" + kept + "\n"

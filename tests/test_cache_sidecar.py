@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
@@ -270,3 +271,33 @@ async def test_responses_api_and_streams_replay_the_first_answer_byte_for_byte(
         assert b"Real " in sent, "a real answer, not an empty stream"
     assert len(fake_openai.requests) == 3, "one Responses, one Responses stream, one chat stream"
     assert len(fake_anthropic.requests) == 1
+
+
+async def test_a_gemini_stream_as_events_and_as_one_json_array_are_cached_apart(
+    start_sidecar: StartSidecar, fake_openai: FakeOpenAI
+) -> None:
+    """``?alt=sse`` answers events, no ``alt`` one JSON array: the same body asked both ways
+    must never get the other's framing from the cache (here translated from OpenAI)."""
+    sidecar = await start_sidecar(real_spec(fake_openai, cache=CACHE))
+    url = (f"http://127.0.0.1:{sidecar.data_port}/v1beta/models/gemini-2.5-flash"
+           ":streamGenerateContent")  # fmt: skip
+    body = {"contents": [{"role": "user", "parts": [{"text": "Describe the blue mug"}]}],
+            "generationConfig": {"temperature": 0}}  # fmt: skip
+    seen = []
+    async with aiohttp.ClientSession() as session:
+        for query in ("?alt=sse", "", "", "?alt=sse"):
+            async with session.post(url + query, json=body) as response:
+                assert response.status == 200
+                seen.append((response.headers["x-llm-cache"], response.content_type,
+                             await response.read()))  # fmt: skip
+    assert [(result, kind) for result, kind, _ in seen] == [
+        ("miss", "text/event-stream"),
+        ("miss", "application/json"),
+        ("hit", "application/json"),
+        ("hit", "text/event-stream"),
+    ]
+    assert seen[2][2] == seen[1][2]
+    assert seen[3][2] == seen[0][2]
+    chunks = json.loads(seen[2][2])
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert len(fake_openai.requests) == 2

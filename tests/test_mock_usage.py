@@ -134,3 +134,24 @@ async def test_estimate_mode_is_the_default_and_skips_the_tokenizer(
     assert completion.usage is not None
     content = completion.choices[0].message.content or ""
     assert completion.usage.completion_tokens == tokens.estimate(content)
+
+
+async def test_anthropic_stream_counts_the_prompt_from_message_start(
+    start_sidecar: StartSidecar,
+) -> None:
+    """As Anthropic does: the prompt's tokens in message_start, the totals in message_delta
+    (the mock's stream is the translation of its OpenAI-chat stream, which has neither)."""
+    client = anthropic_client(await start_sidecar(MOCK_ONLY))
+    events = [
+        event
+        async for event in await client.messages.create(
+            model="claude-sonnet-5", max_tokens=300, stream=True,
+            messages=[{"role": "user", "content": "An email about socks"}],
+        )
+    ]  # fmt: skip
+    assert events[0].type == "message_start"
+    delta = next(event for event in events if event.type == "message_delta")
+    assert events[0].message.usage.input_tokens == delta.usage.input_tokens
+    assert delta.usage.input_tokens is not None
+    assert delta.usage.input_tokens > 0
+    assert delta.usage.output_tokens > 0

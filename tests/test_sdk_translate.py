@@ -8,10 +8,12 @@ from the mock); a provider's mid-stream failure reaches the app as its SDK's err
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 from google.genai import errors as genai_errors
@@ -200,6 +202,52 @@ async def test_a_provider_failing_mid_stream_ends_the_translated_stream_with_the
                 model="gemini-2.0-flash", contents="Hello"
             ):
                 pass
+
+
+#: Seconds a provider goes silent mid-answer in the JSON-array test.
+STALL = 3.0
+
+
+@pytest.mark.parametrize(("provider_kind", "before_stall"), [("openai", 2), ("anthropic", 4)])
+async def test_a_gemini_stream_without_alt_sse_from_another_provider_is_streamed_as_a_json_array(
+    start_sidecar: StartSidecar, fakes: dict[str, FakeProvider], provider_kind: str,
+    before_stall: int,
+) -> None:  # fmt: skip
+    """``streamGenerateContent`` without ``?alt=sse`` (the REST default; google-genai always
+    asks for SSE, so raw HTTP) served by a provider of another dialect: one JSON array of
+    Gemini chunks, whose first chunk reaches the app while the provider is still silent
+    mid-answer, so it is translated as it arrives, not held until the end."""
+    fake = fakes[provider_kind]
+    sidecar = await start_sidecar(
+        {"providers": [provider(provider_kind, fake)], "traffic": {"realWeight": 100}} | NO_RETRY
+    )
+    fake.faults.append(Fault(stall_after_chunks=before_stall, stall_seconds=STALL))
+    url = (f"http://127.0.0.1:{sidecar.data_port}/v1beta/models/gemini-2.5-flash"
+           ":streamGenerateContent")  # fmt: skip
+    body = {"contents": [{"role": "user", "parts": [{"text": "Hello"}]}]}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        assert response.headers["x-llm-backend"] == f"{provider_kind}-only"
+        first = await response.content.readany()
+        first_at = loop.time() - started
+        whole = first + await response.read()
+        ended_at = loop.time() - started
+    assert first.startswith(b'[{"candidates"')
+    assert b"Real" in first, "the first words, sent before the provider's silence ended"
+    assert first_at < STALL < ended_at
+    chunks = json.loads(whole)
+    assert isinstance(chunks, list)
+    text = "".join(
+        part.get("text", "") for c in chunks for part in c["candidates"][0]["content"]["parts"]
+    )
+    assert text == ANSWERS[provider_kind]
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] > 0
+    assert chunks[-1]["modelVersion"] == MODELS[provider_kind]
+    assert fake.requests[-1].json["stream"] is True, "asked of the provider as a stream"
 
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

@@ -536,7 +536,7 @@ def test_openai_answer_for_an_anthropic_client_with_refusal_finish() -> None:
         200, json.dumps(openai_answer).encode(), 1
     )
     answer = json.loads(body)
-    assert (answer["stop_reason"], answer["id"]) == ("refusal", "msg_chatcmpl-1")
+    assert (answer["stop_reason"], answer["id"]) == ("refusal", "msg_1")
 
 
 @pytest.mark.parametrize(
@@ -746,6 +746,7 @@ def test_openai_stream_to_anthropic_client_is_a_well_formed_event_sequence() -> 
     names = [name for name, _ in got]
     assert names == [
         "message_start",
+        "ping",
         "content_block_start",
         "content_block_delta",
         "content_block_delta",
@@ -753,7 +754,7 @@ def test_openai_stream_to_anthropic_client_is_a_well_formed_event_sequence() -> 
         "message_delta",
         "message_stop",
     ]
-    delta = got[5][1]
+    delta = got[6][1]
     assert delta["delta"]["stop_reason"] == "end_turn"
     assert delta["usage"] == {
         "input_tokens": 5,

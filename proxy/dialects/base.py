@@ -279,5 +279,15 @@ def ints(source: Any, **names: str) -> Usage:
     return usage
 
 
+#: Built once: `json.dumps` with separators builds an encoder per call, a sixth of the
+#: time of dumping a small stream chunk, paid for every chunk a translation writes.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+def compact(payload: Any) -> str:
+    """`payload` as JSON text without spaces, as the providers send it."""
+    return _COMPACT.encode(payload)
+
+
 def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return _COMPACT.encode(payload).encode()

@@ -20,7 +20,7 @@ from proxy.dialects.base import (
     Usage,
     dumps,
 )
-from proxy.sse import Event, encode
+from proxy.sse import Event, SSEParser, encode
 
 #: What a Gemini model name is made of (`gemini-2.5-flash`, `gemini-1.5-pro-002`).
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -154,3 +154,27 @@ class Gemini(Dialect):
                     usage.merge(self.usage_from_payload(chunk) or Usage())
             return usage
         return self.usage_from_payload(payload) if isinstance(payload, dict) else None
+
+
+class JsonArrayStream:
+    """A Gemini ``data:`` event stream re-framed as ``streamGenerateContent`` without
+    ``?alt=sse`` answers: one JSON array whose elements are the events' chunks (the
+    REST API's default; only clients asking for ``alt=sse`` get events).
+
+    Fed event bytes as they come (whole events or not), it returns the array's next
+    bytes at once, so an array is streamed as its chunks arrive, never held whole.
+    """
+
+    def __init__(self) -> None:
+        self.parser = SSEParser()
+        self.opened = False
+
+    def feed(self, events: bytes) -> bytes:
+        out = []
+        for event in self.parser.feed(events):
+            out.append((b",\r\n" if self.opened else b"[") + event.data.encode())
+            self.opened = True
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        return b"]" if self.opened else b"[]"

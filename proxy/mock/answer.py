@@ -1,27 +1,30 @@
-"""Building a mock answer for a request in its dialect."""
+"""Building a mock answer for a request in its dialect.
+
+The mock writes the hub format only (`proxy.mock.hub`, OpenAI chat) and has
+`proxy.translate` turn it into the client's dialect: the same translation that
+serves a client from another dialect's provider, so the mock cannot drift from it.
+Embeddings, which have no translation, are rendered apart (`openai_embeddings`).
+"""
 
 from __future__ import annotations
 
 import json
 import random
 import time
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from proxy.config.model import MockSpec
 from proxy.dialects import ROUTES, ParsedRequest, Usage
+from proxy.dialects.base import dumps
+from proxy.dialects.gemini import JsonArrayStream
 from proxy.marketing import Brand, brand_from_system, recognise_task, system_text
-from proxy.mock import (
-    anthropic_messages,
-    gemini,
-    openai_chat,
-    openai_embeddings,
-    openai_responses,
-)
+from proxy.mock import hub, openai_embeddings
 from proxy.mock.content import TASK_SCHEMAS, MockContext, write
 from proxy.mock.draft import Answer, Draft, ToolCall
 from proxy.mock.phrases import amounts_of, counts_of, place_of, read
 from proxy.mock.prompted import continuation
+from proxy.mock.prompts import PROMPTS
 from proxy.mock.schema import Hints, generate
 from proxy.mock.simulate import (
     cut_stream,
@@ -32,26 +35,14 @@ from proxy.mock.simulate import (
     simulation_rng,
 )
 from proxy.mock.structured import Wanted, wanted
-from proxy.mock.text import compose, first_words, last_user_text, request_rng
+from proxy.mock.text import compose, first_words, request_rng
 from proxy.tokens import count_request, count_text
+from proxy.translate import client_answer, client_stream
 
-Renderer = Callable[[ParsedRequest, Draft], tuple[bytes, list[bytes]]]
-PromptReader = Callable[[dict[str, Any]], str]
-
-
-def _messages_prompt(payload: dict[str, Any]) -> str:
-    return last_user_text(payload.get("messages"))
-
-
-#: dialect name -> (where its prompt is, how its answer looks); a new dialect adds a line.
-DIALECTS: dict[str, tuple[PromptReader, Renderer]] = {
-    "openai.chat": (_messages_prompt, openai_chat.render),
-    "anthropic.messages": (_messages_prompt, anthropic_messages.render),
-    "openai.responses": (openai_responses.prompt, openai_responses.render),
-    "openai.embeddings": (openai_embeddings.prompt, openai_embeddings.render),
-    "gemini.generate_content": (gemini.prompt, gemini.render),
-}
 _BY_NAME = {dialect.name: dialect for _, dialect in ROUTES}
+#: Words (or bits of JSON) per streamed chunk where a provider sends more than about one
+#: token at a time: Gemini streams a few words per chunk.
+_PIECES = {"gemini.generate_content": 4}
 #: Dialects that answer with vectors, not generated text: they produce no output tokens.
 _NO_OUTPUT = frozenset({"openai.embeddings"})
 
@@ -61,16 +52,15 @@ def answer(
 ) -> Answer:
     """The mock's whole answer to `request`; `context` carries what the headers said."""
     context = context or MockContext()
-    read_prompt, render = DIALECTS[dialect]
     rng = request_rng(spec.seed, request.raw)
-    prompt = read_prompt(request.payload)
+    prompt = PROMPTS[dialect](request.payload)
     task = context.task or recognise_task(prompt)
     brand = context.brand or brand_from_system(system_text(request.payload))
     shape = wanted(dialect, request.payload, prompt)
     # The name the tokenizer is chosen by: none (the estimate) unless exact counts are wanted.
     counted_as = request.model if spec.token_count == "exact" else ""
     draft = _draft(dialect, rng, prompt, request, shape, task, brand, counted_as)
-    body, events = render(request, draft)
+    body, events = _render(dialect, request, draft)
     output_tokens = 0 if dialect in _NO_OUTPUT else draft.output_tokens
     usage = Usage(input_tokens=draft.input_tokens, output_tokens=output_tokens)
     if context.fallback:
@@ -99,6 +89,37 @@ def answer(
     step = writing / (len(events) - 1) if len(events) > 1 else 0.0
     delays = [first] + [step] * (len(events) - 1) if events else []
     return Answer(200, "text/event-stream", events=events, delays=delays, usage=usage, fault=fault)
+
+
+def _render(dialect: str, request: ParsedRequest, draft: Draft) -> tuple[bytes, list[bytes]]:
+    """The body, or the stream's events (one per hub chunk that wrote something)."""
+    if dialect == "openai.embeddings":
+        return openai_embeddings.render(request, draft), []
+    if not request.stream:
+        return dumps(client_answer(dialect, hub.answer(request, draft), request.payload)), []
+    stream = client_stream(dialect, request.payload)
+    pieces = _PIECES.get(dialect, 1)
+    events = [stream.feed(chunk) for chunk in hub.chunks(request, draft, pieces)]
+    events.append(stream.close())
+    return b"", [event for event in events if event]
+
+
+def as_json_array(answer: Answer) -> Answer:
+    """A streamed answer as ``streamGenerateContent`` without ``?alt=sse`` sends it: one
+    JSON array of the chunks (`JsonArrayStream`), written whole once the time the
+    chunks would take has passed. Errors are JSON already: unchanged."""
+    if not answer.events:
+        return answer
+    array = JsonArrayStream()
+    body = b"".join(array.feed(event) for event in answer.events) + array.close()
+    return replace(
+        answer,
+        content_type="application/json",
+        body=body,
+        events=[],
+        delays=[],
+        wait=answer.wait + sum(answer.delays),
+    )
 
 
 def _within(model: str, text: str, max_tokens: int | None) -> str:

@@ -1,40 +1,33 @@
-"""What every mock renderer writes from (`Draft`) and what the mock answers (`Answer`).
+"""What the mock writes its answer from (`Draft`) and what it answers (`Answer`).
 
-Their own module so the renderers (one per dialect) and `proxy.mock.answer`, which
-calls them, both import them and neither imports the other (the Gemini renderer
-reshapes a whole `Answer` for its JSON-array stream).
+Their own module so `proxy.mock.answer`, which builds both, and the modules that
+render a draft (`hub`, `openai_embeddings`) or replay an answer (`cassette`) import
+them without importing one another.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from proxy.dialects import Usage
 
 
 @dataclass(frozen=True, slots=True)
 class ToolCall:
-    """One function call the mock makes; renderers add their id prefix (`call_`, `toolu_`)."""
+    """One function call the mock makes; the hub answer gives it the id ``call_<ident>``."""
 
     ident: str
     name: str
     arguments: str  # compact JSON text, as OpenAI sends it
 
-    @property
-    def input(self) -> dict[str, Any]:
-        value = json.loads(self.arguments)
-        return value if isinstance(value, dict) else {}
-
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """What every dialect renders from: the text or tool calls, and their token counts.
+    """What the answer is made from: the text or tool calls, and their token counts.
 
-    `structured` marks `text` as JSON (asked for by a schema or JSON mode), which
-    renderers stream in small pieces rather than by words.
+    `structured` marks `text` as JSON (asked for by a schema or JSON mode), which is
+    streamed in small pieces rather than by words.
     """
 
     rng: random.Random
@@ -45,8 +38,8 @@ class Draft:
     ident: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     structured: bool = False
-    #: The text was cut at the request's max tokens: renderers say so in the dialect's way
-    #: ("length", "max_tokens", "MAX_TOKENS", an incomplete response).
+    #: The text was cut at the request's max tokens: the hub answer's "length", which each
+    #: dialect's translation says its own way ("max_tokens", "MAX_TOKENS", incomplete).
     truncated: bool = False
 
 

@@ -3,8 +3,8 @@
 Each dialect says it differently (OpenAI `response_format` and `tool_choice`,
 Responses `text.format`, Anthropic `output_config.format` and forced tools, Gemini
 `generationConfig.responseSchema` and `toolConfig`); `EXTRACTORS` reads each one
-into the same `Wanted`, so the mock generates one way and each renderer only
-writes it in its own shape.
+into the same `Wanted`, so the mock generates one way and writes one hub answer
+that `proxy.translate` puts in each dialect's shape.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ from proxy.marketing import (
     recognise_task,
     system_text,
 )
-from proxy.mock.answer import DIALECTS
+from proxy.mock.prompts import PROMPTS
 from proxy.mock.schema import Schema, validator_of
 from proxy.mock.structured import offered_tools, wanted
 from proxy.quality.finished import Finished
@@ -148,7 +148,7 @@ class Result:
 
 def expectations(dialect: str, request: ParsedRequest, headers: Mapping[str, str]) -> Expectations:
     """Read what the answer should be from the request, as the mock reads it."""
-    read_prompt = DIALECTS[dialect][0]
+    read_prompt = PROMPTS[dialect]
     prompt = read_prompt(request.payload)
     task = normalise_task(headers.get("x-llm-task")) or recognise_task(prompt)
     brand = brand_from_header(headers.get("x-brand-context")) or brand_from_system(

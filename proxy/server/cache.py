@@ -175,7 +175,7 @@ class ResponseCache:
             rollout=self.rollout,
             tenant=tenant if spec.scope == "tenant" else None,
             dialect=dialect,
-            path=request.path,
+            path=_framed_path(request),
             streamed=streamed,
             provider=provider,
             body=document,
@@ -275,3 +275,11 @@ def _password(spec: CacheRedis, keys: KeyStore) -> str | None:
         log.warning("cache: Redis password %s/%s unreadable (%s); trying without one",
                     spec.secret_ref.name, spec.secret_ref.key, error)  # fmt: skip
         return None
+
+
+def _framed_path(request: web.Request) -> str:
+    """The path, and Gemini's ``alt`` when given: ``streamGenerateContent?alt=sse`` answers
+    events, without it one JSON array, so the two must not share an entry. The rest of
+    the query stays out (it may carry the app's ``key``)."""
+    alt = request.query.get("alt")
+    return request.path if alt is None else f"{request.path}?alt={alt}"

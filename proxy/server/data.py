@@ -49,6 +49,7 @@ from proxy.server.replay import (
 )
 from proxy.server.runtime import Runtime, Snapshot
 from proxy.server.shadow_traffic import ShadowTraffic
+from proxy.server.translated import gemini_json_stream
 from proxy.translate import TRANSLATABLE
 
 log = logging.getLogger("llm_rollout.request")
@@ -107,11 +108,7 @@ class Handler:
         refusal = self._over_quota(request, runtime, snapshot, headers)
         if refusal is not None:
             return refusal
-        # Whether a provider of another dialect may answer (translated): not for a Gemini
-        # stream without ?alt=sse, whose one JSON array cannot be translated as it arrives.
-        cross = dialect.name in TRANSLATABLE and not (
-            parsed.stream and _gemini_json_stream(request)
-        )
+        cross = dialect.name in TRANSLATABLE  # a provider of another dialect may answer
         decision = self._route(request, snapshot, runtime.force_mock_env, cross)
         cached = None
         if snapshot.spec.cache.enabled and decision.provider is not None:  # in front of the budget
@@ -246,7 +243,7 @@ class Handler:
         answer = replayed(
             request, snapshot.spec.mock.replay, self.dialect, parsed, seen
         ) or await _generate(self.dialect, parsed, snapshot.spec.mock, context)
-        if parsed.stream and _gemini_json_stream(request):
+        if parsed.stream and gemini_json_stream(request):
             answer = mock.as_json_array(answer)
         headers.update(answer.headers)
         if answer.wait:
@@ -385,13 +382,6 @@ async def _generate(
     if not heavy:
         return mock.answer(dialect.name, parsed, spec, context)
     return await asyncio.to_thread(mock.answer, dialect.name, parsed, spec, context)
-
-
-def _gemini_json_stream(request: web.Request) -> bool:
-    """``streamGenerateContent`` without ``?alt=sse``: Gemini answers one JSON array."""
-    return request.match_info.get("method") == "streamGenerateContent" and (
-        request.query.get("alt") != "sse"
-    )
 
 
 async def _read_body(request: web.Request, limit: int, within: float) -> bytes:

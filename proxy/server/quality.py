@@ -19,7 +19,7 @@ from aiohttp import web
 
 from proxy.config import Arm
 from proxy.dialects import ParsedRequest
-from proxy.mock.answer import DIALECTS
+from proxy.mock.prompts import PROMPTS
 from proxy.quality import (
     Accumulator,
     Finished,
@@ -99,7 +99,7 @@ def record_quality(
         metrics.brand_compliance.labels(arm, backend, outcome, label).inc()
     runtime.stats.record_quality(arm, result.score, bool(result.rejections), result.brand_compliant)
     if judge is not None and answer.text:  # a sampled share also goes to the LLM judge
-        question = DIALECTS[dialect][0](request.payload)
+        question = PROMPTS[dialect](request.payload)
         judge.maybe_judge(arm, backend, shadow, question, answer.text)
     return result
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from proxy.dialects import ErrorKind, Usage
+from proxy.dialects.gemini import JsonArrayStream
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
 from proxy.server.cache import CACHE_TAP
@@ -37,6 +38,13 @@ log = logging.getLogger("llm_rollout.translated")
 
 #: Provider headers that describe the provider's own body, not the translated one.
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def gemini_json_stream(request: web.Request) -> bool:
+    """``streamGenerateContent`` without ``?alt=sse``: Gemini answers one JSON array."""
+    return request.match_info.get("method") == "streamGenerateContent" and (
+        request.query.get("alt") != "sse"
+    )
 
 
 async def relay_translated(
@@ -80,7 +88,10 @@ async def relay_translated(
         ), outcome
 
     chunk = await first_chunk(upstream)
-    headers["Content-Type"] = "text/event-stream"
+    # A Gemini client that did not ask for ?alt=sse gets the events' chunks as one JSON
+    # array, written as they arrive like the events would be.
+    array = JsonArrayStream() if gemini_json_stream(request) else None
+    headers["Content-Type"] = "text/event-stream" if array is None else "application/json"
     response = web.StreamResponse(status=200, headers=headers)
     await response.prepare(request)
     stream = translation.stream(sent.turn)
@@ -95,9 +106,10 @@ async def relay_translated(
             observe(events, provider, outcome)
             sent_now = redactor.feed(b"".join(stream.feed(event) for event in events))
             if sent_now:
-                await response.write(sent_now)
+                written = sent_now if array is None else array.feed(sent_now)
+                await response.write(written)
                 if cache_tap is not None:
-                    cache_tap.chunks.append(sent_now)
+                    cache_tap.chunks.append(written)
                 if answer is not None:
                     for event in echo.feed(sent_now):
                         answer.feed(event)
@@ -116,16 +128,18 @@ async def relay_translated(
         upstream.release()
     try:
         rest = redactor.close()
-        if rest:
-            await response.write(rest)
-        if cache_tap is not None:
-            cache_tap.chunks.append(rest)
-            cache_tap.complete = outcome.complete and not outcome.stream_error
-            cache_tap.content_type = "text/event-stream"
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
             message = f"upstream stream {outcome.stream_error} before completion"
             log.warning("%s via %s: %s", client.name, translation.provider, message)
-            await response.write(client.stream_error(ErrorKind.UPSTREAM, message))
+            rest += client.stream_error(ErrorKind.UPSTREAM, message)
+        if array is not None:
+            rest = array.feed(rest) + array.close()
+        if cache_tap is not None:
+            cache_tap.chunks.append(rest)
+            cache_tap.complete = outcome.complete and not outcome.stream_error
+            cache_tap.content_type = "text/event-stream" if array is None else "application/json"
+        if rest:
+            await response.write(rest)
         await response.write_eof()
     except ConnectionResetError:
         pass  # the app went away while the stream ended: nobody to tell

@@ -55,7 +55,9 @@ class _ToHub(Protocol):
     def feed(self, event: Event) -> list[dict[str, Any]]: ...
 
 
-class _FromHub(Protocol):
+class FromHub(Protocol):
+    """Hub stream chunks in, a client dialect's stream bytes out; `close` ends it."""
+
     def feed(self, chunk: dict[str, Any]) -> bytes: ...
 
     def close(self) -> bytes: ...
@@ -128,14 +130,7 @@ class Translation:
             hub = gemini.answer_to_hub(payload, turn)
         else:
             hub = payload
-        client = self.client.name
-        if client == "anthropic.messages":
-            return 200, dumps(anthropic.answer_from_hub(hub))
-        if client == "gemini.generate_content":
-            return 200, dumps(gemini.answer_from_hub(hub))
-        if client == "openai.responses":
-            return 200, dumps(responses.answer_from_hub(hub, self.parsed.payload))
-        return 200, dumps(openai.answer_from_hub(hub))
+        return 200, dumps(client_answer(self.client.name, hub, self.parsed.payload))
 
     def error(self, kind: ErrorKind, message: str) -> tuple[int, bytes]:
         """An error in the client's dialect; 529 (Anthropic's overloaded) is 503 to others."""
@@ -151,19 +146,32 @@ class Translation:
             if self.provider == "gemini"
             else openai.StreamToHub()
         )
-        client = self.client.name
-        from_hub: _FromHub
-        if client == "anthropic.messages":
-            from_hub = anthropic.StreamFromHub()
-        elif client == "gemini.generate_content":
-            from_hub = gemini.StreamFromHub()
-        elif client == "openai.responses":
-            from_hub = responses.StreamFromHub(self.parsed.payload)
-        else:
-            options = self.parsed.payload.get("stream_options")
-            asked = isinstance(options, dict) and options.get("include_usage") is True
-            from_hub = openai.StreamFromHub(asked)
-        return StreamTranslator(self, to_hub, from_hub)
+        return StreamTranslator(self, to_hub, client_stream(self.client.name, self.parsed.payload))
+
+
+def client_answer(client: str, hub: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """A hub answer as client dialect `client` answers `payload`: the one way every answer
+    in another dialect is made, a provider's translated or the mock's (which writes
+    only the hub's), so a fix here fixes both."""
+    if client == "anthropic.messages":
+        return anthropic.answer_from_hub(hub)
+    if client == "gemini.generate_content":
+        return gemini.answer_from_hub(hub)
+    if client == "openai.responses":
+        return responses.answer_from_hub(hub, payload)
+    return openai.answer_from_hub(hub)
+
+
+def client_stream(client: str, payload: dict[str, Any]) -> FromHub:
+    """Hub chunks -> client dialect `client`'s stream for `payload` (see `client_answer`)."""
+    if client == "anthropic.messages":
+        return anthropic.StreamFromHub()
+    if client == "gemini.generate_content":
+        return gemini.StreamFromHub()
+    if client == "openai.responses":
+        return responses.StreamFromHub(payload)
+    options = payload.get("stream_options")
+    return openai.StreamFromHub(isinstance(options, dict) and options.get("include_usage") is True)
 
 
 class StreamTranslator:
@@ -174,7 +182,7 @@ class StreamTranslator:
     becomes the client dialect's (its SDK raises on it) and ends the translation.
     """
 
-    def __init__(self, translation: Translation, to_hub: _ToHub, from_hub: _FromHub) -> None:
+    def __init__(self, translation: Translation, to_hub: _ToHub, from_hub: FromHub) -> None:
         self.translation = translation
         self.to_hub, self.from_hub = to_hub, from_hub
         self.done = False
@@ -209,8 +217,11 @@ class StreamTranslator:
 __all__ = [
     "PROVIDER_DIALECTS",
     "TRANSLATABLE",
+    "FromHub",
     "StreamTranslator",
     "Translation",
     "Untranslatable",
     "Upstream",
+    "client_answer",
+    "client_stream",
 ]

@@ -13,13 +13,15 @@ import json
 from typing import Any
 
 from proxy.dialects.anthropic_messages import AnthropicMessages
-from proxy.dialects.base import BadRequest, ErrorKind
+from proxy.dialects.base import BadRequest, ErrorKind, compact
 from proxy.dialects.limits import OUTPUT_LIMITS
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
     TRANSLATABLE_FIELDS,
+    USAGE_SO_FAR,
     Untranslatable,
     data_url,
+    dialect_id,
     hub_usage,
     neutral_usage,
     refuse_unknown,
@@ -403,7 +405,7 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id"),
+                "id": _tool_id(call.get("id")),
                 "name": function.get("name"),
                 "input": _loads_object(function.get("arguments")),
             }
@@ -421,7 +423,11 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
 
 
 def _message_id(hub_id: Any) -> str:
-    return f"msg_{hub_id}" if hub_id and not str(hub_id).startswith("msg_") else str(hub_id)
+    return dialect_id(hub_id, "chatcmpl-", "msg_") if hub_id else str(hub_id)
+
+
+def _tool_id(hub_id: Any) -> str:
+    return dialect_id(hub_id, "call_", "toolu_")
 
 
 def _loads_object(arguments: Any) -> dict[str, Any]:
@@ -540,9 +546,10 @@ class StreamFromHub:
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
+                "usage": _usage_from_hub(chunk.get(USAGE_SO_FAR)),
             }
             out.append(_event("message_start", {"type": "message_start", "message": message}))
+            out.append(_event("ping", {"type": "ping"}))  # as Anthropic sends after the start
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or []:
@@ -558,7 +565,7 @@ class StreamFromHub:
                     out += self._open(
                         {
                             "type": "tool_use",
-                            "id": call.get("id"),
+                            "id": _tool_id(call.get("id")),
                             "name": function.get("name"),
                             "input": {},
                         },
@@ -618,7 +625,7 @@ class StreamFromHub:
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
-    return encode(json.dumps(data, separators=(",", ":")), event=name)
+    return encode(compact(data), event=name)
 
 
 def error_kind(event: Event) -> ErrorKind:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from proxy.dialects.base import BadRequest
+from proxy.dialects.base import BadRequest, compact
 from proxy.dialects.gemini import read_usage
 from proxy.sse import Event, encode
 from proxy.translate.hub import (
     TRANSLATABLE_FIELDS,
+    USAGE_SO_FAR,
     Untranslatable,
     data_url,
     hub_usage,
@@ -485,8 +486,13 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
         ],
         "usageMetadata": _usage_from_hub(hub.get("usage")),
         "modelVersion": hub.get("model"),
-        "responseId": str(hub.get("id")),
+        "responseId": _response_id(hub.get("id")),
     }
+
+
+def _response_id(hub_id: Any) -> str:
+    """Gemini's response ids have no prefix: the hub's ``chatcmpl-`` is dropped."""
+    return str(hub_id).removeprefix("chatcmpl-")
 
 
 def _loads_object(arguments: Any) -> dict[str, Any]:
@@ -527,6 +533,8 @@ class StreamToHub:
             "model": data.get("modelVersion"),
         }
         chunks = [base | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}]
+        if "role" in delta and data.get("usageMetadata"):  # the prompt's count, up front
+            chunks[0][USAGE_SO_FAR] = _usage_to_hub(data["usageMetadata"])
         finish = _finish(candidate, self.calls)
         if finish is not None:
             chunks.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
@@ -547,7 +555,7 @@ class StreamFromHub:
 
     def feed(self, chunk: dict[str, Any]) -> bytes:
         self.model = chunk.get("model") or self.model
-        self.id = str(chunk.get("id") or self.id)
+        self.id = _response_id(chunk.get("id") or self.id)
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         out: list[bytes] = []
@@ -569,7 +577,9 @@ class StreamFromHub:
             {"functionCall": {"name": c["name"], "args": _loads_object(c["arguments"])}}
             for _, c in sorted(self.calls.items())
         ]
-        return self._chunk(parts, final=True)
+        # The last chunk carries a part, as Gemini's do, so that an SDK's `chunk.text` of
+        # every chunk is a string.
+        return self._chunk(parts or [{"text": ""}], final=True)
 
     def _chunk(self, parts: list[dict[str, Any]], final: bool = False) -> bytes:
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
@@ -581,4 +591,4 @@ class StreamFromHub:
         if final:
             candidate["finishReason"] = self.finish
             chunk["usageMetadata"] = _usage_from_hub(self.usage)
-        return encode(json.dumps(chunk, separators=(",", ":")))
+        return encode(compact(chunk))

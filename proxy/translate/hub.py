@@ -17,6 +17,12 @@ from proxy.dialects.base import BadRequest, ErrorKind, Usage
 #: Hub-only usage key: tokens written to a prompt cache (Anthropic bills them apart).
 CACHE_WRITE = "_cache_write_tokens"
 
+#: Hub-only chunk key: the usage known before the stream's end (hub usage, as in the last
+#: chunk), from a provider that reports its prompt's tokens up front (Gemini in every
+#: chunk, the mock), so that Anthropic's ``message_start`` can report them as Anthropic's
+#: does; OpenAI reports usage only at the end and leaves it out.
+USAGE_SO_FAR = "_usage_so_far"
+
 #: Hub finish reasons (OpenAI's): stop, length, tool_calls, content_filter.
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 
@@ -63,6 +69,15 @@ TRANSLATABLE_FIELDS = frozenset(
         "n",
     }
 )
+
+
+def dialect_id(ident: Any, hub_prefix: str, prefix: str) -> str:
+    """A hub id in a client dialect's own form (``chatcmpl-X`` -> ``msg_X``, ``call_X`` ->
+    ``toolu_X``): SDK users and their logs see ids shaped as their provider's, and an id
+    the client sends back in a later turn still names the same call, since every
+    reference to it is rewritten alike. An id already in that form is kept."""
+    text = str(ident)
+    return text if text.startswith(prefix) else prefix + text.removeprefix(hub_prefix)
 
 
 def refuse_unknown(payload: dict[str, Any], known: frozenset[str], where: str, target: str) -> None:

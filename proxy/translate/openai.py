@@ -11,8 +11,9 @@ import json
 import time
 from typing import Any
 
+from proxy.dialects.base import compact
 from proxy.sse import Event, encode
-from proxy.translate.hub import CACHE_WRITE, Untranslatable
+from proxy.translate.hub import CACHE_WRITE, USAGE_SO_FAR, Untranslatable
 
 TARGET = "OpenAI"
 
@@ -28,7 +29,9 @@ def request_from_hub(hub: dict[str, Any], model: str) -> dict[str, Any]:
 
 
 def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
-    """A hub answer as OpenAI's: hub-only usage keys removed."""
+    """A hub answer (or chunk) as OpenAI's: hub-only keys removed."""
+    if USAGE_SO_FAR in hub:
+        hub = {k: v for k, v in hub.items() if k != USAGE_SO_FAR}
     usage = hub.get("usage")
     if isinstance(usage, dict):
         hub = hub | {"usage": {k: v for k, v in usage.items() if k != CACHE_WRITE}}
@@ -58,7 +61,7 @@ class StreamFromHub:
         if "usage" in chunk and not chunk.get("choices") and not self.include_usage:
             return b""
         chunk = answer_from_hub(chunk)
-        return encode(json.dumps(chunk, separators=(",", ":")))
+        return encode(compact(chunk))
 
     def close(self) -> bytes:
         return encode("[DONE]")

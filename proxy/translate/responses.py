@@ -14,9 +14,9 @@ import json
 import time
 from typing import Any
 
-from proxy.dialects.base import BadRequest
+from proxy.dialects.base import BadRequest, compact
 from proxy.sse import encode
-from proxy.translate.hub import Untranslatable, neutral_usage, refuse_unknown
+from proxy.translate.hub import Untranslatable, dialect_id, neutral_usage, refuse_unknown
 
 CLIENT = "non-OpenAI"
 
@@ -151,12 +151,14 @@ def _usage(usage: Any) -> dict[str, Any]:
     }
 
 
-def _response(payload: dict[str, Any], ident: str, model: Any, status: str) -> dict[str, Any]:
+def _response(
+    payload: dict[str, Any], ident: str, model: Any, status: str, created: Any = None
+) -> dict[str, Any]:
     """The response object; echoes what the request set, as the API does."""
     return {
-        "id": ident if ident.startswith("resp_") else f"resp_{ident}",
+        "id": dialect_id(ident, "chatcmpl-", "resp_"),
         "object": "response",
-        "created_at": int(time.time()),
+        "created_at": created if isinstance(created, int) else int(time.time()),
         "status": status,
         "error": None,
         "incomplete_details": None,
@@ -165,30 +167,41 @@ def _response(payload: dict[str, Any], ident: str, model: Any, status: str) -> d
         "model": model,
         "output": [],
         "parallel_tool_calls": payload.get("parallel_tool_calls", True),
-        "previous_response_id": None,
+        "previous_response_id": payload.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
         "store": payload.get("store", True),
         "temperature": payload.get("temperature", 1.0),
         "text": payload.get("text") or {"format": {"type": "text"}},
         "tool_choice": payload.get("tool_choice", "auto"),
         "tools": payload.get("tools", []),
         "top_p": payload.get("top_p", 1.0),
-        "truncation": "disabled",
+        "truncation": payload.get("truncation", "disabled"),
         "usage": None,
+        "user": payload.get("user"),
         "metadata": payload.get("metadata", {}),
     }
 
 
+#: Hub finish reasons that leave a Responses answer `incomplete`, and the reason it gives.
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
 def _finished(response: dict[str, Any], finish: str | None) -> dict[str, Any]:
     """Status and reason from the hub's finish reason (cut answers are `incomplete`)."""
-    reason = {"length": "max_output_tokens", "content_filter": "content_filter"}.get(finish or "")
+    reason = _INCOMPLETE.get(finish or "")
     if reason:
         return response | {"status": "incomplete", "incomplete_details": {"reason": reason}}
     return response | {"status": "completed"}
 
 
+def _item_status(finish: str | None) -> str:
+    """A message cut short is `incomplete` too, as the API marks it."""
+    return "incomplete" if finish in _INCOMPLETE else "completed"
+
+
 def _message(ident: str, text: str, status: str = "completed") -> dict[str, Any]:
     return {
-        "id": f"msg_{ident}",
+        "id": dialect_id(ident, "chatcmpl-", "msg_"),
         "type": "message",
         "status": status,
         "role": "assistant",
@@ -198,7 +211,7 @@ def _message(ident: str, text: str, status: str = "completed") -> dict[str, Any]
 
 def _call(call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
     return {
-        "id": f"fc_{call_id}",
+        "id": dialect_id(call_id, "call_", "fc_"),
         "type": "function_call",
         "status": status,
         "call_id": call_id,
@@ -213,8 +226,9 @@ def answer_from_hub(hub: dict[str, Any], payload: dict[str, Any]) -> dict[str, A
     message = choice.get("message") or {}
     ident = str(hub.get("id") or "translated")
     output = []
+    finish = choice.get("finish_reason")
     if message.get("content"):
-        output.append(_message(ident, message["content"]))
+        output.append(_message(ident, message["content"], _item_status(finish)))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(
@@ -224,8 +238,8 @@ def answer_from_hub(hub: dict[str, Any], payload: dict[str, Any]) -> dict[str, A
                 str(function.get("arguments") or "{}"),
             )
         )
-    done = _response(payload, ident, hub.get("model"), "completed")
-    return _finished(done, choice.get("finish_reason")) | {
+    done = _response(payload, ident, hub.get("model"), "completed", hub.get("created"))
+    return _finished(done, finish) | {
         "output": output,
         "usage": _usage(hub.get("usage")),
     }
@@ -240,6 +254,7 @@ class StreamFromHub:
         self.sequence = 0
         self.ident = ""
         self.model: Any = None
+        self.created: Any = None
         self.items: list[dict[str, Any]] = []  # output items so far, the open one last
         self.calls: dict[int, int] = {}  # hub tool call index -> output index
         self.finish: str | None = None
@@ -249,8 +264,8 @@ class StreamFromHub:
         out: list[bytes] = []
         if not self.sequence:
             self.ident = str(chunk.get("id") or "translated")
-            self.model = chunk.get("model")
-            opened = _response(self.payload, self.ident, self.model, "in_progress")
+            self.model, self.created = chunk.get("model"), chunk.get("created")
+            opened = self._response("in_progress")
             out.append(self._emit("response.created", {"response": opened}))
             out.append(self._emit("response.in_progress", {"response": opened}))
         if chunk.get("usage"):
@@ -324,13 +339,16 @@ class StreamFromHub:
         index = len(self.items) - 1
         return {"item_id": self.items[index]["id"], "output_index": index, "content_index": 0}
 
-    def _close_open(self) -> list[bytes]:
+    def _response(self, status: str) -> dict[str, Any]:
+        return _response(self.payload, self.ident, self.model, status, self.created)
+
+    def _close_open(self, status: str = "completed") -> list[bytes]:
         """End every item still in progress (a message's text, a call's arguments)."""
         out = []
         for index, item in enumerate(self.items):
             if item["status"] != "in_progress":
                 continue
-            item["status"] = "completed"
+            item["status"] = status if item["type"] == "message" else "completed"
             if item["type"] == "message":
                 where = {"item_id": item["id"], "output_index": index, "content_index": 0}
                 part = item["content"][0]
@@ -357,14 +375,15 @@ class StreamFromHub:
         return out
 
     def close(self) -> bytes:
-        out = self._close_open()
-        done = _finished(
-            _response(self.payload, self.ident, self.model, "completed"), self.finish
-        ) | {"output": self.items, "usage": _usage(self.usage)}
+        out = self._close_open(_item_status(self.finish))
+        done = _finished(self._response("completed"), self.finish) | {
+            "output": self.items,
+            "usage": _usage(self.usage),
+        }
         out.append(self._emit(f"response.{done['status']}", {"response": done}))
         return b"".join(out)
 
     def _emit(self, name: str, body: dict[str, Any]) -> bytes:
         event = {"type": name} | body | {"sequence_number": self.sequence}
         self.sequence += 1
-        return encode(json.dumps(event, separators=(",", ":")), event=name)
+        return encode(compact(event), event=name)
