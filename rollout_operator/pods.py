@@ -121,8 +121,10 @@ class PodCache:
                     version = self._apply(space, event) or version
                     pause = 0.5
             except KubeError as error:
-                if error.status == 410:  # expired: only a new list is complete again
+                if error.status == 410:  # events were missed: only a new list is complete
                     version = ""
+                    now = time.monotonic()
+                    space.trusted_until = min(space.trusted_until, now + self.stale_seconds)
                     continue
                 self._lost(namespace, space, str(error))
             except (OSError, ValueError, TimeoutError) as error:
@@ -136,12 +138,14 @@ class PodCache:
     def _trust(space: _Namespace) -> None:
         """The cache is complete: just listed, or a watch resumes from its last version."""
         space.trusted_until = float("inf")
+        space.error = ""
         space.touch()
 
     def _lost(self, namespace: str, space: _Namespace, error: str) -> None:
         if space.trusted_until == float("inf"):
             space.trusted_until = time.monotonic() + self.stale_seconds
-            log.warning("pod watch of %s lost (%s); reconnecting", namespace, error)
+        if error != space.error:  # once per kind of failure, not per retry (e.g. RBAC 403)
+            log.warning("cannot watch the pods of %s (%s); retrying", namespace, error)
         space.error = error
         space.touch()
 

@@ -234,6 +234,8 @@ async def test_without_the_api_server_pods_are_vouched_for_only_briefly(tmp_path
     """A cache that may be missing a deletion must not admit the deleted pod for long:
     once the pod watch is lost, its pods are vouched for `stale_seconds` more, then
     every call is refused (saying what is wrong) until the namespace is listed again.
+    Without the right to list pods (an install with the older RBAC), calls are refused
+    with the API server's reason.
 
     The API server here is a minimal one that lists one pod and holds the watch open,
     so that it can go away at once (kmock's server waits a minute for open watches).
@@ -248,8 +250,13 @@ async def test_without_the_api_server_pods_are_vouched_for_only_briefly(tmp_path
         await asyncio.Event().wait()  # open until the server goes
         return response
 
+    async def forbidden(request: web.Request) -> web.Response:
+        message = 'pods is forbidden: cannot list resource "pods" in the namespace "search"'
+        return web.json_response({"kind": "Status", "code": 403, "message": message}, status=403)
+
     app = web.Application()
     app.router.add_get(f"/api/v1/namespaces/{NS}/pods", pods_api)
+    app.router.add_get("/api/v1/namespaces/search/pods", forbidden)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -261,6 +268,8 @@ async def test_without_the_api_server_pods_are_vouched_for_only_briefly(tmp_path
     pods = PodCache(client, stale_seconds=1.0, wait_seconds=0.2)
     try:
         assert await pods.labels(NS, "app-0", "u-1") == LABELS
+        with pytest.raises(PodUnknown, match="cannot check pods in search: HTTP 403: pods is"):
+            await pods.labels("search", "web", "")
         await asyncio.sleep(0.2)  # the watch is open
         await runner.cleanup()  # the API server is gone, and the watch with it
         lost = time.monotonic()
