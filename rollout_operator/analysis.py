@@ -17,6 +17,17 @@ provider calls, scored, priced and timed like live ones, so they count toward
 0 % real with 20 % shadow is judged on the copies alone, and `setShadow` steps
 are gated by the same analysis before a user sees a real answer. The mock arm
 then holds every client request, which is what `minVsMock` compares against.
+
+Per provider. The real arm is also judged provider by provider (the sidecars'
+`WindowReport.providers`: requests by the provider they were routed to, a fallback
+counted as that provider's error, see `proxy.stats`), so a `traffic.providers` split
+is an A/B: each provider with at least `minRequests` requests in the window is
+measured against every metric read from the windows (a Prometheus query measures the
+arm, not a provider), `minVsMock` against the same mock arm. A provider breaking a
+bound fails the analysis, naming it, even when the arm as a whole holds -- fallback
+to a healthy provider hides a failing one from the arm's figures. A provider with
+fewer requests, or a metric it has no value for, is left to the arm's verdict: the
+split only ever adds failures, never an Inconclusive.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from proxy.config import Arm, ArmWindow
+from proxy.config import Arm, ArmWindow, WindowReport, merge_windows
 from proxy.config.model import Analysis, AnalysisMetric
 from rollout_operator.steps import Verdict
 
@@ -96,10 +107,11 @@ class Measurement:
                 out.append(f"< mock {self.mock:g} {self.min_vs_mock:+g} = {floor:g} (minVsMock)")
         return out
 
-    def describe(self) -> str:
+    def describe(self, provider: str | None = None) -> str:
         mock = "n/a" if self.mock is None else f"{self.mock:g}"
         bounds = " and ".join(self.violations())
-        return f"{self.metric} {self.real:g} {bounds} (real arm; mock arm {mock})"
+        where = "real arm" if provider is None else f"real arm, provider {provider}"
+        return f"{self.metric} {self.real:g} {bounds} ({where}; mock arm {mock})"
 
     def to_status(self) -> dict[str, Any]:
         return {"name": self.metric, "real": self.real, "mock": self.mock, "max": self.max,
@@ -114,12 +126,30 @@ def quality(window: ArmWindow) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderJudgement:
+    """One provider's share of the real arm, measured like the arm (see the module doc)."""
+
+    provider: str
+    requests: int
+    measurements: tuple[Measurement, ...]  # empty: fewer than minRequests, not judged
+
+    def failed(self) -> list[Measurement]:
+        return [m for m in self.measurements if m.ok is False]
+
+    def to_status(self) -> dict[str, Any]:
+        return {"name": self.provider, "requests": self.requests,
+                "judged": bool(self.measurements),
+                "metrics": [m.to_status() for m in self.measurements]}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class Judgement:
     verdict: Verdict
     detail: str
     requests: dict[Arm, int]
     measurements: tuple[Measurement, ...]
     quality: dict[Arm, dict[str, Any]] = field(default_factory=dict)
+    providers: tuple[ProviderJudgement, ...] = ()
 
     def to_status(self) -> dict[str, Any]:
         return {
@@ -128,15 +158,35 @@ class Judgement:
             "requests": dict(self.requests),
             "metrics": [m.to_status() for m in self.measurements],
             "quality": dict(self.quality),
+            "providers": [p.to_status() for p in self.providers],
         }
+
+
+@dataclass(slots=True)
+class Windows:
+    """One sidecar's windows since the last analysis: per arm, and the real arm per provider."""
+
+    arms: dict[Arm, ArmWindow] = field(default_factory=dict)
+    providers: dict[str, ArmWindow] = field(default_factory=dict)
+
+    def add(self, report: WindowReport) -> None:
+        self.arms = merge_windows(self.arms, report.arms)
+        self.providers = merge_windows(self.providers, report.providers)
 
 
 def merge(windows: list[dict[Arm, ArmWindow]]) -> dict[Arm, ArmWindow]:
     """Windows from many sidecars as one window per arm."""
     merged: dict[Arm, ArmWindow] = {"real": ArmWindow(), "mock": ArmWindow()}
     for window in windows:
-        for arm, stats in window.items():
-            merged[arm] = merged[arm].merged(stats)
+        merged = merge_windows(merged, window)
+    return merged
+
+
+def merge_providers(windows: list[dict[str, ArmWindow]]) -> dict[str, ArmWindow]:
+    """The real arm's windows from many sidecars as one window per provider."""
+    merged: dict[str, ArmWindow] = {}
+    for window in windows:
+        merged = merge_windows(merged, window)
     return merged
 
 
@@ -162,23 +212,45 @@ def _bounded(metric: AnalysisMetric, value: float | None, mock: float | None) ->
     return replace(measurement, ok=True)
 
 
+def judge_providers(
+    analysis: Analysis, providers: dict[str, ArmWindow], mock: ArmWindow
+) -> tuple[ProviderJudgement, ...]:
+    """Each provider's share of the real arm against the metrics the windows measure."""
+    metrics = [m for m in analysis.metrics if m.prometheus is None]
+    return tuple(
+        ProviderJudgement(name, window.requests, tuple(
+            _bounded(m, measure(m.name, window), measure(m.name, mock)) for m in metrics
+        ) if window.requests >= analysis.min_requests else ())
+        for name, window in sorted(providers.items())
+    )  # fmt: skip
+
+
 def judge(
-    analysis: Analysis, arms: dict[Arm, ArmWindow], external: dict[str, float | None] | None = None
+    analysis: Analysis,
+    arms: dict[Arm, ArmWindow],
+    external: dict[str, float | None] | None = None,
+    providers: dict[str, ArmWindow] | None = None,
 ) -> Judgement:
-    """The verdict on one window; `external` holds the Prometheus metrics' values by name."""
+    """The verdict on one window; `external` holds the Prometheus metrics' values by name,
+    `providers` the real arm per provider (absent when the sidecars predate it)."""
     real, mock = arms.get("real", ArmWindow()), arms.get("mock", ArmWindow())
     requests: dict[Arm, int] = {"real": real.requests, "mock": mock.requests}
     measurements = tuple(_check(m, real, mock, external or {}) for m in analysis.metrics)
     figures: dict[Arm, dict[str, Any]] = {"real": quality(real), "mock": quality(mock)}
+    split = judge_providers(analysis, providers or {}, mock)
+
+    def judgement(verdict: Verdict, detail: str) -> Judgement:
+        return Judgement(verdict, detail, requests, measurements, figures, split)
+
     if real.requests < analysis.min_requests:
         detail = f"{real.requests} real requests, fewer than minRequests {analysis.min_requests}"
         if real.shadow_requests:
             detail += f" ({real.shadow_requests} of them shadow copies)"
-        return Judgement("Inconclusive", detail, requests, measurements, figures)
-    failed = [m for m in measurements if m.ok is False]
+        return judgement("Inconclusive", detail)
+    failed = [m.describe() for m in measurements if m.ok is False]
+    failed += [m.describe(p.provider) for p in split for m in p.failed()]
     if failed:
-        detail = "; ".join(m.describe() for m in failed)
-        return Judgement("Failed", detail, requests, measurements, figures)
+        return judgement("Failed", "; ".join(failed))
     unmeasured = [m for m in measurements if m.ok is None]
     if unmeasured:
         unreported = [m.metric for m in unmeasured if m.real is None]
@@ -186,6 +258,7 @@ def judge(
         parts = [f"no sidecar reported {', '.join(unreported)}"] if unreported else []
         if no_mock:
             parts.append(f"no mock-arm value to compare {', '.join(no_mock)} with (minVsMock)")
-        return Judgement("Inconclusive", "; ".join(parts), requests, measurements, figures)
-    return Judgement("Passed", f"{len(measurements)} metric(s) within thresholds", requests,
-                     measurements, figures)  # fmt: skip
+        return judgement("Inconclusive", "; ".join(parts))
+    judged = [p.provider for p in split if p.measurements]
+    each = f", as do providers {', '.join(judged)}" if judged else ""
+    return judgement("Passed", f"{len(measurements)} metric(s) within thresholds{each}")

@@ -18,10 +18,10 @@ from typing import Any
 
 from opentelemetry.trace import Tracer
 
-from proxy.config import Arm, ArmWindow, EffectiveConfig, LLMRolloutSpec, WindowReport
+from proxy.config import EffectiveConfig, LLMRolloutSpec, WindowReport
 from proxy.config.audit import AuditLog
 from proxy.config.model import Shadow
-from rollout_operator.analysis import Judgement
+from rollout_operator.analysis import Judgement, Windows
 from rollout_operator.ledger import Ledger, rate_share
 from rollout_operator.steps import RolloutState
 
@@ -43,7 +43,7 @@ class Live:
     seen: dict[str, float] = field(default_factory=dict)  # sidecar -> last contact
     polling: dict[str, int] = field(default_factory=dict)  # sidecar -> open long-polls
     #: Window stats since the last analysis, per pod: whose figures they are stays known.
-    windows: dict[str, dict[Arm, ArmWindow]] = field(default_factory=dict)
+    windows: dict[str, Windows] = field(default_factory=dict)
     #: pod -> (requests it may still report, when that was worked out): see `Hub.report`.
     credit: dict[str, tuple[float, float]] = field(default_factory=dict)
     joined: dict[str, float] = field(default_factory=dict)  # pod -> its first authenticated call
@@ -208,6 +208,4 @@ class Hub:
         live.seen[report.sidecar] = now
         live.credit[report.sidecar] = (credit - claimed, now)
         if report.arms and report.config_version >= live.judge_from:
-            mine = live.windows.setdefault(report.sidecar, {})
-            for arm, window in report.arms.items():
-                mine[arm] = mine[arm].merged(window) if arm in mine else window
+            live.windows.setdefault(report.sidecar, Windows()).add(report)

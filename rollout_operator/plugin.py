@@ -40,6 +40,8 @@ NAMED = {
     "enable-provider": "put PROVIDER back after `disable-provider`",
 }
 SHELLS = ("bash", "zsh")
+#: How `get` shows a metric's `ok`: held, broken, not measured.
+_VERDICT: dict[bool | None, str] = {True: "ok", False: "FAIL", None: "-"}
 
 
 def _global_flags(suppress: bool) -> argparse.ArgumentParser:
@@ -145,10 +147,11 @@ def render(obj: dict[str, Any]) -> str:
             )
             real = "n/a" if metric["real"] is None else f"{metric['real']:g}"
             mock = "n/a" if metric["mock"] is None else f"{metric['mock']:g}"
-            verdict = {True: "ok", False: "FAIL", None: "-"}[metric["ok"]]
+            verdict = _VERDICT[metric["ok"]]
             lines.append(
                 f"  {metric['name']:<24} real {real:<10} mock {mock:<10} {bounds}  {verdict}"
             )
+        lines += _providers(analysis.get("providers") or [])
         lines += _quality(analysis.get("quality") or {})
     for condition in status.get("conditions") or []:
         if condition.get("type") == "AnalysisSeesData" and condition.get("status") == "False":
@@ -175,6 +178,23 @@ def render(obj: dict[str, Any]) -> str:
 
 def _figure(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
+
+
+def _providers(providers: list[dict[str, Any]]) -> list[str]:
+    """The real arm provider by provider (`traffic.providers`), each judged like the arm."""
+    if not providers:
+        return []
+    lines = ["Providers: (real arm by routed provider, last window)"]
+    for provider in providers:
+        head = f"  {provider['name']:<22} {provider['requests']:>6} requests"
+        if not provider.get("judged"):
+            lines.append(f"{head}  (fewer than minRequests: not judged)")
+            continue
+        figures = ", ".join(
+            f"{m['name']} {_figure(m['real'])} {_VERDICT[m['ok']]}" for m in provider["metrics"]
+        )
+        lines.append(f"{head}  {figures}")
+    return lines
 
 
 def _quality(arms: dict[str, dict[str, Any]]) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from proxy.config import ConfigError, LLMRolloutSpec, parse_duration, parse_spec
 from rollout_operator import steps
-from rollout_operator.analysis import judge, merge
+from rollout_operator.analysis import judge, merge, merge_providers
 from rollout_operator.hub import Hub, Key, Live
 from rollout_operator.ledger import Ledger
 from rollout_operator.steps import CommandRejected, RolloutState, Transition
@@ -32,7 +32,8 @@ VERBS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "set-we
 LEASE_TTL_SECONDS = 60.0
 # status.history: the last analysis runs, each with the step and weight it judged, per-arm
 # values and thresholds of every metric, requests and spend: the dashboard's charts over the
-# rollout's life. Bounded so the object stays small (~0.5 KiB a run; etcd takes 1.5 MiB).
+# rollout's life. Bounded so the object stays small (~0.9 KiB a run with three metrics,
+# ~0.4 KiB more per provider of a traffic.providers split; etcd takes 1.5 MiB).
 HISTORY_LENGTH = 120
 # status.operatorHeartbeat moves on at least this often while the operator runs, so a
 # reader (the dashboard) can tell a quiet rollout from an operator that is gone.
@@ -143,7 +144,11 @@ def _analyse(live: Live, now: float, external: dict[str, float | None]) -> list[
     windows, live.windows = list(live.windows.values()), {}
     if live.state.phase in ("Healthy", "Degraded", "Aborted") or live.state.paused_by_user:
         return []
-    live.judgement = judge(strategy.analysis, merge(windows), external)
+    arms, providers = (
+        merge([w.arms for w in windows]),
+        merge_providers([w.providers for w in windows]),
+    )
+    live.judgement = judge(strategy.analysis, arms, external, providers)
     judged = live.state
     live.state, transitions = steps.judged(
         live.spec, live.state, live.judgement.verdict, live.judgement.detail, now

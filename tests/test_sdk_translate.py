@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 from google.genai import errors as genai_errors
@@ -248,6 +249,49 @@ async def test_a_gemini_stream_without_alt_sse_from_another_provider_is_streamed
     assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] > 0
     assert chunks[-1]["modelVersion"] == MODELS[provider_kind]
     assert fake.requests[-1].json["stream"] is True, "asked of the provider as a stream"
+
+
+@pytest.mark.parametrize("provider_kind", ["openai", "gemini"])
+@pytest.mark.parametrize(
+    "fault", [Fault(error_after_chunks=2), Fault(cut_after_chunks=2)], ids=["error-event", "cut"]
+)
+async def test_a_provider_failing_mid_stream_ends_the_anthropic_sdks_stream_with_event_error(
+    start_sidecar: StartSidecar, fakes: dict[str, FakeProvider], provider_kind: str, fault: Fault
+) -> None:
+    """The Anthropic SDK served by a provider of another dialect that fails mid-answer (its
+    own error event, or a cut connection) gets `event: error`, as from the real API, and
+    raises -- never a clean-looking `message_stop` after a truncated answer."""
+    fake = fakes[provider_kind]
+    sidecar = await start_sidecar(
+        {"providers": [provider(provider_kind, fake)], "traffic": {"realWeight": 100}} | NO_RETRY
+    )
+    fake.faults.append(fault)
+    received, events = "", []
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        async with anthropic_client(sidecar).messages.stream(
+            model="claude-sonnet-5", max_tokens=64, messages=ASK,  # type: ignore[arg-type]
+        ) as stream:  # fmt: skip
+            async for event in stream:
+                events.append(event.type)
+                if event.type == "text":
+                    received += event.text
+    assert received, f"the answer had begun: {events}"
+    assert "message_stop" not in events
+    error = raised.value.body
+    assert isinstance(error, dict), error
+    assert error["type"] == "error", error
+    assert error["error"]["type"] == "api_error", error
+    request_id = raised.value.response.headers["x-llm-request-id"]
+    if fault.cut_after_chunks is not None:  # the sidecar's own event: who, which request
+        assert error["error"]["message"] == (
+            f"provider '{provider_kind}-only' stream cut before completion (request "
+            f"{request_id}); the answer so far is incomplete: retry the request"
+        )
+    else:  # the provider's own error, relayed in the client's dialect
+        assert error["error"]["message"] == (
+            f"provider '{provider_kind}-only' ({provider_kind}) failed mid-stream: The server "
+            "had an error while processing your request."
+        )
 
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

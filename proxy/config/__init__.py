@@ -9,6 +9,7 @@ from proxy.config.control import (
     Grant,
     QualityWindow,
     WindowReport,
+    merge_windows,
 )
 from proxy.config.loader import ConfigError, load_file, load_text, parse_spec
 from proxy.config.model import (
@@ -46,6 +47,7 @@ __all__ = [
     "WindowReport",
     "load_file",
     "load_text",
+    "merge_windows",
     "parse_duration",
     "parse_spec",
     "selects",

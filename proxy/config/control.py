@@ -10,14 +10,17 @@ operator can merge windows from any number of sidecars and still read a p95.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from proxy.config.model import LLMRolloutSpec, Model
 
 Arm = Literal["real", "mock"]
+#: A provider's name as a window key (`Provider.name` bounds it the same way).
+ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=63)]
 
 #: Upper bounds (ms) of the latency buckets; one more bucket counts everything above.
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
@@ -159,6 +162,17 @@ class ArmWindow(Model):
         return self.latency_max_ms
 
 
+K = TypeVar("K")
+
+
+def merge_windows(kept: Mapping[K, ArmWindow], more: Mapping[K, ArmWindow]) -> dict[K, ArmWindow]:
+    """Two sets of windows (per arm or per provider) as one: the same key's add up."""
+    merged = dict(kept)
+    for key, window in more.items():
+        merged[key] = merged[key].merged(window) if key in merged else window
+    return merged
+
+
 class WindowReport(Model):
     """What a sidecar POSTs to `.../stats` every window."""
 
@@ -169,6 +183,23 @@ class WindowReport(Model):
         "ignores windows older than its last weight change, retry or promote)",
     )
     arms: dict[Arm, ArmWindow] = Field(default_factory=dict)
+    providers: dict[ProviderName, ArmWindow] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="the real arm split by the provider each request was routed to "
+        "(`proxy.stats`); absent from sidecars older than per-provider analysis",
+    )
+
+    @model_validator(mode="after")
+    def _providers_within_real(self) -> WindowReport:
+        """The providers' requests are a part of the real arm's (cached answers are not
+        counted per provider), so more than the real arm cannot be true."""
+        real = self.arms.get("real")
+        split = sum(window.requests for window in self.providers.values())
+        _require(
+            split <= (real.requests if real else 0), "providers' requests exceed the real arm's"
+        )
+        return self
 
 
 class EffectiveConfig(Model):

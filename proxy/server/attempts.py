@@ -36,17 +36,19 @@ from proxy.routing import Decision
 from proxy.server import tracing
 from proxy.server.budget import BudgetGate, Ticket, billed_usage
 from proxy.server.keys import MissingKey
-from proxy.server.relay import Deliver, Outcome, UpstreamFailure, open_upstream, relay
+from proxy.server.relay import (
+    REQUEST_ID,
+    Deliver,
+    Outcome,
+    UpstreamFailure,
+    open_upstream,
+    relay,
+)
 from proxy.server.runtime import Runtime
 from proxy.server.translated import relay_translated
 from proxy.translate import Translation, Upstream
 
 log = logging.getLogger("llm_rollout.attempts")
-
-#: The sidecar's own request id, in every answer and span. It has its own header so
-#: a provider's `x-request-id` reaches the app unchanged and only once (the OpenAI SDK
-#: reads that one header as `_request_id`, for the provider's support).
-REQUEST_ID = "x-llm-request-id"
 
 
 @dataclass(slots=True)
@@ -311,7 +313,7 @@ class _Walk:
         parsed, dialect = self.parsed, self.dialect
         model = provider.model_for(parsed.model)
         if provider.dialect_type != dialect.provider_type:
-            translation = Translation(dialect, provider.dialect_type, parsed)
+            translation = Translation(dialect, provider.dialect_type, parsed, provider.name)
             sent = translation.request(model)
             return translation, sent, sent.body, None
         if model == parsed.model:

@@ -31,6 +31,7 @@ from proxy.config import (
     Grant,
     LLMRolloutSpec,
     WindowReport,
+    merge_windows,
     parse_duration,
 )
 from proxy.server.runtime import Runtime
@@ -77,6 +78,7 @@ class ControlClient:
         self.breaker_epoch = 0  # the operator's last word on trying providers again
         #: Stats not yet taken by the operator, and the config version they began under.
         self._unsent: dict[Arm, ArmWindow] = {}
+        self._unsent_providers: dict[str, ArmWindow] = {}  # the real arm's, per provider
         self._window_version = 0
         #: Set when a new config arrives: the current window ends there (it is pushed
         #: tagged with the old version) and the cadence is recomputed from the new spec.
@@ -220,12 +222,13 @@ class ControlClient:
                 async with asyncio.timeout(self.stats_interval):
                     await self._reconfigured.wait()
             self._reconfigured.clear()
-            for arm, window in self.runtime.stats.drain().items():
-                kept = self._unsent.get(arm)
-                self._unsent[arm] = window if kept is None else kept.merged(window)
+            stats = self.runtime.stats
+            self._unsent = merge_windows(self._unsent, stats.drain())
+            self._unsent_providers = merge_windows(self._unsent_providers, stats.drain_providers())
             report = WindowReport(
-                sidecar=self.sidecar, config_version=self._window_version, arms=self._unsent
-            )
+                sidecar=self.sidecar, config_version=self._window_version, arms=self._unsent,
+                providers=self._unsent_providers,
+            )  # fmt: skip
             try:
                 async with self._session.post(
                     self.base + "/stats",
@@ -242,5 +245,5 @@ class ControlClient:
                 log.warning("stats push to %s failed: %s (window kept for the next push)",
                             self.base, error)  # fmt: skip
                 continue
-            self._unsent = {}
+            self._unsent, self._unsent_providers = {}, {}
             self._window_version = self.version  # the next window begins under this one

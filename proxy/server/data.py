@@ -35,11 +35,12 @@ from proxy.quality import extractable
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, decide
 from proxy.server import tracing
-from proxy.server.attempts import REQUEST_ID, error_response, serve_real, settle
+from proxy.server.attempts import error_response, serve_real, settle
 from proxy.server.budget import Ticket, cost_header
 from proxy.server.judge import Judge
 from proxy.server.mock_cost import record_shadow_cost
 from proxy.server.quality import ANSWER, Seen, schedule
+from proxy.server.relay import REQUEST_ID
 from proxy.server.replay import (
     CASSETTES,
     CassetteStore,
@@ -178,11 +179,14 @@ class Handler:
             dialect.operation, dialect.otel_provider, parsed.model, backend
         ).observe(elapsed := loop.time() - started)
         arm, status = _analysis_view(decision, backend, response.status)
+        routed = decision.provider.name if decision.provider is not None else None
         runtime.stats.record(
             arm,
             status,
             elapsed,
             float(ticket.cost) if ticket is not None and ticket.cost is not None else 0.0,
+            provider=routed,
+            fell_back=backend != routed,
         )
         seen = request.get(ANSWER)
         if seen is not None and status < 400:  # a fallback's mock answer is a real-arm failure

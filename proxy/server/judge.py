@@ -79,7 +79,7 @@ class Judge:
             return
         labels = (arm, backend, judge.model, str(shadow).lower())
         self.runtime.metrics.judge_score.labels(*labels).observe(score)
-        self.runtime.stats.judged(arm, score)
+        self.runtime.stats.judged(arm, score, backend)
 
     async def _call(self, judge: QualityJudge, question: str, answer: str) -> float:
         runtime = self.runtime

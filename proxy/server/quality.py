@@ -97,7 +97,9 @@ def record_quality(
     if result.brand_compliant is not None:
         outcome = "compliant" if result.brand_compliant else "violation"
         metrics.brand_compliance.labels(arm, backend, outcome, label).inc()
-    runtime.stats.record_quality(arm, result.score, bool(result.rejections), result.brand_compliant)
+    runtime.stats.record_quality(
+        arm, result.score, bool(result.rejections), result.brand_compliant, backend
+    )
     if judge is not None and answer.text:  # a sampled share also goes to the LLM judge
         question = PROMPTS[dialect](request.payload)
         judge.maybe_judge(arm, backend, shadow, question, answer.text)

@@ -48,6 +48,21 @@ _DROP_RESPONSE = _HOP_BY_HOP | {"content-encoding", "set-cookie", "server", "dat
 #: `Outcome.stream_error` when the provider itself ended the stream with an error event.
 PROVIDER_ERROR = "provider-error"
 
+#: The sidecar's own request id, in every answer and span. It has its own header so
+#: a provider's `x-request-id` reaches the app unchanged and only once (the OpenAI SDK
+#: reads that one header as `_request_id`, for the provider's support).
+REQUEST_ID = "x-llm-request-id"
+
+
+def cut_short(stream_error: str, headers: Mapping[str, str]) -> str:
+    """The message of the error event that ends a stream the provider did not finish:
+    which provider, which request, and that the partial answer should not be used."""
+    return (
+        f"provider '{headers.get('x-llm-backend', '?')}' stream {stream_error} before "
+        f"completion (request {headers.get(REQUEST_ID, '?')}); the answer so far is "
+        "incomplete: retry the request"
+    )
+
 
 class UpstreamFailure(Exception):
     """The provider could not be reached or did not answer in time; nothing was relayed."""
@@ -266,7 +281,7 @@ async def relay(
             cache_tap.complete = outcome.complete and not outcome.stream_error
             cache_tap.content_type = upstream.headers.get("Content-Type", cache_tap.content_type)
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-            message = f"upstream stream {outcome.stream_error} before completion"
+            message = cut_short(outcome.stream_error, extra_headers)
             log.warning("%s: %s", dialect.name, message)
             await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
         await response.write_eof()

@@ -37,9 +37,9 @@ from proxy.config import Provider
 from proxy.dialects import Dialect, ParsedRequest
 from proxy.resilience.chain import fallback_chain
 from proxy.routing import Decision, shadow_target
-from proxy.server.attempts import REQUEST_ID, serve_real, settle
+from proxy.server.attempts import serve_real, settle
 from proxy.server.quality import answer_of, record_quality
-from proxy.server.relay import consume
+from proxy.server.relay import REQUEST_ID, consume
 from proxy.server.runtime import Runtime, Snapshot
 from proxy.server.tasks import cancel_and_wait
 
@@ -135,7 +135,9 @@ class _Copy:
         status = 502 if served.response is None else served.status
         good = 200 <= status < 300 and served.stream_error is None
         count.labels(provider.name, "sent" if good else "failed").inc()
-        runtime.stats.record("real", status, loop.time() - began, float(cost or 0), shadow=True)
+        elapsed, fell_back = loop.time() - began, served.backend != provider.name
+        runtime.stats.record("real", status, elapsed, float(cost or 0), shadow=True,
+                             provider=provider.name, fell_back=fell_back)  # fmt: skip
         if good and isinstance(served.response, web.Response) and served.response.body:
             # Scored like a client's answer, for the real arm: a setShadow step is judged on
             # the copies' quality too (`record_quality`, shadow="true" on the metrics).

@@ -28,6 +28,7 @@ from proxy.server.relay import (
     Outcome,
     UpstreamFailure,
     client_headers,
+    cut_short,
     first_chunk,
     observe,
 )
@@ -129,7 +130,7 @@ async def relay_translated(
     try:
         rest = redactor.close()
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-            message = f"upstream stream {outcome.stream_error} before completion"
+            message = cut_short(outcome.stream_error, extra_headers)
             log.warning("%s via %s: %s", client.name, translation.provider, message)
             rest += client.stream_error(ErrorKind.UPSTREAM, message)
         if array is not None:

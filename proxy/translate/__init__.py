@@ -77,11 +77,16 @@ class Upstream:
 class Translation:
     """One request's translation from the client's dialect to a provider's and back."""
 
-    def __init__(self, client: Dialect, provider: ProviderType, parsed: ParsedRequest) -> None:
+    def __init__(
+        self, client: Dialect, provider: ProviderType, parsed: ParsedRequest, name: str = ""
+    ) -> None:
         self.client = client
         self.parsed = parsed
         self.provider = provider
         self.provider_dialect = PROVIDER_DIALECTS[provider]
+        #: How errors name the provider: its configured `name` (which one of the rollout's
+        #: providers to look at) and its type.
+        self.label = f"'{name}' ({provider})" if name else f"({provider})"
 
     def request(self, model: str) -> Upstream:
         """The provider's request for `model`; raises `Untranslatable` (a `BadRequest`)
@@ -119,11 +124,11 @@ class Translation:
         """The provider's whole answer (or error) as the client's: status and body."""
         if status != 200:
             kind, message = error_of(status, body)
-            return self.error(kind, f"provider ({self.provider}) answered {status}: {message}")
+            return self.error(kind, f"provider {self.label} answered {status}: {message}")
         try:
             payload = json.loads(body)
         except ValueError:
-            return self.error(ErrorKind.UPSTREAM, f"provider ({self.provider}) answered non-JSON")
+            return self.error(ErrorKind.UPSTREAM, f"provider {self.label} answered non-JSON")
         if self.provider == "anthropic":
             hub = anthropic.answer_to_hub(payload)
         elif self.provider == "gemini":
@@ -205,7 +210,7 @@ class StreamTranslator:
             ):
                 kind = ErrorKind.UNAVAILABLE
             return self.translation.client.stream_error(
-                kind, f"provider ({self.translation.provider}) failed mid-stream: {message}"
+                kind, f"provider {self.translation.label} failed mid-stream: {message}"
             )
         out = b"".join(self.from_hub.feed(chunk) for chunk in self.to_hub.feed(event))
         if provider.is_terminal(event):

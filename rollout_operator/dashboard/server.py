@@ -28,6 +28,7 @@ from aiohttp_sse import sse_response
 
 from rollout_operator import steer
 from rollout_operator.kube import KubeClient, KubeError
+from rollout_operator.reconcile import SWITCHES
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_PORT = 3100
@@ -140,15 +141,27 @@ async def act(request: web.Request) -> web.Response:
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     verb = request.match_info["verb"]
     body = await request.json()
-    argument = str(int(body["weight"])) if verb == "set-weight" else ""
     try:
-        outcome = await steer.command(board.client, namespace, name, verb, argument)
+        outcome = await steer.command(board.client, namespace, name, verb, _argument(verb, body))
     except steer.SteerError as error:
         return web.json_response({"ok": False, "text": str(error)}, status=400)
     except (KubeError, OSError, aiohttp.ClientError) as error:
         return web.json_response({"ok": False, "text": f"API server: {error}"}, status=502)
     return web.json_response({"ok": outcome.ok, "text": outcome.text},
                              status=200 if outcome.ok else 409)  # fmt: skip
+
+
+def _argument(verb: str, body: Any) -> str:
+    """What follows the verb, as the plugin's command line has it: set-weight's weight, a
+    provider switch's provider (checked by the operator against the rollout's providers)."""
+    if verb == "set-weight":
+        return str(int(body["weight"]))
+    if verb in SWITCHES:
+        provider = body.get("provider") if isinstance(body, dict) else None
+        if not isinstance(provider, str) or not provider.strip():
+            raise steer.SteerError(f'{verb}: name the provider ({{"provider": NAME}})')
+        return provider.strip()
+    return ""
 
 
 def build_app(board: Board, listening: Listening) -> web.Application:

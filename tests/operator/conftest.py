@@ -32,7 +32,8 @@ from proxy.server.control import ControlClient
 from proxy.server.serve import Address, Sidecar
 from rollout_operator import plugin
 from rollout_operator.cli import Operator
-from rollout_operator.kube import rollout_path
+from rollout_operator.dashboard import server
+from rollout_operator.kube import KubeClient, rollout_path
 
 NS = "shop"
 LABELS = {"app": "marketing-api"}
@@ -287,6 +288,20 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             yield cluster
         finally:
             await cluster.close()
+
+
+@contextlib.asynccontextmanager
+async def dashboard(kubeconfig: Path) -> AsyncIterator[str]:
+    """`kubectl llmrollout dashboard`'s server on a free loopback port, logged in with
+    `kubeconfig`, watching the test namespace; yields its URL."""
+    client = await KubeClient.connect(str(kubeconfig))
+    runner, url, poller = await server.start(client, NS, "127.0.0.1", 0)
+    try:
+        yield url
+    finally:
+        poller.cancel()
+        await runner.cleanup()
+        await client.close()
 
 
 def provider_spec(cluster: Cluster, **extra: Any) -> dict[str, Any]:

@@ -134,6 +134,29 @@ function timeline(obj) {
   return `<ol class="steps" id="timeline">${items.join("")}</ol>${verdict}`;
 }
 
+// Each provider: whether it is in routing (a disable-provider switch or the spec), the last
+// analysis window's figures for the real-arm share routed to it (traffic.providers), each
+// judged like the arm, and the switch.
+function providers(obj) {
+  const s = obj.status || {};
+  const switched = new Set(s.disabledProviders || []);
+  const judged = Object.fromEntries((s.analysis?.providers || []).map((p) => [p.name, p]));
+  const rows = (obj.spec?.providers || []).map((p) => {
+    const off = p.enabled === false ? "disabled (spec)" : switched.has(p.name) ? "disabled (disable-provider)" : "";
+    const j = judged[p.name];
+    const figures = !j ? '<span class="muted">-</span>' : !j.judged
+      ? `${j.requests} requests <span class="muted">(fewer than minRequests: not judged)</span>`
+      : `${j.requests} requests: ` + j.metrics.map((m) => `<span class="${m.ok === false ? "fail" : ""}">${esc(m.name)} ${fmt(m.real)}${m.ok === false ? " ✗" : ""}</span>`).join(" · ");
+    const button = p.enabled === false ? "" : switched.has(p.name)
+      ? `<button data-verb="enable-provider" data-provider="${esc(p.name)}">Enable</button>`
+      : `<button data-verb="disable-provider" data-provider="${esc(p.name)}" class="danger">Disable</button>`;
+    return `<tr data-provider="${esc(p.name)}"><td>${esc(p.name)} <small class="muted">${esc(p.type)}</small></td>
+      <td class="state ${off ? "phase Degraded" : ""}">${off || "in routing"}</td><td class="figures">${figures}</td><td>${button}</td></tr>`;
+  }).join("");
+  return `<div class="card"><h2>Providers</h2><table id="providers"><thead><tr><th>Provider</th><th>State</th>
+    <th>Last analysis window (real arm)</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
 function chart(spec) {
   // spec: {id, title, unit, series: [{cls, label, points: [[t, v]]}], bounds: [...], markers: [t]}
   const W = 560, H = 190, L = 48, R = 10, T = 12, B = 24;
@@ -238,6 +261,7 @@ function detailView(where) {
     <div class="grid">
       <div class="card"><h2>Steps</h2>${timeline(obj)}</div>
       ${budget(obj)}
+      ${providers(obj)}
       <div class="card"><h2>Sidecars</h2><p id="sidecars">${sidecars.connected ?? 0} connected, config version ${sidecars.configVersion ?? 0}</p>
         <div class="chips">${names}</div></div>
     </div>
@@ -291,9 +315,11 @@ const EXPLAIN = {
   "resume": "continue after a pause or set-weight",
   "retry": "restart the rollout from step 0",
   "abort": "send every sidecar back to 0% real (the mock) now",
+  "disable-provider": "take it out of routing and fallback on every sidecar now (its requests go to the next fallback entry)",
+  "enable-provider": "put it back in routing and fallback",
 };
 
-async function act(verb) {
+async function act(verb, provider) {
   const where = route();
   const body = {};
   let what = EXPLAIN[verb];
@@ -301,7 +327,9 @@ async function act(verb) {
     body.weight = Number($("weight-input").value);
     what = `set the real weight to ${body.weight}% by hand (and pause)`;
   }
-  if (!(await confirmAction(`${verb} ${where.namespace}/${where.name}: ${what}?`))) return;
+  if (provider) body.provider = provider;
+  const target = `${where.namespace}/${where.name}${provider ? ` ${provider}` : ""}`;
+  if (!(await confirmAction(`${verb} ${target}: ${what}?`))) return;
   toast(`${verb}: sent, waiting for the operator…`);
   try {
     const r = await fetch(`/api/rollouts/${encodeURIComponent(where.namespace)}/${encodeURIComponent(where.name)}/${verb}`,
@@ -315,7 +343,7 @@ async function act(verb) {
 
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-verb]");
-  if (button) { act(button.dataset.verb); return; }
+  if (button) { act(button.dataset.verb, button.dataset.provider); return; }
   const row = event.target.closest("tr.row");
   if (row) location.hash = `#/${row.dataset.namespace}/${row.dataset.name}`;
 });
