@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from proxy.config import LabelSelector, selects
 from rollout_operator.kube import KubeClient, KubeError
+from rollout_operator.pods import PodCache, PodUnknown
 
 #: The audience sidecars request for their projected token (checked by TokenReview).
 AUDIENCE = "llm-rollout"
@@ -63,54 +64,50 @@ class Authenticator(Protocol):
 
 
 class TokenReviewAuthenticator:
-    """Verifies with TokenReview, then reads the pod's labels.
+    """Verifies with TokenReview, then looks the pod's labels up in the pod cache.
 
     A token's review is cached for `cache_seconds` (every sidecar calls every few
-    seconds; a TokenReview per call would load the API server for nothing), but the
-    pod it names is read again once its last read is `pod_check_seconds` old: a token
-    outlives its pod by at most twice that long, and a pod whose labels changed is
-    judged on the new ones. A pod read that finds no pod, or one with another uid than
-    the token was issued to (deleted and recreated under the same name), drops the token.
+    seconds; a TokenReview per call would load the API server for nothing); calls with
+    one token in flight share one review, and a call in the last quarter of its token's
+    review starts the next one behind it. So an active sidecar's calls never wait for a
+    review after its first: at 3,000 sidecars, which join within seconds of each other,
+    their reviews all expired together a minute later and every call queued behind
+    3,000 TokenReviews (docs/scaling.md). The pod it names is looked up on every call
+    in `PodCache`, which one watch per namespace keeps current: a deleted pod's token
+    stops working as soon as the deletion is seen, a pod whose labels changed is judged
+    on the new ones, and a pod deleted and recreated under the same name (another uid
+    than the token was issued to) does not inherit the old pod's token.
 
-    At fleet scale (docs/scaling.md) the reads must not sit in the calls' path: a call
-    whose pod was read less than two periods ago is answered on that read while one
-    fresh read runs behind it, and concurrent calls of one pod (its long-poll, stats
-    and slice calls arrive together) share one read, as calls with one token share
-    one review. Before, every call past the period waited for its own pod GET, and at
-    1,000 sidecars the long-polls carrying a weight change queued behind them.
+    Before the cache, each pod was read with a GET every 2 s; at 1,000 sidecars those
+    reads (and the calls behind them) were what the operator spent its time on
+    (docs/scaling.md).
     """
 
     def __init__(
-        self, client: KubeClient, cache_seconds: float = 60.0, pod_check_seconds: float = 2.0
+        self, client: KubeClient, cache_seconds: float = 60.0, pods: PodCache | None = None
     ) -> None:
         self.client = client
         self.cache_seconds = cache_seconds
-        self.pod_check_seconds = pod_check_seconds
+        self.pods = pods or PodCache(client)
         self._cache: dict[tuple[str, str], tuple[float, str, str]] = {}  # -> until, pod, uid
-        self._pods: dict[tuple[str, str], tuple[float, str, dict[str, str]]] = {}
-        # Reads in flight, shared by the calls that need them (single flight).
+        # Reviews in flight, shared by the calls that need them (single flight).
         self._reviews: dict[tuple[str, str], asyncio.Task[tuple[str, str]]] = {}
-        self._reads: dict[tuple[str, str], asyncio.Task[dict[str, str]]] = {}
 
     async def authenticate(self, token: str, namespace: str, selector: LabelSelector | None) -> str:
-        now = time.monotonic()
-        cached = self._cache.get((token, namespace))
+        now, key = time.monotonic(), (token, namespace)
+        cached = self._cache.get(key)
         if cached is None or cached[0] < now:
-            review = _flight(
-                self._reviews, (token, namespace), lambda: self._review(token, namespace)
-            )
+            review = _flight(self._reviews, key, lambda: self._reviewed(token, namespace))
             pod, uid = await asyncio.shield(review)  # a caller leaving does not cancel the others'
-
-            if len(self._cache) > 10_000:
-                self._cache.clear()  # bounded: tokens rotate, old ones must not pile up
-            self._cache[(token, namespace)] = (now + self.cache_seconds, pod, uid)
         else:
-            _, pod, uid = cached
+            until, pod, uid = cached
+            if until - now < self.cache_seconds / 4:  # renewed behind this call, not in its way
+                _flight(self._reviews, key, lambda: self._reviewed(token, namespace))
         try:
-            labels = await self._labels(namespace, pod, uid, now)
-        except Denied:
+            labels = await self.pods.labels(namespace, pod, uid)
+        except PodUnknown as error:
             self._cache.pop((token, namespace), None)
-            raise
+            raise Denied(401, str(error), f"pod {namespace}/{pod}") from None
         if not selects(selector, labels):
             raise Denied(
                 403,
@@ -119,36 +116,21 @@ class TokenReviewAuthenticator:
             )
         return pod
 
-    async def _labels(self, namespace: str, pod: str, uid: str, now: float) -> dict[str, str]:
-        """The pod's labels, read at most two `pod_check_seconds` ago; Denied when it is gone."""
-        key = (namespace, pod)
-        seen = self._pods.get(key)
-        if seen is not None and (not uid or seen[1] == uid):
-            if seen[0] > now:
-                return seen[2]
-            if seen[0] + self.pod_check_seconds > now:  # due: answer now, read behind it
-                _flight(self._reads, key, lambda: self._read(namespace, pod, uid))
-                return seen[2]
-        return await asyncio.shield(
-            _flight(self._reads, key, lambda: self._read(namespace, pod, uid))
-        )
+    async def close(self) -> None:
+        await self.pods.close()
 
-    async def _read(self, namespace: str, pod: str, uid: str) -> dict[str, str]:
-        """Read the pod now: its labels, cached for `pod_check_seconds`."""
+    async def _reviewed(self, token: str, namespace: str) -> tuple[str, str]:
+        """Review the token now and cache the answer (a refusal drops what was cached)."""
+        sent = time.monotonic()
         try:
-            body = await self.client.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}")
-        except KubeError as error:
-            self._pods.pop((namespace, pod), None)
-            raise Denied(401, f"pod {namespace}/{pod} is gone: {error}") from None
-        metadata = body.get("metadata") or {}
-        actual = str(metadata.get("uid") or "")
-        if uid and actual and actual != uid:
-            raise Denied(401, f"pod {namespace}/{pod} was recreated; the token was for the old one")
-        if len(self._pods) > 10_000:
-            self._pods.clear()
-        labels = dict(metadata.get("labels") or {})
-        self._pods[(namespace, pod)] = (time.monotonic() + self.pod_check_seconds, actual, labels)
-        return labels
+            pod, uid = await self._review(token, namespace)
+        except Denied:
+            self._cache.pop((token, namespace), None)
+            raise
+        if len(self._cache) > 10_000:
+            self._cache.clear()  # bounded: tokens rotate, old ones must not pile up
+        self._cache[(token, namespace)] = (sent + self.cache_seconds, pod, uid)
+        return pod, uid
 
     async def _review(self, token: str, namespace: str) -> tuple[str, str]:
         """The pod (name, uid) the token was issued to, as the API server vouches."""

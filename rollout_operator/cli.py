@@ -79,6 +79,7 @@ class Operator:
         self._runner: web.AppRunner | None = None
         self._webhook_runner: web.AppRunner | None = None
         self._client: KubeClient | None = None
+        self._reviewer: TokenReviewAuthenticator | None = None  # its pod watches end with us
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -91,7 +92,10 @@ class Operator:
         authenticator = self.authenticator
         if authenticator is None:
             self._client = await KubeClient.connect()
-            authenticator = TokenReviewAuthenticator(self._client)
+            authenticator = self._reviewer = TokenReviewAuthenticator(self._client)
+            self.hub.on_namespace = self._reviewer.pods.follow
+            for namespace, _ in self.hub.rollouts:  # those it learnt of before it listened
+                self._reviewer.pods.follow(namespace)
         app = build_app(self.hub, authenticator, self.max_poll_seconds)
         add_metrics_route(app, self.hub)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -154,6 +158,8 @@ class Operator:
             await self._runner.cleanup()
         if self._webhook_runner is not None:
             await self._webhook_runner.cleanup()
+        if self._reviewer is not None:
+            await self._reviewer.close()
         if self._client is not None:
             await self._client.close()
         if self._session is not None:

@@ -148,7 +148,7 @@ async def allowance(request: web.Request) -> web.Response:
             )  # fmt: skip
         kept = settled.kept
     if ask.want_slice:
-        grant = live.ledger.grant(sidecar, now, len(hub.connected(live, now)))
+        grant = live.ledger.grant(sidecar, now, hub.connected_count(live, now))
     else:
         grant = Grant(lease_id="", slice_usd=Decimal(0), ttl_seconds=live.ledger.ttl_seconds)
     grant = grant.model_copy(update={"kept_usd": kept})

@@ -14,10 +14,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config import ConfigException, kube_config, load_incluster_config
@@ -120,6 +122,45 @@ class KubeClient:
             if not error.status:  # a timeout or refused connection, not an answer
                 raise OSError(str(error.reason)) from error
             raise KubeError(int(error.status), _message(error)) from error
+
+    async def watch(
+        self, path: str, resource_version: str, opened: Callable[[], None]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch of `path` from `resource_version`, as dicts, until the
+        server ends the stream; `opened()` is called once the server has accepted it. An
+        ERROR event raises KubeError with its code (410: the version is too old; list
+        again); a connection lost raises OSError.
+
+        Not kubernetes_asyncio's `Watch`: it deserializes every event into its generated
+        models (the operator needs three fields of a pod) and answers a 410 by watching
+        again from the same version.
+        """
+        query = [("watch", "true"), ("allowWatchBookmarks", "true")]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        try:
+            response = await self.api.call_api(
+                path, "GET", query_params=query, auth_settings=["BearerToken"],
+                header_params={"Accept": "application/json"}, _preload_content=False,
+                _request_timeout=aiohttp.ClientTimeout(sock_connect=10),
+            )  # fmt: skip
+        except ApiException as error:
+            raise OSError(str(error.reason)) from error
+        async with response:
+            if response.status != 200:
+                raise KubeError(response.status, (await response.text())[:300])
+            opened()
+            try:
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise KubeError(int(status.get("code") or 0), str(status.get("message")))
+                    yield event
+            except aiohttp.ClientError as error:  # the stream cut mid-way
+                raise OSError(str(error)) from error
 
     async def close(self) -> None:
         await self.api.close()

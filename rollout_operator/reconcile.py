@@ -66,6 +66,7 @@ def _load(hub: Hub, key: Key, spec: LLMRolloutSpec, status: dict[str, Any], gen:
     live.history = list(status.get("history") or [])[-HISTORY_LENGTH:]
     live.analysed_at = now
     hub.rollouts[key] = live
+    hub.on_namespace(key[0])
     return live, transitions
 
 

@@ -162,8 +162,10 @@ def test_namespace_scope_watches_only_the_listed_namespaces(all_on: list[dict[st
     cluster_resources = {r for rule in cluster_role["rules"] for r in rule["resources"]}
     assert cluster_resources == {"customresourcedefinitions", "tokenreviews"}
     watch_roles = [r for r in by_kind(all_on, "Role") if r["metadata"]["name"].endswith("-watch")]
-    for role in watch_roles:  # what rollout_operator.auth asks for each sidecar's pod
-        assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]} in role["rules"]
+    for role in watch_roles:  # the pods rollout_operator.pods lists and watches
+        assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]} in role[
+            "rules"
+        ]
     assert sorted(r["metadata"]["namespace"] for r in watch_roles) == ["search", "shop"]
     assert sorted(p["metadata"]["namespace"] for p in by_kind(all_on, "KopfPeering")) == [
         "search", "shop",

@@ -94,10 +94,11 @@ app.kubernetes.io/part-of: llm-rollout
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# The control channel checks a sidecar's pod (named by its TokenReview) against the selector.
+# The control channel checks a sidecar's pod (named by its TokenReview) against the selector,
+# in a cache one list and watch of the namespace's pods keeps (rollout_operator/pods.py).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get]
+  verbs: [list, watch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
