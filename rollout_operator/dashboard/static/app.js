@@ -270,7 +270,21 @@ function detailView(where) {
 }
 
 // ---- rendering, events, actions ----------------------------------------------------------
+// A click is a press and a release on the same element. The view is rebuilt on every state
+// update (about once a second), and a rebuild between the two replaced the button, so the
+// click was lost (a browser test caught it under load). Hold rebuilds while a button is down.
+const held = { down: false, missed: false };
+document.addEventListener("pointerdown", () => { held.down = true; }, true);
+function release() {
+  held.down = false;
+  if (held.missed) { held.missed = false; setTimeout(render, 0); }  // after the click
+}
+document.addEventListener("pointerup", release, true);
+document.addEventListener("pointercancel", release, true);
+window.addEventListener("blur", release);
+
 function render() {
+  if (held.down) { held.missed = true; return; }
   const where = route();
   banner();
   $("live").className = app.live ? "live on" : "live off";
