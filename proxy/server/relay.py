@@ -231,33 +231,23 @@ async def relay(
         tap.begin(upstream.status, upstream_headers)
     cache_tap = request.get(CACHE_TAP)
     traced = tracing.stream_trace(request)
-    try:
-        while chunk:
-            if outcome.first_byte_at is None:
-                outcome.first_byte_at = loop.time()
-            sent = chunk if stream_filter is None else stream_filter.feed(chunk)
-            if redactor:
-                sent = redactor.feed(sent)
-            if sent:
-                await response.write(sent)
-                if tap is not None:
-                    tap.chunk(sent)
-                if cache_tap is not None:
-                    cache_tap.chunks.append(sent)
-            observe(parser.feed(chunk), dialect, outcome, answer, traced)
-            chunk = await upstream.content.readany()
-        if not outcome.complete and upstream.status == 200:
-            outcome.stream_error = "truncated"
-        if answer is not None and outcome.complete and not outcome.stream_error:
-            request[ANSWER] = Seen(stream=answer)
-    except TimeoutError:
-        outcome.stream_error = "stalled"
-    except aiohttp.ClientError:
-        outcome.stream_error = "cut"
-    except ConnectionResetError:
+
+    async def step(chunk: bytes) -> None:
+        sent = chunk if stream_filter is None else stream_filter.feed(chunk)
+        if redactor:
+            sent = redactor.feed(sent)
+        if sent:
+            await response.write(sent)
+            if tap is not None:
+                tap.chunk(sent)
+            if cache_tap is not None:
+                cache_tap.chunks.append(sent)
+        observe(parser.feed(chunk), dialect, outcome, answer, traced)
+
+    if not await pump(upstream, chunk, outcome, step):
         return response, outcome  # the app went away: nobody to tell
-    finally:
-        upstream.release()
+    if answer is not None and outcome.complete and not outcome.stream_error:
+        request[ANSWER] = Seen(stream=answer)
     try:
         rest = stream_filter.close() if stream_filter is not None else b""
         if redactor:
@@ -276,6 +266,37 @@ async def relay(
     except ConnectionResetError:
         pass  # the app went away while the stream ended: nobody to tell
     return response, outcome
+
+
+async def pump(
+    upstream: aiohttp.ClientResponse,
+    chunk: bytes,
+    outcome: Outcome,
+    step: Callable[[bytes], Awaitable[None]],
+) -> bool:
+    """Hand each chunk of a provider's stream to `step` as it arrives, from `chunk` (its
+    first) to the end, and note on `outcome` how it ended: whole, or `stalled` (no byte
+    within the read timeout), `cut` (the connection broke) or `truncated` (closed before
+    the dialect's terminal event). False: the app went away, and there is nobody to tell.
+    `relay` and `relay_translated` differ only in their `step`."""
+    loop = asyncio.get_running_loop()
+    try:
+        while chunk:
+            if outcome.first_byte_at is None:
+                outcome.first_byte_at = loop.time()
+            await step(chunk)
+            chunk = await upstream.content.readany()
+        if not outcome.complete and outcome.status == 200:
+            outcome.stream_error = "truncated"
+    except TimeoutError:
+        outcome.stream_error = "stalled"
+    except aiohttp.ClientError:
+        outcome.stream_error = "cut"
+    except ConnectionResetError:
+        return False
+    finally:
+        upstream.release()
+    return True
 
 
 def observe(

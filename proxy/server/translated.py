@@ -31,6 +31,7 @@ from proxy.server.relay import (
     cut_short,
     first_chunk,
     observe,
+    pump,
 )
 from proxy.sse import SSEParser
 from proxy.translate import Translation, Upstream
@@ -99,34 +100,24 @@ async def relay_translated(
     parser, echo = SSEParser(), SSEParser()
     answer = Accumulator(client.name) if extractable(client.name) else None
     cache_tap = request.get(CACHE_TAP)
-    try:
-        while chunk:
-            if outcome.first_byte_at is None:
-                outcome.first_byte_at = loop.time()
-            events = list(parser.feed(chunk))
-            observe(events, provider, outcome)
-            sent_now = redactor.feed(b"".join(stream.feed(event) for event in events))
-            if sent_now:
-                written = sent_now if array is None else array.feed(sent_now)
-                await response.write(written)
-                if cache_tap is not None:
-                    cache_tap.chunks.append(written)
-                if answer is not None:
-                    for event in echo.feed(sent_now):
-                        answer.feed(event)
-            chunk = await upstream.content.readany()
-        if not outcome.complete:
-            outcome.stream_error = "truncated"
-        if answer is not None and outcome.complete and not outcome.stream_error:
-            request[ANSWER] = Seen(stream=answer)
-    except TimeoutError:
-        outcome.stream_error = "stalled"
-    except aiohttp.ClientError:
-        outcome.stream_error = "cut"
-    except ConnectionResetError:
+
+    async def step(chunk: bytes) -> None:
+        events = list(parser.feed(chunk))
+        observe(events, provider, outcome)
+        sent_now = redactor.feed(b"".join(stream.feed(event) for event in events))
+        if sent_now:
+            written = sent_now if array is None else array.feed(sent_now)
+            await response.write(written)
+            if cache_tap is not None:
+                cache_tap.chunks.append(written)
+            if answer is not None:
+                for event in echo.feed(sent_now):
+                    answer.feed(event)
+
+    if not await pump(upstream, chunk, outcome, step):
         return response, outcome  # the app went away: nobody to tell
-    finally:
-        upstream.release()
+    if answer is not None and outcome.complete and not outcome.stream_error:
+        request[ANSWER] = Seen(stream=answer)
     try:
         rest = redactor.close()
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
