@@ -7,10 +7,10 @@ upstream): one runs this tree (the installed `llm-rollout-proxy`), the other com
 first on the path; same interpreter and packages). In alternating rounds, each sidecar
 gets the same loads `make bench` holds to its targets: one client with sidecar, wrk and
 upstream on one CPU (added latency p50 and p99 over the upstream alone, measured in the
-same round), and eight clients placed by the scheduler (requests per second, and the
-sidecar's CPU per request). Medians over rounds; the load average is read before each
-round, since the machine is shared. Writes the "before" section of docs/benchmarks.md,
-which `make bench` keeps.
+same round), and eight clients placed by the scheduler (requests per second, the
+sidecar's CPU per request, and per stream of the same request). Medians over rounds; the
+load average is read before each round, since the machine is shared. Writes the "before"
+section of docs/benchmarks.md, which `make bench` keeps.
 """
 
 from __future__ import annotations
@@ -26,14 +26,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.load import ensure_wrk, run_wrk
+from bench.load import STREAM_BODY, ensure_wrk, run_wrk
 from bench.procs import FREE, ONE_CPU, Sidecar, Upstream, cpu_seconds, write_config
 from bench.sections import replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks.md"
 SIDES = ("before", "after")
-FIGURES = ("added p50 ms", "added p99 ms", "req/s, 8 clients", "CPU us per request")
+FIGURES = (
+    "added p50 ms",
+    "added p99 ms",
+    "req/s, 8 clients",
+    "CPU us per request",
+    "CPU us per stream",
+)
 
 
 @dataclass
@@ -87,6 +93,11 @@ def compare(ref: str, rounds: int, seconds: int) -> Rounds:
                         used = cpu_seconds(sidecar.proc.pid) - before
                         measured.add(side, FIGURES[2], loaded.rps)
                         measured.add(side, FIGURES[3], 1e6 * used / loaded.requests)
+                        before = cpu_seconds(sidecar.proc.pid)
+                        streamed = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds,
+                                           body=STREAM_BODY)  # fmt: skip
+                        used = cpu_seconds(sidecar.proc.pid) - before
+                        measured.add(side, FIGURES[4], 1e6 * used / streamed.requests)
             finally:
                 for sidecar in sidecars.values():
                     sidecar.stop()
@@ -117,7 +128,8 @@ def section(measured: Rounds, ref: str, rounds: int, seconds: int) -> str:
         f"runs the `proxy` package of {ref} ({commit}), *after* this tree. Medians of "
         f"{rounds} alternating rounds of {seconds} s per load; added latency is one client "
         "on one CPU minus the upstream alone in the same round; throughput and CPU per "
-        f"request are eight clients. Load average before each round: {loads}. Rounds of "
+        "request (and per stream: the same request streamed) are eight clients. Load "
+        f"average before each round: {loads}. Rounds of "
         "the same figure vary by 5-10 % on this shared machine: a ratio within that is no "
         "change.",
         "",

@@ -56,15 +56,17 @@ def run_wrk(
     seconds: int,
     headers: dict[str, str] | None = None,
     unique: bool = False,
+    body: str = BODY,
 ) -> WrkResult:
     """One wrk run of `seconds` with `connections` clients on one thread; fails on any error.
 
     `headers` are sent with every request (a peer gateway's routing headers and key);
-    `unique`: no two request bodies are the same (every one a cache miss)."""
+    `unique`: no two request bodies are the same (every one a cache miss); `body`: the
+    request (`STREAM_BODY` for a stream)."""
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s",
            "-s", str(SCRIPT), f"http://127.0.0.1:{port}{PATH}"]  # fmt: skip
     extra = "\n".join(f"{name}: {value}" for name, value in (headers or {}).items())
-    env = {**os.environ, "BENCH_BODY": BODY, "BENCH_HEADERS": extra,
+    env = {**os.environ, "BENCH_BODY": body, "BENCH_HEADERS": extra,
            "BENCH_UNIQUE": "1" if unique else ""}  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     line = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("{")), None)
