@@ -24,6 +24,7 @@ from proxy.translate.hub import (
     dialect_id,
     hub_usage,
     neutral_usage,
+    produced_arguments,
     refuse_unknown,
     split_data_url,
     text_of,
@@ -150,16 +151,7 @@ def _message_to_hub(message: Any, field: str) -> list[dict[str, Any]]:
         elif kind == "image" and role == "user":
             parts.append({"type": "image_url", "image_url": {"url": _image_url(block, where)}})
         elif kind == "tool_use" and role == "assistant":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": json.dumps(block.get("input") or {}),
-                    },
-                }
-            )
+            calls.append(_hub_call(block))
         elif kind == "tool_result" and role == "user":
             text = _plain_text(block.get("content") or "", f"{where}.content")
             if block.get("is_error"):
@@ -364,16 +356,7 @@ def answer_to_hub(answer: dict[str, Any]) -> dict[str, Any]:
         if block.get("type") == "text":
             texts.append(block.get("text", ""))
         elif block.get("type") == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": json.dumps(block.get("input") or {}),
-                    },
-                }
-            )
+            calls.append(_hub_call(block))
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls
@@ -407,7 +390,7 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
                 "type": "tool_use",
                 "id": _tool_id(call.get("id")),
                 "name": function.get("name"),
-                "input": _loads_object(function.get("arguments")),
+                "input": produced_arguments(function.get("arguments")),
             }
         )
     return {
@@ -422,21 +405,21 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _hub_call(block: dict[str, Any]) -> dict[str, Any]:
+    """An Anthropic ``tool_use`` block as the hub's tool call (arguments as JSON text)."""
+    return {
+        "id": block.get("id"),
+        "type": "function",
+        "function": {"name": block.get("name"), "arguments": json.dumps(block.get("input") or {})},
+    }
+
+
 def _message_id(hub_id: Any) -> str:
     return dialect_id(hub_id, "chatcmpl-", "msg_") if hub_id else str(hub_id)
 
 
 def _tool_id(hub_id: Any) -> str:
     return dialect_id(hub_id, "call_", "toolu_")
-
-
-def _loads_object(arguments: Any) -> dict[str, Any]:
-    """Arguments a provider produced: kept as an object, or under `_raw` if not JSON."""
-    try:
-        value = json.loads(arguments or "{}")
-    except ValueError:
-        return {"_raw": arguments}
-    return value if isinstance(value, dict) else {"_raw": value}
 
 
 # -- streams ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from proxy.translate.hub import (
     data_url,
     hub_usage,
     neutral_usage,
+    produced_arguments,
     refuse_unknown,
     split_data_url,
     text_of,
@@ -472,7 +473,7 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
             {
                 "functionCall": {
                     "name": function.get("name"),
-                    "args": _loads_object(function.get("arguments")),
+                    "args": produced_arguments(function.get("arguments")),
                 }
             }
         )
@@ -493,14 +494,6 @@ def answer_from_hub(hub: dict[str, Any]) -> dict[str, Any]:
 def _response_id(hub_id: Any) -> str:
     """Gemini's response ids have no prefix: the hub's ``chatcmpl-`` is dropped."""
     return str(hub_id).removeprefix("chatcmpl-")
-
-
-def _loads_object(arguments: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(arguments or "{}")
-    except ValueError:
-        return {"_raw": arguments}
-    return value if isinstance(value, dict) else {"_raw": value}
 
 
 # -- streams ----------------------------------------------------------------------------
@@ -574,7 +567,7 @@ class StreamFromHub:
 
     def close(self) -> bytes:
         parts = [
-            {"functionCall": {"name": c["name"], "args": _loads_object(c["arguments"])}}
+            {"functionCall": {"name": c["name"], "args": produced_arguments(c["arguments"])}}
             for _, c in sorted(self.calls.items())
         ]
         # The last chunk carries a part, as Gemini's do, so that an SDK's `chunk.text` of

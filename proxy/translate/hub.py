@@ -163,3 +163,14 @@ def tool_arguments(arguments: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(f"'{field}' must be a JSON object encoded as a string")
     return value
+
+
+def produced_arguments(arguments: Any) -> dict[str, Any]:
+    """Arguments a provider produced, for a dialect that takes them as an object: kept as
+    the object, or under `_raw` when they are not a JSON object (an answer is never
+    refused for what the model wrote; `tool_arguments` is the request side's strict twin)."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"_raw": value}
