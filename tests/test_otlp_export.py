@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as stock_encode
@@ -64,12 +65,44 @@ def _spans(requests: int) -> list[ReadableSpan]:
     return kept.spans
 
 
-def test_the_encoding_decodes_to_what_the_stock_encoder_sends() -> None:
+def test_the_encoding_is_the_bytes_the_stock_encoder_sends() -> None:
     spans = _spans(6)
     cache = AttributeCache()
     for _ in range(2):  # the second time from the cache
-        ours = ExportTraceServiceRequest.FromString(encode_spans(spans, cache))
-        assert ours == stock_encode(spans)
+        ours = encode_spans(spans, cache)
+        assert ours == stock_encode(spans).SerializeToString()
+        assert ExportTraceServiceRequest.FromString(ours) == stock_encode(spans)
+
+
+#: Attribute values of every type OpenTelemetry allows, and the edges of their encoding:
+#: zero and negative varints, multi-byte lengths, non-ASCII text, arrays of each type.
+ODD_VALUES: list[Any] = [
+    True, False, 0, 1, -1, 127, 128, 2**63 - 1, -(2**63), 0.0, -0.0, 1.5, float("inf"),
+    "", "x" * 300, "naïve ✓", b"\x00\xff", ["a", "b"], [1, -2], [True], [0.5], [], ("t",),
+    ["mixed", 1],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_every_attribute_type_is_encoded_as_the_stock_encoder_does(value: Any) -> None:
+    span = _spans(1)[0]
+    span._attributes = {"odd": value, "after": "still there"}
+    for cache in (AttributeCache(), AttributeCache()):
+        assert encode_spans([span, span], cache) == stock_encode([span, span]).SerializeToString()
+
+
+def test_an_attribute_the_stock_encoder_cannot_encode_is_left_out_as_it_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An int past int64 cannot be an ``AnyValue``: the stock encoder logs it and sends the
+    span without it, and so does the sidecar's."""
+    span = _spans(1)[0]
+    span._attributes = {"huge": 2**64, "kept": 1}
+    assert encode_spans([span], AttributeCache()) == stock_encode([span]).SerializeToString()
+    decoded = ExportTraceServiceRequest.FromString(encode_spans([span], AttributeCache()))
+    (only,) = [s for r in decoded.resource_spans for g in r.scope_spans for s in g.spans]
+    assert [a.key for a in only.attributes] == ["kept"]
+    assert "huge" in caplog.text
 
 
 def test_the_attribute_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,14 +8,25 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from google import genai
 from google.genai import types
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from proxy.dialects import OpenAIChat
 from proxy.server.serve import Sidecar
-from proxy.server.tracing import Tracing
+from proxy.server.tracing import Tracing, propagate
 from tests.conftest import (
     APP_KEY,
     StartSidecar,
@@ -347,3 +358,27 @@ def test_a_failed_request_records_the_exception_as_the_sdk_would() -> None:
         (e.name, dict(e.attributes or {})) for e in stock.events
     ]
     assert ours.status.status_code is StatusCode.ERROR
+
+
+@pytest.mark.parametrize("tracestate", [None, "vendor=value,other=2"])
+def test_the_provider_gets_the_w3c_headers_the_sdk_would_write(tracestate: str | None) -> None:
+    """`propagate` writes ``traceparent``/``tracestate`` itself: the same text as the SDK's
+    propagator, for a sampled attempt continuing an app's trace with or without state."""
+    provider = TracerProvider()
+    processor = SimpleSpanProcessor(SpanExporter())
+    tracing = Tracing(provider, processor, "t")
+    headers = {"traceparent": f"00-{APP_TRACE}-b7ad6b7169203331-01"}
+    if tracestate is not None:
+        headers["tracestate"] = tracestate
+    request = make_mocked_request("POST", "/v1/chat/completions", headers=headers)
+    with tracing.request_span(request, OpenAIChat()) as traced:
+        traced.attempt = (tracing.child(traced.context), {})
+        ours: dict[str, str] = {}
+        propagate(request, ours)
+        sdk: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(
+            sdk, set_span_in_context(NonRecordingSpan(traced.attempt[0]))
+        )
+    assert ours == sdk
+    assert ours["traceparent"].startswith(f"00-{APP_TRACE}-")
+    assert ours.get("tracestate") == tracestate

@@ -195,18 +195,23 @@ class Dialect(ABC):
         """Usage from one stream event, parsing JSON only for events that can hold it."""
         if "sage" not in event.data:  # "usage", "usageMetadata"
             return None
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            return None
+        payload = loads_or_none(event.data)
         return self.usage_from_payload(payload, event.event) if isinstance(payload, dict) else None
 
     def usage_from_body(self, body: bytes) -> Usage | None:
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return None
+        return self.usage_from_json(loads_or_none(body))
+
+    def usage_from_json(self, payload: Any) -> Usage | None:
+        """Usage from a whole answer already parsed (`loads_or_none`; None: not JSON)."""
         return self.usage_from_payload(payload) if isinstance(payload, dict) else None
+
+
+def loads_or_none(text: bytes | str) -> Any:
+    """A provider's answer as JSON, or None when it is not JSON (it is read, not judged)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 #: JSON nesting a request body may have (see `proxy.dialects.limits`).

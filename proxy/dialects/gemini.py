@@ -141,12 +141,8 @@ class Gemini(Dialect):
     def usage_from_payload(self, payload: dict[str, Any], event: str | None = None) -> Usage | None:
         return read_usage(payload.get("usageMetadata"))
 
-    def usage_from_body(self, body: bytes) -> Usage | None:
+    def usage_from_json(self, payload: Any) -> Usage | None:
         # streamGenerateContent without ?alt=sse answers one JSON array of chunks.
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return None
         if isinstance(payload, list):
             usage = Usage()
             for chunk in payload:

@@ -22,7 +22,7 @@ from yarl import URL
 from proxy.config import Provider
 from proxy.dialects import Dialect, ErrorKind, Usage
 from proxy.dialects.azure import azure_auth
-from proxy.dialects.base import StreamFilter
+from proxy.dialects.base import StreamFilter, loads_or_none
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
 from proxy.server import tracing
@@ -210,7 +210,9 @@ async def relay(
         outcome.first_byte_at = loop.time()
         outcome.complete = True
         if upstream.status == 200:
-            outcome.usage.merge(dialect.usage_from_body(body) or Usage())
+            payload = loads_or_none(body)
+            outcome.usage.merge(dialect.usage_from_json(payload) or Usage())
+            tracing.note_answer(request, payload)
             if extractable(dialect.name):
                 request[ANSWER] = Seen(body=body)
         if redactor:

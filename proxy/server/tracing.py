@@ -22,10 +22,10 @@ Prompt and completion text are recorded only when
 
 from __future__ import annotations
 
-import json
+import functools
 import time
 import traceback
-from collections.abc import Awaitable, Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from decimal import Decimal
@@ -45,7 +45,6 @@ from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_TYPE,
 )
 from opentelemetry.trace import (
-    NonRecordingSpan,
     SpanContext,
     SpanKind,
     Status,
@@ -56,6 +55,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from proxy.config.telemetry import env_flag, provider_from_env
 from proxy.dialects import Dialect, ParsedRequest, Usage
+from proxy.dialects.base import loads_or_none
 from proxy.sse import Event, SSEParser
 
 T = TypeVar("T")
@@ -97,7 +97,9 @@ class Tracing:
 
         The same steps as the SDK's `Tracer.start_span`: the parent's trace or a new one,
         the sampler's decision, a new span id."""
-        parent_context = _PROPAGATOR.extract(request.headers)
+        parent_context = (  # most apps send none: nothing to parse
+            _PROPAGATOR.extract(request.headers) if "traceparent" in request.headers else None
+        )
         parent: SpanContext | None = trace.get_current_span(parent_context).get_span_context()
         if parent is not None and parent.is_valid:
             trace_id = parent.trace_id
@@ -192,9 +194,11 @@ class RequestTrace:
         self.attempt: tuple[SpanContext, dict[str, Any]] | None = None
         #: The attempt's status as the provider answered (an error status: refused).
         self.attempt_status = _UNSET
-        #: What a streamed answer's events said (a whole body is read in `answered`).
+        #: What the answer said (`read`: a stream's events as they pass; a whole body
+        #: where the relay parses it for usage, or else in `answered`).
         self.model: str | None = None
         self.reasons: list[str] = []
+        self.answer_read = False
         #: What the span still waits for before it ends: the request, and its answer's
         #: quality score when one is coming (`score_pending`).
         self.pending = 1
@@ -210,15 +214,18 @@ class RequestTrace:
 
     def saw(self, event: Event) -> None:
         """One event of a streamed answer: its model and finish reasons, in any dialect."""
-        if event.data[:1] != "{":  # "[DONE]", keep-alives
-            return
-        try:
-            payload = json.loads(event.data)
-        except ValueError:
-            return
-        model, reasons = answer_facts(payload)
-        self.model = model or self.model
-        self.reasons += reasons
+        if event.data[:1] == "{":  # not "[DONE]", keep-alives
+            self.read(loads_or_none(event.data))
+
+    def read(self, payload: Any) -> None:
+        """A whole answer (a Gemini JSON stream: a list of chunks) or one stream event,
+        parsed: its model and finish reasons."""
+        for part in payload if isinstance(payload, list) else (payload,):
+            if isinstance(part, dict):
+                model, reasons = answer_facts(part)
+                self.model = model or self.model
+                self.reasons += reasons
+        self.answer_read = True
 
     def parsed(self, parsed: ParsedRequest) -> None:
         self.name = f"{self.dialect.operation} {parsed.model}"
@@ -242,15 +249,8 @@ class RequestTrace:
             attributes["error.type"] = str(response.status)
         body = response.body if isinstance(response, web.Response) else None
         if isinstance(body, bytes) and body[:1] in (b"{", b"["):  # "[": a Gemini JSON stream
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                payload = None
-            for part in payload if isinstance(payload, list) else [payload]:
-                if isinstance(part, Mapping):
-                    model, reasons = answer_facts(part)
-                    self.model = model or self.model
-                    self.reasons += reasons
+            if not self.answer_read:  # read already where it was parsed (`note_answer`)
+                self.read(loads_or_none(body))
             if self.tracing.capture_content and response.status == 200:
                 attributes["gen_ai.output.messages"] = body.decode(errors="replace")
         if self.model:
@@ -277,23 +277,23 @@ _CURRENT: ContextVar[RequestTrace | None] = ContextVar("llm_rollout_trace", defa
 _FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
 
-def answer_facts(payload: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+def answer_facts(payload: dict[str, Any]) -> tuple[str | None, list[str]]:
     """The answering model and finish reasons of a whole answer or of one stream event,
     in any dialect (a stream's chunks each carry some of them)."""
     for wrapper in ("response", "message"):  # a Responses event; Anthropic's message_start
         inner = payload.get(wrapper)
-        if isinstance(inner, Mapping):
+        if isinstance(inner, dict):
             payload = inner
     model = payload.get("model") or payload.get("modelVersion")
     reasons: list[str] = []
     for choice in payload.get("choices") or ():  # OpenAI chat
-        if isinstance(choice, Mapping) and choice.get("finish_reason"):
+        if isinstance(choice, dict) and choice.get("finish_reason"):
             reasons.append(str(choice["finish_reason"]))
     for candidate in payload.get("candidates") or ():  # Gemini
-        if isinstance(candidate, Mapping) and candidate.get("finishReason"):
+        if isinstance(candidate, dict) and candidate.get("finishReason"):
             reasons.append(str(candidate["finishReason"]))
     delta = payload.get("delta")  # Anthropic's message_delta carries the stop reason
-    stop = payload.get("stop_reason") or (delta.get("stop_reason") if isinstance(delta, Mapping)
+    stop = payload.get("stop_reason") or (delta.get("stop_reason") if isinstance(delta, dict)
                                           else None)  # fmt: skip
     if stop:  # Anthropic
         reasons.append(str(stop))
@@ -341,6 +341,12 @@ def note_events(request: web.Request, events: Iterable[bytes]) -> None:
                 traced.saw(event)
 
 
+def note_answer(request: web.Request, payload: Any) -> None:
+    """A whole answer the relay parsed for its usage (`loads_or_none`): read once."""
+    if (traced := _trace(request)) is not None:
+        traced.read(payload)
+
+
 def note_cost(request: web.Request, cost: Decimal | None) -> None:
     if cost is not None and (traced := _trace(request)) is not None:
         traced.attributes["llm_rollout.cost_usd"] = float(cost)
@@ -375,10 +381,22 @@ def note_attempt_status(request: web.Request, status: int) -> None:
 
 def propagate(request: web.Request, headers: MutableMapping[str, str]) -> None:
     """Send the current span (the attempt's; unsampled: the request's) to the provider
-    as ``traceparent``."""
+    as ``traceparent`` (and ``tracestate``), in the W3C form the SDK's
+    `TraceContextTextMapPropagator.inject` writes (tests/test_tracing.py compares them);
+    written here without the SDK's `Context` and span wrapper it would need first."""
     if (traced := _CURRENT.get()) is not None:
         context = traced.context if traced.attempt is None else traced.attempt[0]
-        _PROPAGATOR.inject(headers, trace.set_span_in_context(NonRecordingSpan(context)))
+        headers["traceparent"] = (
+            f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+        )
+        if context.trace_state:
+            headers["tracestate"] = context.trace_state.to_header()
+
+
+@functools.lru_cache(maxsize=64)
+def _hostname(base_url: str) -> str | None:
+    """A provider's host (``server.address``), from its configured base URL."""
+    return urlsplit(base_url).hostname
 
 
 async def in_span(
@@ -402,7 +420,7 @@ async def in_span(
         kind = SpanKind.CLIENT
         attributes["llm_rollout.attempt"] = traced.attempts
         attributes["llm_rollout.backend"] = attempt_of
-        if base_url and (host := urlsplit(base_url).hostname):
+        if base_url and (host := _hostname(base_url)):
             attributes["server.address"] = traced.attributes["server.address"] = host
         traced.attempt, traced.attempt_status = (context, attributes), _UNSET
     started = time.time_ns()
