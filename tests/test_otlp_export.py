@@ -113,7 +113,7 @@ def test_the_attribute_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
         assert ExportTraceServiceRequest.FromString(encode_spans(spans, cache)) == (
             stock_encode(spans)
         )
-        assert len(cache._encoded) <= 16
+        assert len(cache) <= 16
 
 
 def test_a_batch_over_the_request_size_limit_is_dropped_not_sent(

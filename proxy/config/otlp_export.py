@@ -21,9 +21,10 @@ stay `OTLPSpanExporter`'s; only `export`'s encoding step is replaced.
 
 from __future__ import annotations
 
+import functools
 import logging
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -55,9 +56,9 @@ log = logging.getLogger(__name__)
 #: request ids would otherwise grow it for ever).
 CACHE_ENTRIES = 4096
 
-#: Value types cached: hashable, and equal only when encoded the same (floats are
-#: not: 0.0 == -0.0; and they are costs and scores, different every time).
-_CACHED_TYPES = frozenset({str, int, bool, tuple})
+#: Value types cached (`AttributeCache`): str, int, bool and tuples of str; hashable,
+#: and equal only when encoded the same. Not floats: 0.0 == -0.0, and they are costs
+#: and scores, different every time.
 
 _INT64 = range(-(1 << 63), 1 << 63)
 _FIXED64 = struct.Struct("<Q")
@@ -123,22 +124,48 @@ def _attribute(key: str, value: Any) -> bytes:
 
 
 class AttributeCache:
-    """(key, value) -> its encoded ``Span.attributes`` field."""
+    """Encoded ``Span.attributes`` fields by key, then by value: each distinct (key, value)
+    encoded once. Two levels, so a lookup builds and hashes no tuple."""
 
     def __init__(self) -> None:
-        self._encoded: dict[tuple[str, type, Any], bytes] = {}
+        self._by_key: dict[str, dict[Any, bytes]] = {}
+        self._entries = 0
+
+    def __len__(self) -> int:
+        return self._entries
 
     def encode(self, key: str, value: Any) -> bytes:
         kind = type(value)
-        if kind not in _CACHED_TYPES or (kind is tuple and not all(type(v) is str for v in value)):
+        if kind is bool:  # True == 1 as a dict key: a bool is keyed apart from the ints
+            value_key: Any = (bool, value)
+        elif kind is str or kind is int or (kind is tuple and all(type(v) is str for v in value)):
+            value_key = value
+        else:  # floats (see `_CACHED_TYPES`), lists, bytes: encoded each time
             return _attribute(key, value)
-        entry = (key, kind, value)
-        encoded = self._encoded.get(entry)
+        values = self._by_key.get(key)
+        if values is None:
+            values = self._by_key[key] = {}
+        encoded = values.get(value_key)
         if encoded is None:
-            if len(self._encoded) >= CACHE_ENTRIES:
-                self._encoded.clear()
-            encoded = self._encoded[entry] = _attribute(key, value)
+            if self._entries >= CACHE_ENTRIES:
+                self._by_key.clear()
+                self._entries = 0
+                values = self._by_key[key] = {}
+            encoded = values[value_key] = _attribute(key, value)
+            self._entries += 1
         return encoded
+
+    def fields(self, attributes: Mapping[str, Any]) -> list[bytes]:
+        """`encode` of each attribute, with the common case (a str or int seen before)
+        inline: this loop is most of the exporter thread's work."""
+        out = []
+        by_key = self._by_key
+        for key, value in attributes.items():
+            kind = type(value)
+            values = by_key.get(key) if kind is str or kind is int else None
+            encoded = values.get(value) if values is not None else None
+            out.append(self.encode(key, value) if encoded is None else encoded)
+        return out
 
 
 def span_message(
@@ -160,8 +187,8 @@ def span_message(
         parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
     if name:  # name = 5
         parts.append(_field(b"\x2a", name.encode()))
-    if code := int(_SPAN_KIND_MAP[kind]):  # kind = 6
-        parts += (b"\x30", _varint(code))
+    if kind_field := _KIND_FIELDS[kind]:  # kind = 6
+        parts.append(kind_field)
     if start:  # start_time_unix_nano = 7, fixed64
         parts += (b"\x39", _FIXED64.pack(start))
     if end:  # end_time_unix_nano = 8, fixed64
@@ -169,30 +196,47 @@ def span_message(
     parts += attributes  # attributes = 9
     if dropped_attributes:  # dropped_attributes_count = 10
         parts += (b"\x50", _varint(dropped_attributes))
-    if status is not None:  # status = 15: {message = 2, code = 3}
-        message = status.description.encode() if status.description else b""
-        code = status.status_code.value
-        body = (_field(b"\x12", message) if message else b"") + (
-            b"\x18" + _varint(code) if code else b""
-        )
-        parts.append(_field(b"\x7a", body))
-    parts += (b"\x85\x01", _FIXED32.pack(_span_flags(parent)))  # flags = 16, fixed32
+    if status is not None:  # status = 15
+        parts.append(_status_field(status.status_code.value, status.description))
+    parts.append(_FLAGS_FIELDS[parent is not None and parent.is_remote])  # flags = 16
     return b"".join(parts)
+
+
+#: Each span kind's ``kind`` field (6; empty: the zero value, not written).
+_KIND_FIELDS = {
+    kind: b"\x30" + _varint(code) if code else b"" for kind, code in _SPAN_KIND_MAP.items()
+}
+
+#: The ``flags`` field (16, fixed32) of a span whose parent is remote (True) or not:
+#: what the stock `_span_flags` computes.
+_FLAGS_FIELDS = {
+    remote: b"\x85\x01" + _FIXED32.pack(_span_flags(SpanContext(1, 1, is_remote=remote)))
+    for remote in (False, True)
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _status_field(code: int, description: str | None) -> bytes:
+    """The ``status`` field (15): a ``Status`` {message = 2, code = 3}."""
+    message = description.encode() if description else b""
+    body = (_field(b"\x12", message) if message else b"") + (
+        b"\x18" + _varint(code) if code else b""
+    )
+    return _field(b"\x7a", body)
 
 
 def _span(span: ReadableSpan, cache: AttributeCache) -> bytes:
     """`span`'s ``Span`` message: written by `span_message`, or by the stock encoder when
-    it has events or links."""
-    if span.events or span.links or span.dropped_events or span.dropped_links:
+    it has events or links. Reads `ReadableSpan`'s fields, not its properties, where
+    those copy them on every read (``tuple(events)``, a ``MappingProxyType``)."""
+    if span._events or span._links or span.dropped_events or span.dropped_links:
         stock: bytes = _encode_span(span).SerializeToString()
         return stock
     context = span.context
     assert context is not None  # an ended SDK span always has one
-    attributes = span.attributes or {}
     return span_message(
         context, span.parent, span.name, span.kind, span.start_time, span.end_time,
-        [cache.encode(key, value) for key, value in attributes.items()], span.status,
-        span.dropped_attributes,
+        cache.fields(span._attributes or {}), span.status, span.dropped_attributes,
     )  # fmt: skip
 
 

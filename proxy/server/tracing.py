@@ -25,10 +25,10 @@ from __future__ import annotations
 import functools
 import time
 import traceback
-from collections.abc import Awaitable, Iterable, Iterator, MutableMapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Awaitable, Iterable, MutableMapping
+from contextvars import ContextVar, Token
 from decimal import Decimal
+from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -91,16 +91,17 @@ class Tracing:
     def shutdown(self) -> None:
         self.provider.shutdown()
 
-    @contextmanager
-    def request_span(self, request: web.Request, dialect: Dialect) -> Iterator[RequestTrace]:
-        """The request's span, continuing the app's ``traceparent`` when it sent one.
+    def request_span(self, request: web.Request, dialect: Dialect) -> RequestTrace:
+        """The request's span (enter it for the request's time), continuing the app's
+        ``traceparent`` when it sent one.
 
         The same steps as the SDK's `Tracer.start_span`: the parent's trace or a new one,
         the sampler's decision, a new span id."""
-        parent_context = (  # most apps send none: nothing to parse
-            _PROPAGATOR.extract(request.headers) if "traceparent" in request.headers else None
-        )
-        parent: SpanContext | None = trace.get_current_span(parent_context).get_span_context()
+        parent_context = None
+        parent: SpanContext | None = None
+        if "traceparent" in request.headers:  # most apps send none: nothing to parse
+            parent_context = _PROPAGATOR.extract(request.headers)
+            parent = trace.get_current_span(parent_context).get_span_context()
         if parent is not None and parent.is_valid:
             trace_id = parent.trace_id
         else:
@@ -111,22 +112,12 @@ class Tracing:
         sampled = sampling.decision is Decision.RECORD_AND_SAMPLE
         context = SpanContext(
             trace_id, self.ids.generate_span_id(), is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT),
-            trace_state=sampling.trace_state,
+            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED, trace_state=sampling.trace_state,
         )  # fmt: skip
         traced = RequestTrace(self, context, parent, dialect, sampled)
         if sampled and sampling.attributes:
             traced.attributes.update(sampling.attributes)
-        token = _CURRENT.set(traced)
-        try:
-            yield traced
-        except BaseException as error:
-            traced.error = error
-            traced.status = Status(StatusCode.ERROR, type(error).__name__)
-            raise
-        finally:
-            _CURRENT.reset(token)
-            traced.done()
+        return traced
 
     def child(self, parent: SpanContext) -> SpanContext:
         """A new span's context in `parent`'s trace, sharing its sampling decision."""
@@ -166,6 +157,7 @@ def _exception_event(error: BaseException) -> SpanEvent:
 
 
 _UNSET = Status(StatusCode.UNSET)
+_SAMPLED, _NOT_SAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
 
 
 class RequestTrace:
@@ -202,6 +194,22 @@ class RequestTrace:
         #: What the span still waits for before it ends: the request, and its answer's
         #: quality score when one is coming (`score_pending`).
         self.pending = 1
+        self._token: Token[RequestTrace | None] | None = None
+
+    def __enter__(self) -> RequestTrace:
+        """The request is served in this task from here: the `note_*` helpers find it."""
+        self._token = _CURRENT.set(self)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None
+    ) -> None:
+        if error is not None:
+            self.error = error
+            self.status = Status(StatusCode.ERROR, type(error).__name__)
+        assert self._token is not None  # entered
+        _CURRENT.reset(self._token)
+        self.done()
 
     def done(self) -> None:
         """One of the things the span waits for is over; the last one ends it."""
