@@ -23,6 +23,7 @@ Prompt and completion text are recorded only when
 from __future__ import annotations
 
 import functools
+import re
 import time
 import traceback
 from collections.abc import Awaitable, Iterable, MutableMapping
@@ -221,9 +222,13 @@ class RequestTrace:
             )  # fmt: skip
 
     def saw(self, event: Event) -> None:
-        """One event of a streamed answer: its model and finish reasons, in any dialect."""
-        if event.data[:1] == "{":  # not "[DONE]", keep-alives
-            self.read(loads_or_none(event.data))
+        """One event of a streamed answer: its model and finish reasons, in any dialect.
+
+        Parsed only until the model is known, then only when it may end the answer: a
+        long stream's text deltas are not parsed for the span."""
+        data = event.data
+        if data[:1] == "{" and (self.model is None or _MAY_FINISH.search(data)):
+            self.read(loads_or_none(data))
 
     def read(self, payload: Any) -> None:
         """A whole answer (a Gemini JSON stream: a list of chunks) or one stream event,
@@ -280,6 +285,9 @@ _HEADER_ATTRIBUTES = {
 #: costs a lookup, where a missing request key costs a raised KeyError.
 _CURRENT: ContextVar[RequestTrace | None] = ContextVar("llm_rollout_trace", default=None)
 
+
+#: What a stream event that carries a finish reason or a final status has in its text.
+_MAY_FINISH = re.compile(r'"(?:finish_reason|finishReason|stop_reason|status)"\s*:\s*"')
 
 #: A Responses answer's statuses that end it (a stream's first events say "in_progress").
 _FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
