@@ -30,7 +30,7 @@ from bench.procs import (
     metric,
     write_config,
 )
-from bench.report import Cached, Capped, Run, Shadowed, Traced
+from bench.report import TRACING_BASELINE, Cached, Capped, Run, Shadowed, Traced
 from bench.sections import section
 from bench.upstream import JSON_RESPONSE
 from tests.redis_server import RedisServer
@@ -287,13 +287,20 @@ TRACED_SIDECARS: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
+#: The tracing ratios are near the machine's round-to-round spread: this many rounds
+#: (of half the usual length) for each of the run's rounds.
+TRACED_ROUNDS_PER_ROUND = 4
+
+
 def measure_traced(
     wrk: str, upstream: Upstream, workdir: Path, seconds: int, rounds: int
 ) -> Traced:
     """CPU per request and throughput of four sidecars with the same config, side by
     side (`TRACED_SIDECARS`): no ``OTEL_*`` variables, all but an endpoint, exporting
     every request's spans, and a tenth of them. The same 8-client load goes to each in
-    turn, `rounds` times; medians. The load average is read before each round."""
+    turn, in `TRACED_ROUNDS_PER_ROUND` times `rounds` rounds of half `seconds`, the
+    order turning each round; each round's CPU is divided by the baseline's in that
+    round (`Traced.ratio`: their median). The load average is read before each round."""
     config = write_config(workdir, upstream.port)
     sink = f"http://127.0.0.1:{upstream.port}"
     sidecars = {
@@ -303,15 +310,18 @@ def measure_traced(
     cpu_us: dict[str, list[float]] = {name: [] for name in sidecars}
     rps: dict[str, list[float]] = {name: [] for name in sidecars}
     loads: list[float] = []
+    names = list(sidecars)
     try:
         for sidecar in sidecars.values():
             FREE.apply(sidecar, upstream)
             run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up
-        for _ in range(rounds):
+        for number in range(TRACED_ROUNDS_PER_ROUND * rounds):
             loads.append(os.getloadavg()[0])
-            for name, sidecar in sidecars.items():
+            turn = number % len(names)
+            for name in names[turn:] + names[:turn]:
+                sidecar = sidecars[name]
                 before = cpu_seconds(sidecar.proc.pid)
-                result = run_wrk(wrk, sidecar.port, connections=8, seconds=seconds)
+                result = run_wrk(wrk, sidecar.port, connections=8, seconds=max(1, seconds // 2))
                 cpu_us[name].append(
                     1e6 * (cpu_seconds(sidecar.proc.pid) - before) / result.requests
                 )
@@ -319,14 +329,17 @@ def measure_traced(
     finally:
         for sidecar in sidecars.values():
             sidecar.stop()
+    base = cpu_us[TRACING_BASELINE]
     traced = Traced(
         cpu_us={name: statistics.median(v) for name, v in cpu_us.items()},
         rps={name: statistics.median(v) for name, v in rps.items()},
+        ratios={name: [x / b for x, b in zip(v, base, strict=True)] for name, v in cpu_us.items()},
         load_averages=loads,
     )
-    print(f"tracing, 8 clients, us CPU per request (load average {traced.load_text()}): "
-          + ", ".join(f"{n} {traced.cpu_us[n]:.0f} ({traced.ratio(n):.2f}x)" for n in sidecars),
-          flush=True)  # fmt: skip
+    print(f"tracing, 8 clients, us CPU per request (median ratio over {len(loads)} rounds; "
+          f"load average {traced.load_text()}): "
+          + ", ".join(f"{n} {traced.cpu_us[n]:.0f} ({traced.ratio(n):.2f}x)" for n in sidecars)
+          + f"; range {traced.spread_text()}", flush=True)  # fmt: skip
     return traced
 
 

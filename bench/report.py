@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import statistics
 from dataclasses import dataclass, field
 
 from bench.hotspots import PROMETHEUS, PROXY, RATE, UVLOOP, Profile
@@ -77,8 +78,10 @@ _TRACED_NOTE = (
     "headers set: tracing stays off, and costs one attribute check per request), and on, "
     "exporting over OTLP/HTTP to a sink with `OTEL_TRACES_SAMPLER=always_on` (100 %) or "
     "`traceidratio` 0.1 (10 %). Each request's spans: the request's and its upstream "
-    "attempt's. The machine is shared: compare only within one run; the load average "
-    "before each round is printed with the figures."
+    "attempt's. The machine is shared and one round's ratio can be 15 % off, so there "
+    "are many short rounds, each sidecar's CPU is divided by the baseline's in the same "
+    "round, the order of the sidecars turns round by round, and the figure is the median "
+    "of those ratios (the range over rounds is printed with it)."
 )
 
 
@@ -122,14 +125,23 @@ class Traced:
 
     cpu_us: dict[str, float]
     rps: dict[str, float]
+    #: Each round's CPU per request over the baseline's in the same round.
+    ratios: dict[str, list[float]]
     #: The 1-minute load average before each round (the machine is shared).
     load_averages: list[float]
 
     def ratio(self, name: str) -> float:
-        return self.cpu_us[name] / self.cpu_us[TRACING_BASELINE]
+        """The median of the rounds' ratios: each round's pair saw the same machine."""
+        return statistics.median(self.ratios[name])
 
     def load_text(self) -> str:
         return ", ".join(f"{x:.2f}" for x in self.load_averages)
+
+    def spread_text(self) -> str:
+        return "; ".join(
+            f"{name} {min(r):.2f}-{max(r):.2f}"
+            for name, r in self.ratios.items() if name != TRACING_BASELINE
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -360,7 +372,8 @@ class Run:
         if self.traced is not None:
             out += [
                 "",
-                _TRACED_NOTE + f" Load average (1 min) before each round: "
+                _TRACED_NOTE + f" Ratios over the {len(self.traced.load_averages)} rounds: "
+                f"{self.traced.spread_text()}. Load average (1 min) before each round: "
                 f"{self.traced.load_text()}.",
             ]
         if self.shadowed is not None:

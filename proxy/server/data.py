@@ -180,19 +180,15 @@ class Handler:
         ).observe(elapsed := loop.time() - started)
         arm, status = _analysis_view(decision, backend, response.status)
         routed = decision.provider.name if decision.provider is not None else None
+        cost = float(ticket.cost) if ticket is not None and ticket.cost is not None else None
         runtime.stats.record(
-            arm,
-            status,
-            elapsed,
-            float(ticket.cost) if ticket is not None and ticket.cost is not None else 0.0,
-            provider=routed,
-            fell_back=backend != routed,
+            arm, status, elapsed, cost or 0.0, provider=routed, fell_back=backend != routed
         )
         seen = request.get(ANSWER)
         if seen is not None and status < 400:  # a fallback's mock answer is a real-arm failure
             schedule(runtime, dialect.name, parsed, request.headers, seen, arm, backend,
                      request.app[JUDGE])  # fmt: skip
-        tracing.note_cost(request, ticket.cost if ticket is not None else None)
+        tracing.note_cost(request, cost)
         first_byte_at = request.get(FIRST_BYTE_AT)
         if parsed.stream and first_byte_at is not None:
             runtime.metrics.first_chunk.labels(dialect.name, backend).observe(

@@ -28,7 +28,6 @@ import time
 import traceback
 from collections.abc import Awaitable, Iterable, MutableMapping
 from contextvars import ContextVar, Token
-from decimal import Decimal
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -166,6 +165,12 @@ class RequestTrace:
 
     `recording`: the sampler kept this request; if not, nothing is noted (`_trace` is
     None for it) and only its context travels on to the provider."""
+
+    __slots__ = (
+        "_token", "answer_read", "attempt", "attempt_status", "attempts", "attributes",
+        "context", "dialect", "error", "model", "name", "parent", "pending", "reasons",
+        "recording", "started", "status", "tracing",
+    )  # fmt: skip
 
     def __init__(
         self, tracing: Tracing, context: SpanContext, parent: SpanContext | None,
@@ -363,9 +368,10 @@ def note_answer(request: web.Request, payload: Any) -> None:
         traced.read(payload)
 
 
-def note_cost(request: web.Request, cost: Decimal | None) -> None:
+def note_cost(request: web.Request, cost: float | None) -> None:
+    """What the answer cost in USD (None: not priced, or the mock's)."""
     if cost is not None and (traced := _trace(request)) is not None:
-        traced.attributes["llm_rollout.cost_usd"] = float(cost)
+        traced.attributes["llm_rollout.cost_usd"] = cost
 
 
 def score_pending() -> None:
