@@ -281,10 +281,17 @@ TRACED_SIDECARS: dict[str, dict[str, str]] = {
         "OTEL_SERVICE_NAME": "bench", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=bench",
         "OTEL_TRACES_SAMPLER": "always_on", "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=bench",
     },
-    "100 %": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}", "OTEL_TRACES_SAMPLER": "always_on"},
+    "100 %": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}", "OTEL_TRACES_SAMPLER": "always_on",
+              "OTEL_BSP_SCHEDULE_DELAY": "{delay}"},
     "10 %": {"OTEL_EXPORTER_OTLP_ENDPOINT": "{sink}", "OTEL_TRACES_SAMPLER": "traceidratio",
-             "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+             "OTEL_TRACES_SAMPLER_ARG": "0.1", "OTEL_BSP_SCHEDULE_DELAY": "{delay}"},
 }  # fmt: skip
+
+#: How long the batch processor holds spans before exporting them anyway (ms), and how
+#: long a round waits after its load before reading the sidecar's CPU: a round's last
+#: spans are exported, and counted, in that round, not in the next sidecar's.
+EXPORT_DELAY_MS = 200
+TAIL_S = 0.4
 
 
 #: The tracing ratios are near the machine's round-to-round spread: this many rounds
@@ -304,7 +311,10 @@ def measure_traced(
     config = write_config(workdir, upstream.port)
     sink = f"http://127.0.0.1:{upstream.port}"
     sidecars = {
-        name: Sidecar.start(config, extra_env={k: v.format(sink=sink) for k, v in env.items()})
+        name: Sidecar.start(
+            config,
+            extra_env={k: v.format(sink=sink, delay=EXPORT_DELAY_MS) for k, v in env.items()},
+        )
         for name, env in TRACED_SIDECARS.items()
     }
     cpu_us: dict[str, list[float]] = {name: [] for name in sidecars}
@@ -322,6 +332,7 @@ def measure_traced(
                 sidecar = sidecars[name]
                 before = cpu_seconds(sidecar.proc.pid)
                 result = run_wrk(wrk, sidecar.port, connections=8, seconds=max(1, seconds // 2))
+                time.sleep(TAIL_S)
                 cpu_us[name].append(
                     1e6 * (cpu_seconds(sidecar.proc.pid) - before) / result.requests
                 )
