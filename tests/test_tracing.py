@@ -26,7 +26,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from proxy.dialects import OpenAIChat
 from proxy.server.serve import Sidecar
-from proxy.server.tracing import Tracing, propagate
+from proxy.server.tracing import Tracing, answer_facts, propagate
 from tests.conftest import (
     APP_KEY,
     StartSidecar,
@@ -382,3 +382,27 @@ def test_the_provider_gets_the_w3c_headers_the_sdk_would_write(tracestate: str |
     assert ours == sdk
     assert ours["traceparent"].startswith(f"00-{APP_TRACE}-")
     assert ours.get("tracestate") == tracestate
+
+
+@pytest.mark.parametrize(
+    ("payload", "facts"),
+    [
+        ({"model": "m", "choices": [{"finish_reason": "stop"}, {"finish_reason": None}]},
+         ("m", ["stop"])),
+        ({"modelVersion": "g", "candidates": [{"finishReason": "STOP"}]}, ("g", ["STOP"])),
+        ({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}, (None, ["end_turn"])),
+        ({"response": {"object": "response", "model": "r", "status": "completed"}},
+         ("r", ["completed"])),
+        # A provider's JSON of another shape: what it has, never an error.
+        ({"choices": 5, "model": "m"}, ("m", [])),
+        ({"choices": [7, "x", {"finish_reason": ["odd"]}]}, (None, ["['odd']"])),
+        ({"candidates": {"finishReason": "STOP"}}, (None, [])),
+        ({"object": "response", "status": ["completed"]}, (None, [])),
+        ({"object": "response", "status": {"a": 1}}, (None, [])),
+        ({"message": "text", "delta": "x", "response": 3}, (None, [])),
+    ],
+)  # fmt: skip
+def test_answer_facts_read_every_dialect_and_survive_any_shape(
+    payload: dict[str, Any], facts: tuple[str | None, list[str]]
+) -> None:
+    assert answer_facts(payload) == facts

@@ -300,17 +300,22 @@ _FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
 def answer_facts(payload: dict[str, Any]) -> tuple[str | None, list[str]]:
     """The answering model and finish reasons of a whole answer or of one stream event,
-    in any dialect (a stream's chunks each carry some of them)."""
+    in any dialect (a stream's chunks each carry some of them). A provider's JSON of
+    an unexpected shape gives what it has, never an error."""
+    choices = payload.get("choices")
+    if isinstance(choices, list):  # OpenAI chat, the most common: nothing else to look for
+        model = payload.get("model")
+        reasons = [str(choice["finish_reason"]) for choice in choices
+                   if isinstance(choice, dict) and choice.get("finish_reason")]  # fmt: skip
+        return (str(model) if model else None), reasons
     for wrapper in ("response", "message"):  # a Responses event; Anthropic's message_start
         inner = payload.get(wrapper)
         if isinstance(inner, dict):
             payload = inner
     model = payload.get("model") or payload.get("modelVersion")
-    reasons: list[str] = []
-    for choice in payload.get("choices") or ():  # OpenAI chat
-        if isinstance(choice, dict) and choice.get("finish_reason"):
-            reasons.append(str(choice["finish_reason"]))
-    for candidate in payload.get("candidates") or ():  # Gemini
+    reasons = []
+    candidates = payload.get("candidates")  # Gemini
+    for candidate in candidates if isinstance(candidates, list) else ():
         if isinstance(candidate, dict) and candidate.get("finishReason"):
             reasons.append(str(candidate["finishReason"]))
     delta = payload.get("delta")  # Anthropic's message_delta carries the stop reason
@@ -318,8 +323,13 @@ def answer_facts(payload: dict[str, Any]) -> tuple[str | None, list[str]]:
                                           else None)  # fmt: skip
     if stop:  # Anthropic
         reasons.append(str(stop))
-    if payload.get("object") == "response" and payload.get("status") in _FINAL_STATUSES:
-        reasons.append(str(payload["status"]))  # OpenAI Responses
+    status = payload.get("status")
+    if (
+        payload.get("object") == "response"
+        and isinstance(status, str)
+        and status in _FINAL_STATUSES
+    ):
+        reasons.append(status)  # OpenAI Responses
     return (str(model) if model else None), reasons
 
 
