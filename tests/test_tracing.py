@@ -406,3 +406,20 @@ def test_answer_facts_read_every_dialect_and_survive_any_shape(
     payload: dict[str, Any], facts: tuple[str | None, list[str]]
 ) -> None:
     assert answer_facts(payload) == facts
+
+
+async def test_a_stream_from_a_provider_of_another_dialect_carries_what_the_app_read(
+    start_sidecar: StartSidecar, otlp: OTLPReceiver, fake_openai: FakeOpenAI
+) -> None:
+    """An Anthropic or Gemini SDK answered by an OpenAI provider (translated): the span has
+    the answering model and the finish reasons as the app's own SDK read them."""
+    sidecar = await start_sidecar(real_spec(fake_openai))
+    seen = [await _anthropic_stream(sidecar), await _gemini_stream(sidecar)]
+    await exported(sidecar)
+    spans = otlp.requests()
+    assert len(spans) == 2, [s.name for s in otlp.spans]
+    for span, (answered_by, reasons) in zip(spans, seen, strict=True):
+        assert reasons, "the app read a finish reason"
+        assert span.attributes["llm_rollout.backend"] == "openai-primary"
+        assert span.attributes["gen_ai.response.model"] == answered_by, span.attributes
+        assert span.attributes["gen_ai.response.finish_reasons"] == reasons, span.attributes

@@ -21,6 +21,7 @@ from proxy.dialects import ErrorKind, Usage
 from proxy.dialects.gemini import JsonArrayStream
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
+from proxy.server import tracing
 from proxy.server.cache import CACHE_TAP
 from proxy.server.outcome import Outcome
 from proxy.server.quality import ANSWER, Seen
@@ -100,6 +101,7 @@ async def relay_translated(
     parser, echo = SSEParser(), SSEParser()
     answer = Accumulator(client.name) if extractable(client.name) else None
     cache_tap = request.get(CACHE_TAP)
+    traced = tracing.stream_trace(request)
 
     async def step(chunk: bytes) -> None:
         events = list(parser.feed(chunk))
@@ -110,9 +112,12 @@ async def relay_translated(
             await response.write(written)
             if cache_tap is not None:
                 cache_tap.chunks.append(written)
-            if answer is not None:
+            if answer is not None or traced is not None:  # the events as the app reads them
                 for event in echo.feed(sent_now):
-                    answer.feed(event)
+                    if answer is not None:
+                        answer.feed(event)
+                    if traced is not None:
+                        traced.saw(event)
 
     if not await pump(upstream, chunk, outcome, step):
         return response, outcome  # the app went away: nobody to tell
