@@ -26,7 +26,7 @@ from proxy.dialects.base import StreamFilter, loads_or_none
 from proxy.quality import Accumulator, extractable
 from proxy.redact import Redactor
 from proxy.server import tracing
-from proxy.server.cache import CACHE_TAP
+from proxy.server.cache import CACHE_TAP, StreamTap
 from proxy.server.outcome import Outcome
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.replay import RECORD_TAP
@@ -250,24 +250,45 @@ async def relay(
         return response, outcome  # the app went away: nobody to tell
     if answer is not None and outcome.complete and not outcome.stream_error:
         request[ANSWER] = Seen(stream=answer)
+    rest = stream_filter.close() if stream_filter is not None else b""
+    if redactor:
+        rest = redactor.feed(rest) + redactor.close()
+    if tap is not None and rest:
+        tap.chunk(rest)
+    await end_stream(
+        response, outcome, rest, dialect, extra_headers, dialect.name, cache_tap,
+        upstream.headers.get("Content-Type", "text/event-stream"),
+    )  # fmt: skip
+    return response, outcome
+
+
+async def end_stream(
+    response: web.StreamResponse, outcome: Outcome, rest: bytes, client: Dialect,
+    extra_headers: Mapping[str, str], where: str, cache_tap: StreamTap | None,
+    content_type: str, frame: Callable[[bytes], bytes] | None = None,
+) -> None:  # fmt: skip
+    """A relayed stream's last bytes, as both relays end one: what the filters still held
+    (`rest`); then, if the provider's stream broke (a provider's own error event was
+    relayed as it came), the `client` dialect's error event naming the provider and the
+    request id, so the app's SDK raises instead of taking a cut answer as whole; all of
+    it through `frame` (a Gemini JSON array's close). The cache keeps what the app
+    received, and only a whole answer."""
     try:
-        rest = stream_filter.close() if stream_filter is not None else b""
-        if redactor:
-            rest = redactor.feed(rest) + redactor.close()
-        if rest:
-            await response.write(rest)
-        if cache_tap is not None:  # what the client received, kept only if whole
-            cache_tap.chunks.append(rest)
-            cache_tap.complete = outcome.complete and not outcome.stream_error
-            cache_tap.content_type = upstream.headers.get("Content-Type", cache_tap.content_type)
         if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
             message = cut_short(outcome.stream_error, extra_headers)
-            log.warning("%s: %s", dialect.name, message)
-            await response.write(dialect.stream_error(ErrorKind.UPSTREAM, message))
+            log.warning("%s: %s", where, message)
+            rest += client.stream_error(ErrorKind.UPSTREAM, message)
+        if frame is not None:
+            rest = frame(rest)
+        if cache_tap is not None:
+            cache_tap.chunks.append(rest)
+            cache_tap.complete = outcome.complete and not outcome.stream_error
+            cache_tap.content_type = content_type
+        if rest:
+            await response.write(rest)
         await response.write_eof()
     except ConnectionResetError:
         pass  # the app went away while the stream ended: nobody to tell
-    return response, outcome
 
 
 async def pump(

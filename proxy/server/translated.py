@@ -10,7 +10,6 @@ sent, in the provider's dialect, since that is what it bills.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 
 import aiohttp
@@ -26,18 +25,15 @@ from proxy.server.cache import CACHE_TAP
 from proxy.server.outcome import Outcome
 from proxy.server.quality import ANSWER, Seen
 from proxy.server.relay import (
-    PROVIDER_ERROR,
     UpstreamFailure,
     client_headers,
-    cut_short,
+    end_stream,
     first_chunk,
     observe,
     pump,
 )
 from proxy.sse import SSEParser
 from proxy.translate import Translation, Upstream
-
-log = logging.getLogger("llm_rollout.translated")
 
 #: Provider headers that describe the provider's own body, not the translated one.
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
@@ -123,21 +119,10 @@ async def relay_translated(
         return response, outcome  # the app went away: nobody to tell
     if answer is not None and outcome.complete and not outcome.stream_error:
         request[ANSWER] = Seen(stream=answer)
-    try:
-        rest = redactor.close()
-        if outcome.stream_error and outcome.stream_error != PROVIDER_ERROR:
-            message = cut_short(outcome.stream_error, extra_headers)
-            log.warning("%s via %s: %s", client.name, translation.provider, message)
-            rest += client.stream_error(ErrorKind.UPSTREAM, message)
-        if array is not None:
-            rest = array.feed(rest) + array.close()
-        if cache_tap is not None:
-            cache_tap.chunks.append(rest)
-            cache_tap.complete = outcome.complete and not outcome.stream_error
-            cache_tap.content_type = "text/event-stream" if array is None else "application/json"
-        if rest:
-            await response.write(rest)
-        await response.write_eof()
-    except ConnectionResetError:
-        pass  # the app went away while the stream ended: nobody to tell
+    await end_stream(
+        response, outcome, redactor.close(), client, extra_headers,
+        f"{client.name} via {translation.provider}", cache_tap,
+        "text/event-stream" if array is None else "application/json",
+        None if array is None else lambda rest: array.feed(rest) + array.close(),
+    )  # fmt: skip
     return response, outcome
