@@ -1,4 +1,4 @@
-"""The OTLP/HTTP span exporter, with an encoding that costs a tenth of the stock one.
+"""The OTLP/HTTP span exporter, with an encoding that costs a fifth of the stock one.
 
 `make bench` showed the stock encoder (`opentelemetry-exporter-otlp-proto-common`)
 taking ~70 us of CPU per span: it builds a protobuf ``Span``, ``KeyValue`` and
@@ -55,10 +55,6 @@ log = logging.getLogger(__name__)
 #: Encoded attributes kept; past this the cache starts again (unique values such as
 #: request ids would otherwise grow it for ever).
 CACHE_ENTRIES = 4096
-
-#: Value types cached (`AttributeCache`): str, int, bool and tuples of str; hashable,
-#: and equal only when encoded the same. Not floats: 0.0 == -0.0, and they are costs
-#: and scores, different every time.
 
 _INT64 = range(-(1 << 63), 1 << 63)
 _FIXED64 = struct.Struct("<Q")
@@ -125,7 +121,11 @@ def _attribute(key: str, value: Any) -> bytes:
 
 class AttributeCache:
     """Encoded ``Span.attributes`` fields by key, then by value: each distinct (key, value)
-    encoded once. Two levels, so a lookup builds and hashes no tuple."""
+    encoded once. Two levels, so a lookup builds and hashes no tuple.
+
+    Values cached: str, int, bool and tuples of str (hashable, and equal only when
+    encoded the same). Not floats: 0.0 == -0.0, and they are costs and scores,
+    different every time."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, dict[Any, bytes]] = {}
@@ -140,7 +140,7 @@ class AttributeCache:
             value_key: Any = (bool, value)
         elif kind is str or kind is int or (kind is tuple and all(type(v) is str for v in value)):
             value_key = value
-        else:  # floats (see `_CACHED_TYPES`), lists, bytes: encoded each time
+        else:  # floats, lists, bytes: encoded each time
             return _attribute(key, value)
         values = self._by_key.get(key)
         if values is None:

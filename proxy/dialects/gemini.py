@@ -7,7 +7,6 @@ chunk of a complete answer is the one whose candidates carry a ``finishReason``.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ from proxy.dialects.base import (
     ParsedRequest,
     Usage,
     dumps,
+    loads_or_none,
 )
 from proxy.sse import Event, SSEParser, encode
 
@@ -85,10 +85,7 @@ class Gemini(Dialect):
         # Cheap text checks first: only the last chunk (or an error) can end a stream.
         if '"finishReason"' not in event.data and '"error"' not in event.data:
             return False
-        try:
-            chunk = json.loads(event.data)
-        except ValueError:
-            return False
+        chunk = loads_or_none(event.data)
         if not isinstance(chunk, dict):
             return False
         if "error" in chunk:
