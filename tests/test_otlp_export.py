@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_contex
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from proxy.config import otlp_export
-from proxy.config.otlp_export import AttributeCache, encode_spans
+from proxy.config.otlp_export import AttributeCache, SpanRecord, encode_spans
 
 
 class Keep(SpanExporter):
@@ -72,6 +72,40 @@ def test_the_encoding_is_the_bytes_the_stock_encoder_sends() -> None:
         ours = encode_spans(spans, cache)
         assert ours == stock_encode(spans).SerializeToString()
         assert ExportTraceServiceRequest.FromString(ours) == stock_encode(spans)
+
+
+def _record(span: ReadableSpan) -> SpanRecord:
+    """The sidecar's record of the same facts as an SDK span of `_spans`."""
+    context, parent = span.context, span.parent
+    assert context is not None
+    assert span.start_time
+    assert span.end_time
+    assert span.instrumentation_scope is not None
+    return SpanRecord(
+        span.name, context.trace_id, context.span_id, context.trace_state or None,
+        None if parent is None else parent.span_id, parent is not None and parent.is_remote,
+        span.kind, dict(span.attributes or {}), span.start_time, span.end_time, span.status,
+        tuple(span.events), span.resource, span.instrumentation_scope,
+    )  # fmt: skip
+
+
+def test_the_sidecars_span_records_are_encoded_as_the_sdk_spans_they_stand_for() -> None:
+    """The loop hands the exporter `SpanRecord`s, not SDK spans: a collector gets the same
+    bytes (a request continuing an app's trace with its tracestate, attempts that failed
+    and answered, an exception event, two resources and scopes), alone or mixed with the
+    SDK's spans in a batch, and `as_readable` gives back the span it was made from."""
+    spans = _spans(6)
+    records = [_record(span) for span in spans]
+    cache = AttributeCache()
+    for _ in range(2):  # the second time from the cache
+        assert encode_spans(records, cache) == stock_encode(spans).SerializeToString()
+    mixed = [
+        record if n % 2 else span
+        for n, (span, record) in enumerate(zip(spans, records, strict=True))
+    ]
+    assert encode_spans(mixed, cache) == stock_encode(spans).SerializeToString()
+    readable = [record.as_readable() for record in records]
+    assert stock_encode(readable).SerializeToString() == stock_encode(spans).SerializeToString()
 
 
 #: Attribute values of every type OpenTelemetry allows, and the edges of their encoding:

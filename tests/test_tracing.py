@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -11,13 +10,15 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 from google import genai
 from google.genai import types
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
-    SpanKind,
-    Status,
     StatusCode,
     TraceFlags,
     set_span_in_context,
@@ -331,33 +332,32 @@ async def test_an_unsampled_request_exports_nothing_and_the_provider_still_gets_
 
 def test_a_failed_request_records_the_exception_as_the_sdk_would() -> None:
     """A request span ending in an exception carries the SDK's own ``exception`` event
-    (`Tracing.end` builds it without the SDK's Span)."""
-    kept: list[ReadableSpan] = []
+    (`RequestTrace.end` builds it without the SDK's Span)."""
+    kept: list[Any] = []
 
     class Keep(SpanExporter):
-        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
             kept.extend(spans)
             return SpanExportResult.SUCCESS
 
     provider = TracerProvider()
-    processor = SimpleSpanProcessor(Keep())
+    processor = BatchSpanProcessor(Keep())
     provider.add_span_processor(processor)
-    try:
+    tracing = Tracing(provider, processor, "t")
+    request = make_mocked_request("POST", "/v1/chat/completions")
+    with pytest.raises(TimeoutError) as raised, tracing.request_span(request, OpenAIChat()):
         raise TimeoutError("upstream took too long")
-    except TimeoutError as error:
-        sdk_span = provider.get_tracer("t").start_span("chat")
-        sdk_span.record_exception(error)
-        sdk_span.end()
-        context = SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(1))
-        Tracing(provider, processor, "t").end(
-            "chat", context, None, SpanKind.SERVER, {}, time.time_ns(),
-            Status(StatusCode.ERROR, "TimeoutError"), error,
-        )  # fmt: skip
-    stock, ours = kept
+    sdk_span = provider.get_tracer("t").start_span("chat")
+    sdk_span.record_exception(raised.value)  # the same exception, its traceback as ours saw
+    sdk_span.end()
+    provider.force_flush()
+    record, stock = kept
+    ours = record.as_readable()
     assert [(e.name, dict(e.attributes or {})) for e in ours.events] == [
         (e.name, dict(e.attributes or {})) for e in stock.events
     ]
     assert ours.status.status_code is StatusCode.ERROR
+    assert ours.status.description == "TimeoutError"
 
 
 @pytest.mark.parametrize("tracestate", [None, "vendor=value,other=2"])
@@ -365,20 +365,22 @@ def test_the_provider_gets_the_w3c_headers_the_sdk_would_write(tracestate: str |
     """`propagate` writes ``traceparent``/``tracestate`` itself: the same text as the SDK's
     propagator, for a sampled attempt continuing an app's trace with or without state."""
     provider = TracerProvider()
-    processor = SimpleSpanProcessor(SpanExporter())
+    processor = BatchSpanProcessor(SpanExporter())
     tracing = Tracing(provider, processor, "t")
     headers = {"traceparent": f"00-{APP_TRACE}-b7ad6b7169203331-01"}
     if tracestate is not None:
         headers["tracestate"] = tracestate
     request = make_mocked_request("POST", "/v1/chat/completions", headers=headers)
     with tracing.request_span(request, OpenAIChat()) as traced:
-        traced.attempt = (tracing.child(traced.context), {})
+        traced.attempt = (tracing.ids.generate_span_id(), {})
         ours: dict[str, str] = {}
         propagate(request, ours)
+        attempt = SpanContext(
+            traced.trace_id, traced.attempt[0], is_remote=False, trace_flags=TraceFlags(1),
+            trace_state=traced.trace_state,
+        )  # fmt: skip
         sdk: dict[str, str] = {}
-        TraceContextTextMapPropagator().inject(
-            sdk, set_span_in_context(NonRecordingSpan(traced.attempt[0]))
-        )
+        TraceContextTextMapPropagator().inject(sdk, set_span_in_context(NonRecordingSpan(attempt)))
     assert ours == sdk
     assert ours["traceparent"].startswith(f"00-{APP_TRACE}-")
     assert ours.get("tracestate") == tracestate

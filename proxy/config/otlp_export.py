@@ -25,7 +25,7 @@ import functools
 import logging
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
     _encode_instrumentation_scope,
@@ -44,11 +44,11 @@ from opentelemetry.exporter.otlp.proto.http._common import (
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PBSpan
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
-from opentelemetry.trace import SpanContext, SpanKind, Status
+from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags, TraceState
 
 log = logging.getLogger(__name__)
 
@@ -169,22 +169,23 @@ class AttributeCache:
 
 
 def span_message(
-    context: SpanContext, parent: SpanContext | None, name: str, kind: SpanKind,
-    start: int | None, end: int | None, attributes: Iterable[bytes], status: Status | None,
-    dropped_attributes: int = 0,
+    trace_id: int, span_id: int, trace_state: TraceState | None, parent_id: int | None,
+    parent_remote: bool, name: str, kind: SpanKind, start: int | None, end: int | None,
+    attributes: Iterable[bytes], status: Status | None, dropped_attributes: int = 0,
 ) -> bytes:  # fmt: skip
     """A ``Span`` message, its fields in field-number order, zero values left out (proto3).
 
-    `attributes`: each one's encoded field (`AttributeCache.encode`)."""
+    `parent_id`: None for a root span; `attributes`: each one's encoded field
+    (`AttributeCache.encode`)."""
     parts = [
-        b"\x0a\x10", context.trace_id.to_bytes(16, "big"),  # trace_id = 1
-        b"\x12\x08", context.span_id.to_bytes(8, "big"),  # span_id = 2
+        b"\x0a\x10", trace_id.to_bytes(16, "big"),  # trace_id = 1
+        b"\x12\x08", span_id.to_bytes(8, "big"),  # span_id = 2
     ]  # fmt: skip
-    if context.trace_state:  # trace_state = 3
-        state = ",".join([f"{key}={value}" for key, value in context.trace_state.items()])
+    if trace_state:  # trace_state = 3
+        state = ",".join([f"{key}={value}" for key, value in trace_state.items()])
         parts.append(_field(b"\x1a", state.encode()))
-    if parent is not None:  # parent_span_id = 4
-        parts += (b"\x22\x08", parent.span_id.to_bytes(8, "big"))
+    if parent_id is not None:  # parent_span_id = 4
+        parts += (b"\x22\x08", parent_id.to_bytes(8, "big"))
     if name:  # name = 5
         parts.append(_field(b"\x2a", name.encode()))
     if kind_field := _KIND_FIELDS[kind]:  # kind = 6
@@ -198,7 +199,7 @@ def span_message(
         parts += (b"\x50", _varint(dropped_attributes))
     if status is not None:  # status = 15
         parts.append(_status_field(status.status_code.value, status.description))
-    parts.append(_FLAGS_FIELDS[parent is not None and parent.is_remote])  # flags = 16
+    parts.append(_FLAGS_FIELDS[parent_id is not None and parent_remote])  # flags = 16
     return b"".join(parts)
 
 
@@ -225,28 +226,79 @@ def _status_field(code: int, description: str | None) -> bytes:
     return _field(b"\x7a", body)
 
 
-def _span(span: ReadableSpan, cache: AttributeCache) -> bytes:
+class SpanRecord(NamedTuple):
+    """A span the sidecar recorded, as its event loop hands it to the batch processor.
+
+    The SDK's `ReadableSpan` would cost the loop a `SpanContext` per span and a dozen
+    attribute writes, for fields only the exporter thread reads; a tuple is one
+    allocation, and `as_readable` makes the SDK's span from it when one is needed."""
+
+    name: str
+    trace_id: int
+    span_id: int
+    trace_state: TraceState | None
+    parent_id: int | None  # None: a root span
+    parent_remote: bool  # the parent is the app's (a continued ``traceparent``)
+    kind: SpanKind
+    attributes: dict[str, Any]
+    start: int
+    end: int
+    status: Status
+    events: tuple[Event, ...]  # an ``exception`` event, or none
+    resource: Resource
+    scope: InstrumentationScope
+
+    def as_readable(self) -> ReadableSpan:
+        """The SDK's span holding the same facts (what the stock encoder encodes)."""
+        flags = TraceFlags(TraceFlags.SAMPLED)
+        parent = None
+        if self.parent_id is not None:
+            parent = SpanContext(self.trace_id, self.parent_id, self.parent_remote, flags)
+        return ReadableSpan(
+            self.name, SpanContext(self.trace_id, self.span_id, False, flags, self.trace_state),
+            parent, self.resource, self.attributes, self.events, kind=self.kind,
+            status=self.status, start_time=self.start, end_time=self.end,
+            instrumentation_scope=self.scope,
+        )  # fmt: skip
+
+
+def _span(span: ReadableSpan | SpanRecord, cache: AttributeCache) -> bytes:
     """`span`'s ``Span`` message: written by `span_message`, or by the stock encoder when
     it has events or links. Reads `ReadableSpan`'s fields, not its properties, where
     those copy them on every read (``tuple(events)``, a ``MappingProxyType``)."""
+    if isinstance(span, SpanRecord):  # the sidecar's (a tuple: unpacked, not looked up)
+        name, trace_id, span_id, state, parent_id, remote, kind, attributes, start, end, \
+            status, events, _, _ = span  # fmt: skip
+        if events:
+            return _span(span.as_readable(), cache)
+        return span_message(
+            trace_id, span_id, state, parent_id, remote, name, kind, start, end,
+            cache.fields(attributes), status,
+        )  # fmt: skip
     if span._events or span._links or span.dropped_events or span.dropped_links:
         stock: bytes = _encode_span(span).SerializeToString()
         return stock
-    context = span.context
+    context, parent = span.context, span.parent
     assert context is not None  # an ended SDK span always has one
     return span_message(
-        context, span.parent, span.name, span.kind, span.start_time, span.end_time,
+        context.trace_id, context.span_id, context.trace_state,
+        None if parent is None else parent.span_id, parent is not None and parent.is_remote,
+        span.name, span.kind, span.start_time, span.end_time,
         cache.fields(span._attributes or {}), span.status, span.dropped_attributes,
     )  # fmt: skip
 
 
-def encode_spans(spans: Sequence[ReadableSpan], cache: AttributeCache) -> bytes:
+def encode_spans(spans: Sequence[ReadableSpan | SpanRecord], cache: AttributeCache) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` of `spans`, grouped by resource and
     instrumentation scope as the stock encoder groups them."""
     groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]]
     groups = {}
+    scope: InstrumentationScope | None
     for span in spans:
-        resource, scope = span.resource, span.instrumentation_scope or None
+        if isinstance(span, SpanRecord):
+            resource, scope = span.resource, span.scope
+        else:
+            resource, scope = span.resource, span.instrumentation_scope or None
         by_scope = groups.setdefault(id(resource), (resource, {}))[1]
         by_scope.setdefault(id(scope), (scope, []))[1].append(_span(span, cache))
     request = []  # ExportTraceServiceRequest {repeated ResourceSpans resource_spans = 1}
@@ -278,7 +330,7 @@ class CachingOTLPSpanExporter(OTLPSpanExporter):
         super().__init__()
         self._attribute_cache = AttributeCache()
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan | SpanRecord]) -> SpanExportResult:
         """The stock `export` with `encode_spans` as its encoding step; the rest as it does:
         an encoding failure or a batch over the exporter's request-size limit is dropped
         with a log line, and a failed send is reported with its HTTP status."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from proxy.config.otlp_export import CachingOTLPSpanExporter
@@ -24,7 +24,7 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def provider_from_env(service: str) -> tuple[TracerProvider, SpanProcessor] | None:
+def provider_from_env(service: str) -> tuple[TracerProvider, BatchSpanProcessor] | None:
     """A provider exporting to the configured endpoint and its exporting processor (the
     sidecar hands its spans to it directly), or None: tracing is off."""
     if env_flag("OTEL_SDK_DISABLED") or not any(os.environ.get(n) for n in _ENDPOINT_ENVS):

@@ -9,10 +9,11 @@ provider.
 
 Cost when off: `Runtime.tracing` is None and `Handler.handle` checks it once; the
 `note_*` helpers and `in_span` then read one context variable. Cost when on
-(measured by `make bench`): a span is recorded as a few plain fields and a dict, and
-becomes the SDK's `ReadableSpan` only when it ends, handed straight to the batch
-processor: the SDK's `Span` (attribute validation, locks, per-span processor calls)
-cost ~25 us per request more. Sampling is the SDK sampler's decision, taken once per
+(measured by `make bench`): a span is recorded as plain ids and a dict, and becomes
+one tuple (`SpanRecord`) when it ends, queued on the SDK's batch processor; the
+exporter thread encodes it. The SDK's `Span` (attribute validation, locks, per-span
+processor calls) cost ~25 us per request more, and its `ReadableSpan` and
+`SpanContext`s ~10 % of a request's CPU more. Sampling is the SDK sampler's decision, taken once per
 request (its children share it, as every standard sampler would decide); a request
 not sampled records nothing and only propagates its context. The exporter
 (`proxy.config.otlp_export`) and sampler read the standard ``OTEL_*`` variables.
@@ -26,16 +27,17 @@ import functools
 import re
 import time
 import traceback
-from collections.abc import Awaitable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.sdk.trace import Event as SpanEvent
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.exception_attributes import (
@@ -44,15 +46,10 @@ from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_STACKTRACE,
     EXCEPTION_TYPE,
 )
-from opentelemetry.trace import (
-    SpanContext,
-    SpanKind,
-    Status,
-    StatusCode,
-    TraceFlags,
-)
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from proxy.config.otlp_export import SpanRecord
 from proxy.config.telemetry import env_flag, provider_from_env
 from proxy.dialects import Dialect, ParsedRequest, Usage
 from proxy.dialects.base import loads_or_none
@@ -67,9 +64,15 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 class Tracing:
     """Spans exported over OTLP/HTTP; `from_env` is None when tracing is off."""
 
-    def __init__(self, provider: TracerProvider, processor: SpanProcessor, service: str) -> None:
-        """`processor`: the provider's (batching, exporting) one, which ended spans go to."""
-        self.provider, self.processor = provider, processor
+    def __init__(
+        self, provider: TracerProvider, processor: BatchSpanProcessor, service: str
+    ) -> None:
+        """`processor`: the provider's (batching, exporting) one, which ended spans go to.
+
+        Its queue takes `SpanRecord`s straight from `emit`: `BatchSpanProcessor.on_end`
+        only checks that an SDK span is sampled (a record always is) before calling it."""
+        self.provider = provider
+        self.emit = cast("Callable[[SpanRecord], None]", processor._batch_processor.emit)
         self.sampler, self.ids, self.resource = (
             provider.sampler,
             provider.id_generator,
@@ -110,37 +113,13 @@ class Tracing:
             parent_context, trace_id, dialect.operation, SpanKind.SERVER
         )
         sampled = sampling.decision is Decision.RECORD_AND_SAMPLE
-        context = SpanContext(
-            trace_id, self.ids.generate_span_id(), is_remote=False,
-            trace_flags=_SAMPLED if sampled else _NOT_SAMPLED, trace_state=sampling.trace_state,
+        traced = RequestTrace(
+            self, trace_id, self.ids.generate_span_id(), sampling.trace_state, parent,
+            dialect, sampled,
         )  # fmt: skip
-        traced = RequestTrace(self, context, parent, dialect, sampled)
         if sampled and sampling.attributes:
             traced.attributes.update(sampling.attributes)
         return traced
-
-    def child(self, parent: SpanContext) -> SpanContext:
-        """A new span's context in `parent`'s trace, sharing its sampling decision."""
-        return SpanContext(
-            parent.trace_id, self.ids.generate_span_id(), is_remote=False,
-            trace_flags=parent.trace_flags, trace_state=parent.trace_state,
-        )  # fmt: skip
-
-    def end(
-        self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
-        attributes: dict[str, Any], started: int, status: Status,
-        error: BaseException | None = None,
-    ) -> None:  # fmt: skip
-        """A recorded span is over: to the processor, which batches it for export.
-
-        An `error` becomes the ``exception`` event the SDK's `Span.record_exception`
-        would add."""
-        events = () if error is None else (_exception_event(error),)
-        span = ReadableSpan(
-            name, context, parent, self.resource, attributes, events, kind=kind, status=status,
-            start_time=started, end_time=time.time_ns(), instrumentation_scope=self.scope,
-        )  # fmt: skip
-        self.processor.on_end(span)
 
 
 def _exception_event(error: BaseException) -> SpanEvent:
@@ -157,7 +136,6 @@ def _exception_event(error: BaseException) -> SpanEvent:
 
 
 _UNSET = Status(StatusCode.UNSET)
-_SAMPLED, _NOT_SAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
 
 
 class RequestTrace:
@@ -168,15 +146,20 @@ class RequestTrace:
 
     __slots__ = (
         "_token", "answer_read", "attempt", "attempt_status", "attempts", "attributes",
-        "context", "dialect", "error", "model", "name", "parent", "pending", "reasons",
-        "recording", "started", "status", "tracing",
+        "dialect", "error", "model", "name", "parent_id", "parent_remote", "pending",
+        "reasons", "recording", "span_id", "started", "status", "trace_id", "trace_state",
+        "tracing",
     )  # fmt: skip
 
     def __init__(
-        self, tracing: Tracing, context: SpanContext, parent: SpanContext | None,
-        dialect: Dialect, recording: bool,
+        self, tracing: Tracing, trace_id: int, span_id: int, trace_state: TraceState | None,
+        parent: SpanContext | None, dialect: Dialect, recording: bool,
     ) -> None:  # fmt: skip
-        self.tracing, self.context, self.parent = tracing, context, parent
+        """`parent`: the app's span (from its ``traceparent``), or None."""
+        self.tracing, self.trace_id, self.span_id = tracing, trace_id, span_id
+        self.trace_state = trace_state
+        self.parent_id = None if parent is None else parent.span_id
+        self.parent_remote = parent is not None and parent.is_remote
         self.dialect, self.recording = dialect, recording
         self.name = dialect.operation
         self.started = time.time_ns()
@@ -187,9 +170,9 @@ class RequestTrace:
             "gen_ai.provider.name": dialect.otel_provider,
         }
         self.attempts = 0
-        #: The upstream attempt in progress (its context and attributes): its
+        #: The upstream attempt in progress (its span id and attributes): its
         #: traceparent goes to the provider, the provider's status to its span.
-        self.attempt: tuple[SpanContext, dict[str, Any]] | None = None
+        self.attempt: tuple[int, dict[str, Any]] | None = None
         #: The attempt's status as the provider answered (an error status: refused).
         self.attempt_status = _UNSET
         #: What the answer said (`read`: a stream's events as they pass; a whole body
@@ -221,10 +204,29 @@ class RequestTrace:
         """One of the things the span waits for is over; the last one ends it."""
         self.pending -= 1
         if self.pending == 0 and self.recording:
-            self.tracing.end(
-                self.name, self.context, self.parent, SpanKind.SERVER, self.attributes,
-                self.started, self.status, self.error,
+            self.end(
+                self.name, self.span_id, SpanKind.SERVER, self.attributes, self.started,
+                self.status, self.error,
             )  # fmt: skip
+
+    def end(
+        self, name: str, span_id: int, kind: SpanKind, attributes: dict[str, Any],
+        started: int, status: Status, error: BaseException | None = None,
+    ) -> None:  # fmt: skip
+        """A span of this request's trace is over (the request's own, or a child of it):
+        to the batch processor, for export.
+
+        An `error` becomes the ``exception`` event the SDK's `Span.record_exception`
+        would add."""
+        own = span_id == self.span_id  # the request's span: its parent is the app's
+        tracing = self.tracing
+        tracing.emit(SpanRecord(
+            name, self.trace_id, span_id, self.trace_state,
+            self.parent_id if own else self.span_id, own and self.parent_remote, kind,
+            attributes, started, time.time_ns(), status,
+            () if error is None else (_exception_event(error),), tracing.resource,
+            tracing.scope,
+        ))  # fmt: skip
 
     def saw(self, event: Event) -> None:
         """One event of a streamed answer: its model and finish reasons, in any dialect.
@@ -417,12 +419,12 @@ def propagate(request: web.Request, headers: MutableMapping[str, str]) -> None:
     `TraceContextTextMapPropagator.inject` writes (tests/test_tracing.py compares them);
     written here without the SDK's `Context` and span wrapper it would need first."""
     if (traced := _CURRENT.get()) is not None:
-        context = traced.context if traced.attempt is None else traced.attempt[0]
+        span_id = traced.span_id if traced.attempt is None else traced.attempt[0]
         headers["traceparent"] = (
-            f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+            f"00-{traced.trace_id:032x}-{span_id:016x}-{'01' if traced.recording else '00'}"
         )
-        if context.trace_state:
-            headers["tracestate"] = context.trace_state.to_header()
+        if traced.trace_state:
+            headers["tracestate"] = traced.trace_state.to_header()
 
 
 @functools.lru_cache(maxsize=64)
@@ -443,8 +445,7 @@ async def in_span(
     traced = _trace(request)
     if traced is None:
         return await work
-    tracing = traced.tracing
-    context = tracing.child(traced.context)
+    span_id = traced.tracing.ids.generate_span_id()
     attributes: dict[str, Any] = {}
     kind = SpanKind.INTERNAL
     if attempt_of is not None:
@@ -454,7 +455,7 @@ async def in_span(
         attributes["llm_rollout.backend"] = attempt_of
         if base_url and (host := _hostname(base_url)):
             attributes["server.address"] = traced.attributes["server.address"] = host
-        traced.attempt, traced.attempt_status = (context, attributes), _UNSET
+        traced.attempt, traced.attempt_status = (span_id, attributes), _UNSET
     started = time.time_ns()
     status = None
     try:
@@ -465,4 +466,4 @@ async def in_span(
     finally:
         if status is None:
             status = traced.attempt_status if attempt_of is not None else _UNSET
-        tracing.end(name, context, traced.context, kind, attributes, started, status)
+        traced.end(name, span_id, kind, attributes, started, status)
