@@ -30,7 +30,7 @@ class Keep(SpanExporter):
 def _spans(requests: int) -> list[ReadableSpan]:
     """Spans shaped like the sidecar's, from two tracers and two resources: a request
     continuing an app's trace, an attempt that failed, one that answered; one span
-    with an exception event, as `in_span` records on an error."""
+    with an exception event, as `RequestTrace.end` records on an error."""
     kept = Keep()
     for service in ("sidecar-a", "sidecar-b"):
         provider = TracerProvider(resource=Resource.create({"service.name": service}))

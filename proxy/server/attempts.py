@@ -181,10 +181,11 @@ class _Walk:
             try:
                 if step.wait:
                     await asyncio.sleep(step.wait)
-                served = await tracing.in_span(
-                    self.request, f"attempt {step.provider.name}", self._call(step.provider),
+                with tracing.child_span(
+                    self.request, f"attempt {step.provider.name}",
                     attempt_of=step.provider.name, base_url=step.provider.base_url,
-                )  # fmt: skip
+                ):  # fmt: skip
+                    served = await self._call(step.provider)
             except asyncio.CancelledError:
                 self.chain.abandon(step.provider)  # no verdict: free a half-open probe
                 raise

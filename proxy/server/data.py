@@ -129,10 +129,11 @@ class Handler:
             admit = runtime.budget.admit(
                 dialect, [p for p in reachable if p is not None], parsed, tenant
             )
-            admitted = await (  # a span only when a cap makes it hold something
-                tracing.in_span(request, "budget hold", admit)
-                if runtime.budget.ledger.enabled else admit
-            )  # fmt: skip
+            with (  # a span only when a cap makes it hold something
+                tracing.child_span(request, "budget hold")
+                if runtime.budget.ledger.enabled else tracing.NO_SPAN
+            ):  # fmt: skip
+                admitted = await admit
             if isinstance(admitted, Refusal):
                 if snapshot.spec.budget.on_exhausted == "reject":
                     return self._refuse(runtime, admitted, headers)
@@ -145,9 +146,8 @@ class Handler:
         tracing.note_routed(request, arm, self._tenant(request, snapshot))
         response: web.StreamResponse
         if decision.provider is None:
-            response = await tracing.in_span(
-                request, "mock", self._serve_mock(request, snapshot, parsed, headers)
-            )
+            with tracing.child_span(request, "mock"):
+                response = await self._serve_mock(request, snapshot, parsed, headers)
             if snapshot.spec.traffic.shadow is not None:  # after the answer: never delays it
                 tenant = self._tenant(request, snapshot)
                 request.app[SHADOW].maybe_copy(request, snapshot, dialect, parsed, decision, tenant)
@@ -303,9 +303,8 @@ class Handler:
         # The budget hold covers the whole chain; it is settled once, with what was billed.
         cost = settle(runtime.budget, ticket, snapshot.spec, served)
         if served.response is None:  # the chain ended at the mock
-            return await tracing.in_span(
-                request, "mock", self._serve_mock(request, snapshot, parsed, headers, arm="real")
-            )
+            with tracing.child_span(request, "mock"):
+                return await self._serve_mock(request, snapshot, parsed, headers, arm="real")
         if cost is not None and not served.response.prepared:  # a stream's headers are sent
             served.response.headers["x-llm-cost-usd"] = cost_header(cost)
         if served.first_byte_at is not None:

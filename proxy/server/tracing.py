@@ -2,13 +2,14 @@
 
 One SERVER span per request, named ``{operation} {model}`` with the GenAI semantic
 conventions' attributes and this project's own (``llm_rollout.*``); children for the
-budget hold, each upstream attempt (so retries and fallbacks show) and the mock. A
+budget hold, each upstream attempt (so retries and fallbacks show) and the mock
+(`child_span`). A
 scored answer's span ends with its score, a loop turn after the answer went out.
 The app's W3C ``traceparent`` is continued, and each attempt sends its own to the
 provider.
 
 Cost when off: `Runtime.tracing` is None and `Handler.handle` checks it once; the
-`note_*` helpers and `in_span` then read one context variable. Cost when on
+`note_*` helpers and `child_span` then read one context variable. Cost when on
 (measured by `make bench`): a span is recorded as plain ids and a dict, and becomes
 one tuple (`SpanRecord`) when it ends, queued on the SDK's batch processor; the
 exporter thread encodes it. The SDK's `Span` (attribute validation, locks, per-span
@@ -27,10 +28,11 @@ import functools
 import re
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -54,8 +56,6 @@ from proxy.config.telemetry import env_flag, provider_from_env
 from proxy.dialects import Dialect, ParsedRequest, Usage
 from proxy.dialects.base import loads_or_none
 from proxy.sse import Event, SSEParser
-
-T = TypeVar("T")
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -433,37 +433,62 @@ def _hostname(base_url: str) -> str | None:
     return urlsplit(base_url).hostname
 
 
-async def in_span(
-    request: web.Request, name: str, work: Awaitable[T], *, attempt_of: str | None = None,
+class ChildSpan:
+    """A child span of the request's, for the time of its ``with`` block.
+
+    A context manager, not a coroutine wrapping the work: a wrapper is one more frame
+    every suspension and resumption of the awaited work passes through (an upstream
+    call suspends a dozen times), where this costs its entry and its exit."""
+
+    __slots__ = ("attributes", "kind", "name", "span_id", "started", "traced")
+
+    def __init__(
+        self, traced: RequestTrace, name: str, attempt_of: str | None, base_url: str | None
+    ) -> None:
+        self.traced, self.name = traced, name
+        self.span_id = traced.tracing.ids.generate_span_id()
+        self.attributes: dict[str, Any] = {}
+        self.kind = SpanKind.INTERNAL
+        if attempt_of is not None:
+            traced.attempts += 1
+            self.kind = SpanKind.CLIENT
+            self.attributes["llm_rollout.attempt"] = traced.attempts
+            self.attributes["llm_rollout.backend"] = attempt_of
+            if base_url and (host := _hostname(base_url)):
+                self.attributes["server.address"] = traced.attributes["server.address"] = host
+            traced.attempt, traced.attempt_status = (self.span_id, self.attributes), _UNSET
+        self.started = 0
+
+    def __enter__(self) -> None:
+        self.started = time.time_ns()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None
+    ) -> None:
+        """A child's error is its status (the request's span records the exception)."""
+        traced = self.traced
+        if error is not None:
+            status = Status(StatusCode.ERROR, type(error).__name__)
+        elif self.kind is SpanKind.CLIENT:
+            status = traced.attempt_status
+        else:
+            status = _UNSET
+        traced.end(self.name, self.span_id, self.kind, self.attributes, self.started, status)
+
+
+#: What `child_span` gives when there is no span to record: enters and exits, nothing else.
+NO_SPAN: AbstractContextManager[None] = nullcontext()
+
+
+def child_span(
+    request: web.Request, name: str, *, attempt_of: str | None = None,
     base_url: str | None = None,
-) -> T:  # fmt: skip
-    """Await `work` inside a child span of the request's (or just await it: tracing off).
+) -> AbstractContextManager[None]:  # fmt: skip
+    """A child span of the request's for a ``with`` block (`NO_SPAN`: tracing is off,
+    or the request not sampled).
 
     `attempt_of`: the provider an upstream attempt calls; the span is then a CLIENT
     span numbered in the request (``llm_rollout.attempt``), with ``server.address``.
     """
     traced = _trace(request)
-    if traced is None:
-        return await work
-    span_id = traced.tracing.ids.generate_span_id()
-    attributes: dict[str, Any] = {}
-    kind = SpanKind.INTERNAL
-    if attempt_of is not None:
-        traced.attempts += 1
-        kind = SpanKind.CLIENT
-        attributes["llm_rollout.attempt"] = traced.attempts
-        attributes["llm_rollout.backend"] = attempt_of
-        if base_url and (host := _hostname(base_url)):
-            attributes["server.address"] = traced.attributes["server.address"] = host
-        traced.attempt, traced.attempt_status = (span_id, attributes), _UNSET
-    started = time.time_ns()
-    status = None
-    try:
-        return await work
-    except BaseException as error:  # a child's error is its status (the request's span
-        status = Status(StatusCode.ERROR, type(error).__name__)  # records the exception)
-        raise
-    finally:
-        if status is None:
-            status = traced.attempt_status if attempt_of is not None else _UNSET
-        traced.end(name, span_id, kind, attributes, started, status)
+    return NO_SPAN if traced is None else ChildSpan(traced, name, attempt_of, base_url)
