@@ -16,9 +16,11 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
+    SpanKind,
     StatusCode,
     TraceFlags,
     set_span_in_context,
@@ -358,6 +360,33 @@ def test_a_failed_request_records_the_exception_as_the_sdk_would() -> None:
     ]
     assert ours.status.status_code is StatusCode.ERROR
     assert ours.status.description == "TimeoutError"
+
+
+@pytest.mark.parametrize(
+    ("sampler", "kept"),
+    [
+        (ParentBased(TraceIdRatioBased(0.5)), {True, False}),
+        (TraceIdRatioBased(0.5), {True, False}),
+        (ParentBased(ALWAYS_OFF), {False}),
+    ],
+    ids=["parentbased_traceidratio", "traceidratio", "parentbased_always_off"],
+)
+def test_a_request_without_a_parent_is_sampled_as_the_configured_sampler_decides(
+    sampler: Sampler, kept: set[bool]
+) -> None:
+    """`request_span` asks a parent-based sampler's root directly when the app sent no
+    ``traceparent``: every decision is the one the configured sampler takes."""
+    provider = TracerProvider(sampler=sampler)
+    tracing = Tracing(provider, BatchSpanProcessor(SpanExporter()), "t")
+    request = make_mocked_request("POST", "/v1/chat/completions")
+    decisions = []
+    for _ in range(200):
+        traced = tracing.request_span(request, OpenAIChat())
+        expected = sampler.should_sample(None, traced.trace_id, "chat", SpanKind.SERVER)
+        assert traced.recording is expected.decision.is_sampled()
+        decisions.append(traced.recording)
+    assert set(decisions) == kept
+    provider.shutdown()
 
 
 @pytest.mark.parametrize("tracestate", [None, "vendor=value,other=2"])

@@ -125,11 +125,14 @@ class AttributeCache:
 
     Values cached: str, int, bool and tuples of str (hashable, and equal only when
     encoded the same). Not floats: 0.0 == -0.0, and they are costs and scores,
-    different every time."""
+    different every time; a float's field is its key's head and its 8 bytes."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, dict[Any, bytes]] = {}
         self._entries = 0
+        #: A float attribute's field up to its 8 value bytes, by key: the field's length
+        #: does not depend on the value, so only the value is written each time.
+        self._float_heads: dict[str, bytes] = {}
 
     def __len__(self) -> int:
         return self._entries
@@ -140,7 +143,14 @@ class AttributeCache:
             value_key: Any = (bool, value)
         elif kind is str or kind is int or (kind is tuple and all(type(v) is str for v in value)):
             value_key = value
-        else:  # floats, lists, bytes: encoded each time
+        elif kind is float:
+            head = self._float_heads.get(key)
+            if head is None:
+                if len(self._float_heads) >= CACHE_ENTRIES:
+                    self._float_heads.clear()
+                head = self._float_heads[key] = _attribute(key, 0.5)[:-8]
+            return head + _DOUBLE.pack(value)
+        else:  # lists, bytes: encoded each time
             return _attribute(key, value)
         values = self._by_key.get(key)
         if values is None:
@@ -187,7 +197,7 @@ def span_message(
     if parent_id is not None:  # parent_span_id = 4
         parts += (b"\x22\x08", parent_id.to_bytes(8, "big"))
     if name:  # name = 5
-        parts.append(_field(b"\x2a", name.encode()))
+        parts.append(_name_field(name))
     if kind_field := _KIND_FIELDS[kind]:  # kind = 6
         parts.append(kind_field)
     if start:  # start_time_unix_nano = 7, fixed64
@@ -214,6 +224,12 @@ _FLAGS_FIELDS = {
     remote: b"\x85\x01" + _FIXED32.pack(_span_flags(SpanContext(1, 1, is_remote=remote)))
     for remote in (False, True)
 }
+
+
+@functools.lru_cache(maxsize=256)
+def _name_field(name: str) -> bytes:
+    """The ``name`` field (5): a span's name repeats (``chat gpt-4o-mini``, ``attempt openai``)."""
+    return _field(b"\x2a", name.encode())
 
 
 @functools.lru_cache(maxsize=64)

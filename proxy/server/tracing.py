@@ -40,7 +40,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import Event as SpanEvent
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_ESCAPED,
@@ -78,6 +78,12 @@ class Tracing:
             provider.id_generator,
             provider.resource,
         )
+        #: The sampler a request without a ``traceparent`` gets its decision from: a
+        #: `ParentBased` sampler (the default) asks its root sampler then, asked here
+        #: directly (the wrapper's own look for a parent in the current context costs
+        #: a third of the decision, and the sidecar never sets one).
+        sampler = self.sampler
+        self.root_sampler: Sampler = sampler._root if isinstance(sampler, ParentBased) else sampler
         self.scope = InstrumentationScope(service)  # what `provider.get_tracer(service)` names
         self.capture_content = env_flag(CAPTURE_ENV)
 
@@ -109,7 +115,8 @@ class Tracing:
             trace_id = parent.trace_id
         else:
             parent, trace_id = None, self.ids.generate_trace_id()
-        sampling = self.sampler.should_sample(
+        sampler = self.root_sampler if parent_context is None else self.sampler
+        sampling = sampler.should_sample(
             parent_context, trace_id, dialect.operation, SpanKind.SERVER
         )
         sampled = sampling.decision is Decision.RECORD_AND_SAMPLE
