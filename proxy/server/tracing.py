@@ -3,21 +3,21 @@
 One SERVER span per request, named ``{operation} {model}`` with the GenAI semantic
 conventions' attributes and this project's own (``llm_rollout.*``); children for the
 budget hold, each upstream attempt (so retries and fallbacks show) and the mock
-(`child_span`). A
-scored answer's span ends with its score, a loop turn after the answer went out.
-The app's W3C ``traceparent`` is continued, and each attempt sends its own to the
-provider.
+(`child_span`). A scored answer's span ends with its score, a loop turn after the
+answer went out. The app's W3C ``traceparent`` is continued, and each attempt sends
+its own to the provider.
 
 Cost when off: `Runtime.tracing` is None and `Handler.handle` checks it once; the
 `note_*` helpers and `child_span` then read one context variable. Cost when on
 (measured by `make bench`): a span is recorded as plain ids and a dict, and becomes
 one tuple (`SpanRecord`) when it ends, queued on the SDK's batch processor; the
 exporter thread encodes it. The SDK's `Span` (attribute validation, locks, per-span
-processor calls) cost ~25 us per request more, and its `ReadableSpan` and
-`SpanContext`s ~10 % of a request's CPU more. Sampling is the SDK sampler's decision, taken once per
-request (its children share it, as every standard sampler would decide); a request
-not sampled records nothing and only propagates its context. The exporter
-(`proxy.config.otlp_export`) and sampler read the standard ``OTEL_*`` variables.
+processor calls) cost ~25 us per request more, and building its `ReadableSpan` and
+`SpanContext`s on the loop about 7 % of a request's CPU more (paired rounds). Sampling
+is the SDK sampler's decision, taken once per request (its children share it, as
+every standard sampler would decide); a request not sampled records nothing and only
+propagates its context. The exporter (`proxy.config.otlp_export`) and sampler read
+the standard ``OTEL_*`` variables.
 Prompt and completion text are recorded only when
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
 """
