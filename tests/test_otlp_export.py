@@ -150,6 +150,23 @@ def test_the_attribute_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> N
         assert len(cache) <= 16
 
 
+def test_a_key_whose_values_never_repeat_is_encoded_each_time_not_kept() -> None:
+    """Request ids and token counts differ on every span: past `VALUES_PER_KEY` their
+    values are encoded without being kept, with the same bytes, and the repeating
+    attributes stay cached."""
+    spans = _spans(otlp_export.VALUES_PER_KEY + 40)
+    for number, span in enumerate(spans):
+        if span.name == "chat":
+            span._attributes = {**(span._attributes or {}), "gen_ai.usage.output_tokens": number}
+    cache = AttributeCache()
+    for _ in range(2):
+        assert encode_spans(spans, cache) == stock_encode(spans).SerializeToString()
+    kept = cache._by_key
+    assert len(kept["llm_rollout.request_id"]) == otlp_export.VALUES_PER_KEY
+    assert len(kept["gen_ai.usage.output_tokens"]) == otlp_export.VALUES_PER_KEY
+    assert set(kept["gen_ai.operation.name"]) == {"chat"}
+
+
 def test_a_batch_over_the_request_size_limit_is_dropped_not_sent(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

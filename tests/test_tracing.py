@@ -16,7 +16,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import (
     NonRecordingSpan,
     SpanContext,
@@ -368,14 +374,21 @@ def test_a_failed_request_records_the_exception_as_the_sdk_would() -> None:
         (ParentBased(TraceIdRatioBased(0.5)), {True, False}),
         (TraceIdRatioBased(0.5), {True, False}),
         (ParentBased(ALWAYS_OFF), {False}),
+        (ParentBased(ALWAYS_ON), {True}),
+        (ALWAYS_ON, {True}),
+        (ALWAYS_OFF, {False}),
     ],
-    ids=["parentbased_traceidratio", "traceidratio", "parentbased_always_off"],
-)
+    ids=[
+        "parentbased_traceidratio", "traceidratio", "parentbased_always_off",
+        "parentbased_always_on", "always_on", "always_off",
+    ],
+)  # fmt: skip
 def test_a_request_without_a_parent_is_sampled_as_the_configured_sampler_decides(
     sampler: Sampler, kept: set[bool]
 ) -> None:
     """`request_span` asks a parent-based sampler's root directly when the app sent no
-    ``traceparent``: every decision is the one the configured sampler takes."""
+    ``traceparent`` (a static root, always on or off, once for all requests): every
+    decision is the one the configured sampler takes."""
     provider = TracerProvider(sampler=sampler)
     tracing = Tracing(provider, BatchSpanProcessor(SpanExporter()), "t")
     request = make_mocked_request("POST", "/v1/chat/completions")

@@ -52,9 +52,12 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, TraceFlags, Trace
 
 log = logging.getLogger(__name__)
 
-#: Encoded attributes kept; past this the cache starts again (unique values such as
-#: request ids would otherwise grow it for ever).
+#: Encoded attributes kept; past this the cache starts again (keys are the code's, but
+#: an SDK span may carry any).
 CACHE_ENTRIES = 4096
+#: Values kept per key: the repeating ones (operation, provider, model, arm, backend,
+#: status...) are a handful; a key with more is one whose values hardly repeat.
+VALUES_PER_KEY = 256
 
 _INT64 = range(-(1 << 63), 1 << 63)
 _FIXED64 = struct.Struct("<Q")
@@ -116,7 +119,13 @@ def _attribute(key: str, value: Any) -> bytes:
             log.exception("OTLP span export: attribute %r left out: %s", key, error)
             return b""
         return stock
-    return _field(b"\x4a", _field(b"\x0a", key.encode()) + _field(b"\x12", encoded))
+    return _key_value(_field(b"\x0a", key.encode()), encoded)
+
+
+def _key_value(key_field: bytes, any_value: bytes) -> bytes:
+    """The ``Span.attributes`` field of an encoded key field and ``AnyValue``."""
+    key_value = key_field + b"\x12" + _varint(len(any_value)) + any_value
+    return b"\x4a" + _varint(len(key_value)) + key_value
 
 
 class AttributeCache:
@@ -124,12 +133,16 @@ class AttributeCache:
     encoded once. Two levels, so a lookup builds and hashes no tuple.
 
     Values cached: str, int, bool and tuples of str (hashable, and equal only when
-    encoded the same). Not floats: 0.0 == -0.0, and they are costs and scores,
-    different every time; a float's field is its key's head and its 8 bytes."""
+    encoded the same), at most `VALUES_PER_KEY` of them per key: past that, a key's
+    values hardly repeat (request ids, token counts) and are encoded each time, a
+    string or an int from its key's encoded field. Not floats: 0.0 == -0.0, and they are costs
+    and scores, different every time; a float's field is its key's head and 8 bytes."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, dict[Any, bytes]] = {}
         self._entries = 0
+        #: Each key's encoded ``KeyValue.key`` field, for the values encoded each time.
+        self._key_fields: dict[str, bytes] = {}
         #: A float attribute's field up to its 8 value bytes, by key: the field's length
         #: does not depend on the value, so only the value is written each time.
         self._float_heads: dict[str, bytes] = {}
@@ -156,14 +169,30 @@ class AttributeCache:
         if values is None:
             values = self._by_key[key] = {}
         encoded = values.get(value_key)
-        if encoded is None:
+        if encoded is not None:
+            return encoded
+        if kind is str:
+            encoded = _key_value(self._key_field(key), _field(b"\x0a", value.encode()))
+        elif kind is int and value in _INT64:
+            encoded = _key_value(self._key_field(key), b"\x18" + _varint(value))
+        else:
+            encoded = _attribute(key, value)
+        if len(values) < VALUES_PER_KEY:
             if self._entries >= CACHE_ENTRIES:
                 self._by_key.clear()
                 self._entries = 0
                 values = self._by_key[key] = {}
-            encoded = values[value_key] = _attribute(key, value)
+            values[value_key] = encoded
             self._entries += 1
         return encoded
+
+    def _key_field(self, key: str) -> bytes:
+        field = self._key_fields.get(key)
+        if field is None:
+            if len(self._key_fields) >= CACHE_ENTRIES:
+                self._key_fields.clear()
+            field = self._key_fields[key] = _field(b"\x0a", key.encode())
+        return field
 
     def fields(self, attributes: Mapping[str, Any]) -> list[bytes]:
         """`encode` of each attribute, with the common case (a str or int seen before)
@@ -198,7 +227,7 @@ def span_message(
         parts += (b"\x22\x08", parent_id.to_bytes(8, "big"))
     if name:  # name = 5
         parts.append(_name_field(name))
-    if kind_field := _KIND_FIELDS[kind]:  # kind = 6
+    if kind_field := _KIND_FIELDS[kind._value_]:  # kind = 6
         parts.append(kind_field)
     if start:  # start_time_unix_nano = 7, fixed64
         parts += (b"\x39", _FIXED64.pack(start))
@@ -213,9 +242,10 @@ def span_message(
     return b"".join(parts)
 
 
-#: Each span kind's ``kind`` field (6; empty: the zero value, not written).
+#: Each span kind's ``kind`` field (6; empty: the zero value, not written), by the
+#: kind's value: an Enum member as a dict key costs a Python-level ``__hash__``.
 _KIND_FIELDS = {
-    kind: b"\x30" + _varint(code) if code else b"" for kind, code in _SPAN_KIND_MAP.items()
+    kind._value_: b"\x30" + _varint(code) if code else b"" for kind, code in _SPAN_KIND_MAP.items()
 }
 
 #: The ``flags`` field (16, fixed32) of a span whose parent is remote (True) or not:
@@ -310,21 +340,27 @@ def encode_spans(spans: Sequence[ReadableSpan | SpanRecord], cache: AttributeCac
     groups: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None, list[bytes]]]]]
     groups = {}
     scope: InstrumentationScope | None
+    group: tuple[Resource | None, InstrumentationScope | None] = (None, None)
+    encoded: list[bytes] = []
     for span in spans:
         if isinstance(span, SpanRecord):
             resource, scope = span.resource, span.scope
         else:
             resource, scope = span.resource, span.instrumentation_scope or None
-        by_scope = groups.setdefault(id(resource), (resource, {}))[1]
-        by_scope.setdefault(id(scope), (scope, []))[1].append(_span(span, cache))
+        if resource is not group[0] or scope is not group[1]:
+            # Another group than the span before's (rare: a batch is mostly one group).
+            by_scope = groups.setdefault(id(resource), (resource, {}))[1]
+            encoded = by_scope.setdefault(id(scope), (scope, []))[1]
+            group = (resource, scope)
+        encoded.append(_span(span, cache))
     request = []  # ExportTraceServiceRequest {repeated ResourceSpans resource_spans = 1}
     for resource, by_scope in groups.values():
         # ResourceSpans {resource = 1, repeated ScopeSpans scope_spans = 2, schema_url = 3}
         resource_spans = [_field(b"\x0a", _encode_resource(resource).SerializeToString())]
-        for scope, encoded in by_scope.values():
+        for scope, scope_encoded in by_scope.values():
             # ScopeSpans {scope = 1, repeated Span spans = 2, schema_url = 3}
             scope_spans = [_field(b"\x0a", _scope(scope))]
-            scope_spans += [_field(b"\x12", span) for span in encoded]
+            scope_spans += [_field(b"\x12", span) for span in scope_encoded]
             if scope is not None and scope.schema_url:
                 scope_spans.append(_field(b"\x1a", scope.schema_url.encode()))
             resource_spans.append(_field(b"\x12", b"".join(scope_spans)))

@@ -37,10 +37,17 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event as SpanEvent
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    StaticSampler,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_ESCAPED,
@@ -59,6 +66,9 @@ from proxy.sse import Event, SSEParser
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _PROPAGATOR = TraceContextTextMapPropagator()
+#: The parent context of a request without a ``traceparent``: empty, as the sidecar's
+#: current context always is (None would make the sampler look the current one up).
+_NO_PARENT = Context()
 
 
 class Tracing:
@@ -80,10 +90,15 @@ class Tracing:
         )
         #: The sampler a request without a ``traceparent`` gets its decision from: a
         #: `ParentBased` sampler (the default) asks its root sampler then, asked here
-        #: directly (the wrapper's own look for a parent in the current context costs
-        #: a third of the decision, and the sidecar never sets one).
+        #: directly (the wrapper's own look for a parent costs a third of the decision).
         sampler = self.sampler
         self.root_sampler: Sampler = sampler._root if isinstance(sampler, ParentBased) else sampler
+        #: A `StaticSampler`'s decision (always on, always off: the root of the default
+        #: ``parentbased_always_on``) is documented to be the same whatever it is asked:
+        #: taken once, not per request.
+        self.root_decision: SamplingResult | None = None
+        if isinstance(self.root_sampler, StaticSampler):
+            self.root_decision = self.root_sampler.should_sample(_NO_PARENT, 0, "")
         self.scope = InstrumentationScope(service)  # what `provider.get_tracer(service)` names
         self.capture_content = env_flag(CAPTURE_ENV)
 
@@ -115,10 +130,16 @@ class Tracing:
             trace_id = parent.trace_id
         else:
             parent, trace_id = None, self.ids.generate_trace_id()
-        sampler = self.root_sampler if parent_context is None else self.sampler
-        sampling = sampler.should_sample(
-            parent_context, trace_id, dialect.operation, SpanKind.SERVER
-        )
+        if parent_context is not None:
+            sampling = self.sampler.should_sample(
+                parent_context, trace_id, dialect.operation, SpanKind.SERVER
+            )
+        elif self.root_decision is not None:
+            sampling = self.root_decision
+        else:
+            sampling = self.root_sampler.should_sample(
+                _NO_PARENT, trace_id, dialect.operation, SpanKind.SERVER
+            )
         sampled = sampling.decision is Decision.RECORD_AND_SAMPLE
         traced = RequestTrace(
             self, trace_id, self.ids.generate_span_id(), sampling.trace_state, parent,
