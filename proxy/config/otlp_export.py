@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -306,6 +306,12 @@ class SpanRecord(NamedTuple):
             status=self.status, start_time=self.start, end_time=self.end,
             instrumentation_scope=self.scope,
         )  # fmt: skip
+
+
+#: A `SpanRecord` from a tuple of its fields, in field order: what calling the class does,
+#: without the Python-level ``__new__`` a NamedTuple's call goes through (the event loop
+#: makes two records per request).
+new_record: Callable[[tuple[Any, ...]], SpanRecord] = functools.partial(tuple.__new__, SpanRecord)
 
 
 def _span(span: ReadableSpan | SpanRecord, cache: AttributeCache) -> bytes:

@@ -58,7 +58,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from proxy.config.otlp_export import SpanRecord
+from proxy.config.otlp_export import SpanRecord, new_record
 from proxy.config.telemetry import env_flag, provider_from_env
 from proxy.dialects import Dialect, ParsedRequest, Usage
 from proxy.dialects.base import loads_or_none
@@ -248,13 +248,13 @@ class RequestTrace:
         would add."""
         own = span_id == self.span_id  # the request's span: its parent is the app's
         tracing = self.tracing
-        tracing.emit(SpanRecord(
+        tracing.emit(new_record((
             name, self.trace_id, span_id, self.trace_state,
             self.parent_id if own else self.span_id, own and self.parent_remote, kind,
             attributes, started, time.time_ns(), status,
             () if error is None else (_exception_event(error),), tracing.resource,
             tracing.scope,
-        ))  # fmt: skip
+        )))  # fmt: skip
 
     def saw(self, event: Event) -> None:
         """One event of a streamed answer: its model and finish reasons, in any dialect.
