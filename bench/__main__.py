@@ -294,9 +294,16 @@ EXPORT_DELAY_MS = 200
 TAIL_S = 0.4
 
 
-#: The tracing ratios are near the machine's round-to-round spread: this many rounds
-#: (of half the usual length) for each of the run's rounds.
-TRACED_ROUNDS_PER_ROUND = 4
+#: The tracing ratios are near the machine's round-to-round spread (single rounds range
+#: 0.8-1.6x): this many rounds (of half the usual length) for each of the run's rounds.
+#: With 4, the median of 12 moved by about ±0.05 between runs.
+TRACED_ROUNDS_PER_ROUND = 8
+
+#: The sidecars are started afresh this many times, each set running its share of the
+#: rounds. A process keeps its own speed for life (its hash seed, where its objects and
+#: code landed): two identical sidecars read 0.98x, and "no endpoint" 0.98-1.05x, over a
+#: whole run of rounds. More rounds do not average that out; more processes do.
+TRACED_GENERATIONS = 4
 
 
 def measure_traced(
@@ -306,40 +313,45 @@ def measure_traced(
     side (`TRACED_SIDECARS`): no ``OTEL_*`` variables, all but an endpoint, exporting
     every request's spans, and a tenth of them. The same 8-client load goes to each in
     turn, in `TRACED_ROUNDS_PER_ROUND` times `rounds` rounds of half `seconds`, the
-    order turning each round; each round's CPU is divided by the baseline's in that
-    round (`Traced.ratio`: their median). The load average is read before each round."""
+    order turning each round, the sidecars started afresh `TRACED_GENERATIONS` times;
+    each round's CPU is divided by the baseline's in that round (`Traced.ratio`: their
+    median). The load average is read before each round."""
     config = write_config(workdir, upstream.port)
     sink = f"http://127.0.0.1:{upstream.port}"
-    sidecars = {
-        name: Sidecar.start(
-            config,
-            extra_env={k: v.format(sink=sink, delay=EXPORT_DELAY_MS) for k, v in env.items()},
-        )
+    envs = {
+        name: {k: v.format(sink=sink, delay=EXPORT_DELAY_MS) for k, v in env.items()}
         for name, env in TRACED_SIDECARS.items()
     }
-    cpu_us: dict[str, list[float]] = {name: [] for name in sidecars}
-    rps: dict[str, list[float]] = {name: [] for name in sidecars}
+    names = list(envs)
+    cpu_us: dict[str, list[float]] = {name: [] for name in names}
+    rps: dict[str, list[float]] = {name: [] for name in names}
     loads: list[float] = []
-    names = list(sidecars)
-    try:
-        for sidecar in sidecars.values():
-            FREE.apply(sidecar, upstream)
-            run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up
-        for number in range(TRACED_ROUNDS_PER_ROUND * rounds):
-            loads.append(os.getloadavg()[0])
-            turn = number % len(names)
-            for name in names[turn:] + names[:turn]:
-                sidecar = sidecars[name]
-                before = cpu_seconds(sidecar.proc.pid)
-                result = run_wrk(wrk, sidecar.port, connections=8, seconds=max(1, seconds // 2))
-                time.sleep(TAIL_S)
-                cpu_us[name].append(
-                    1e6 * (cpu_seconds(sidecar.proc.pid) - before) / result.requests
-                )
-                rps[name].append(result.rps)
-    finally:
-        for sidecar in sidecars.values():
-            sidecar.stop()
+    total = TRACED_ROUNDS_PER_ROUND * rounds
+    for generation in range(TRACED_GENERATIONS):
+        sidecars = {name: Sidecar.start(config, extra_env=envs[name]) for name in names}
+        try:
+            for sidecar in sidecars.values():
+                FREE.apply(sidecar, upstream)
+                run_wrk(wrk, sidecar.port, connections=8, seconds=2)  # warm-up
+            share = range(
+                generation * total // TRACED_GENERATIONS,
+                (generation + 1) * total // TRACED_GENERATIONS,
+            )
+            for number in share:
+                loads.append(os.getloadavg()[0])
+                turn = number % len(names)
+                for name in names[turn:] + names[:turn]:
+                    sidecar = sidecars[name]
+                    before = cpu_seconds(sidecar.proc.pid)
+                    result = run_wrk(wrk, sidecar.port, connections=8, seconds=max(1, seconds // 2))
+                    time.sleep(TAIL_S)
+                    cpu_us[name].append(
+                        1e6 * (cpu_seconds(sidecar.proc.pid) - before) / result.requests
+                    )
+                    rps[name].append(result.rps)
+        finally:
+            for sidecar in sidecars.values():
+                sidecar.stop()
     base = cpu_us[TRACING_BASELINE]
     traced = Traced(
         cpu_us={name: statistics.median(v) for name, v in cpu_us.items()},

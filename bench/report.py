@@ -80,8 +80,9 @@ _TRACED_NOTE = (
     "`traceidratio` 0.1 (10 %). Each request's spans: the request's and its upstream "
     "attempt's. The machine is shared and one round's ratio can be 15 % off, so there "
     "are many short rounds, each sidecar's CPU is divided by the baseline's in the same "
-    "round, the order of the sidecars turns round by round, and the figure is the median "
-    "of those ratios (the range over rounds is printed with it)."
+    "round, the order of the sidecars turns round by round, the four are started afresh "
+    "four times (a process keeps its own speed, a few percent either way, for life), and "
+    "the figure is the median of those ratios (the range over rounds is printed with it)."
 )
 
 
