@@ -16,9 +16,9 @@ processor calls) cost ~25 us per request more, and building its `ReadableSpan` a
 `SpanContext`s on the loop about 7 % of a request's CPU more (paired rounds). Sampling
 is the SDK sampler's decision, taken once per request (its children share it, as
 every standard sampler would decide; a static sampler's, always on or off, once for
-all); a request not sampled records nothing and only propagates its context. The exporter (`proxy.config.otlp_export`) and sampler read
-the standard ``OTEL_*`` variables.
-Prompt and completion text are recorded only when
+all); a request not sampled records nothing and only propagates its context. The
+exporter (`proxy.config.otlp_export`) and sampler read the standard ``OTEL_*``
+variables. Prompt and completion text are recorded only when
 ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
 """
 
