@@ -134,9 +134,9 @@ class AttributeCache:
 
     Values cached: str, int, bool and tuples of str (hashable, and equal only when
     encoded the same), at most `VALUES_PER_KEY` of them per key: past that, a key's
-    values hardly repeat (request ids, token counts) and are encoded each time, a
-    string or an int from its key's encoded field. Not floats: 0.0 == -0.0, and they are costs
-    and scores, different every time; a float's field is its key's head and 8 bytes."""
+    values hardly repeat (request ids, token counts) and are encoded each time, from
+    the key's encoded field. Not floats: 0.0 == -0.0, and they are costs and scores,
+    different every time; a float's field is its key's head and 8 bytes."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, dict[Any, bytes]] = {}
@@ -171,12 +171,11 @@ class AttributeCache:
         encoded = values.get(value_key)
         if encoded is not None:
             return encoded
-        if kind is str:
-            encoded = _key_value(self._key_field(key), _field(b"\x0a", value.encode()))
-        elif kind is int and value in _INT64:
-            encoded = _key_value(self._key_field(key), b"\x18" + _varint(value))
-        else:
+        any_value = _any_value(value)
+        if any_value is None:  # an int past int64: the stock encoder's rule (`_attribute`)
             encoded = _attribute(key, value)
+        else:
+            encoded = _key_value(self._key_field(key), any_value)
         if len(values) < VALUES_PER_KEY:
             if self._entries >= CACHE_ENTRIES:
                 self._by_key.clear()
